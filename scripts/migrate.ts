@@ -1,0 +1,17 @@
+// npm run migrate [-- --down]: brings the configured database's schema up to date (or rolls it all back).
+import { loadConfig } from '../src/config.js';
+import { migrateDown, migrateLatest, openDatabase } from '../src/store/db.js';
+
+const config = loadConfig({ argv: process.argv.slice(2) });
+const { knex, dialect } = openDatabase({ url: config.database.url, sqliteSynchronous: config.database.sqliteSynchronous });
+try {
+  if (process.argv.includes('--down')) {
+    await migrateDown(knex);
+    console.log(`rolled back every migration (${dialect})`);
+  } else {
+    const applied = await migrateLatest(knex);
+    console.log(applied.length ? `applied ${applied.join(', ')} (${dialect})` : `schema already current (${dialect})`);
+  }
+} finally {
+  await knex.destroy();
+}

@@ -1,0 +1,82 @@
+// createApp(deps): the Koa application (no listen; tests mount it on their own server).
+import Koa from 'koa';
+import Router from '@koa/router';
+import bodyParser from 'koa-bodyparser';
+import type { Deps } from './deps.js';
+import { createApi, errorResponse } from './http/api.js';
+import { MatrixError } from './http/errors.js';
+import { handlers } from './handlers/index.js';
+import { V1_BASE } from './handlers/paths.js';
+
+/** Identity servers are called from browsers (web clients do lookups and terms directly). */
+const CORS_HEADERS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE, OPTIONS',
+  'Access-Control-Allow-Headers': 'Origin, X-Requested-With, Content-Type, Accept, Authorization',
+};
+
+export async function createApp(deps: Deps): Promise<Koa> {
+  const handle = await createApi(deps, handlers);
+  const { config, log } = deps;
+  const app = new Koa();
+  app.silent = true; // errors are logged once, below
+
+  app.use(async (ctx, next) => {
+    const started = performance.now();
+    ctx.set(CORS_HEADERS);
+    try {
+      await next();
+    } catch (err) {
+      const res = errorResponse(err, deps, ctx.path);
+      ctx.status = res.status;
+      ctx.body = res.body;
+    }
+    // Path only: query strings can carry access tokens and client secrets.
+    log.debug('request', { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) });
+  });
+
+  app.use(async (ctx, next) => {
+    if (ctx.method === 'OPTIONS') {
+      ctx.status = 200;
+      ctx.body = {};
+      return;
+    }
+    if (!config.server.v1Enabled && (ctx.path === V1_BASE || ctx.path.startsWith(`${V1_BASE}/`))) {
+      throw new MatrixError(404, 'M_UNRECOGNIZED', 'The v1 identity API is disabled on this server');
+    }
+    await next();
+  });
+
+  app.use(
+    bodyParser({
+      enableTypes: ['json', 'form'],
+      jsonLimit: `${config.server.bodyLimitBytes}b`,
+      formLimit: `${config.server.bodyLimitBytes}b`,
+      strict: true,
+      // A POST without Content-Type is read as JSON (curl -d with no header, old clients).
+      detectJSON: (ctx) => ctx.method === 'POST' && !ctx.get('content-type'),
+      onerror: (err) => {
+        throw err;
+      },
+    }),
+  );
+
+  const router = new Router();
+  router.all('/_matrix/identity/{*rest}', async (ctx) => {
+    const res = await handle({
+      method: ctx.method,
+      path: ctx.path,
+      query: ctx.query,
+      headers: ctx.headers,
+      body: ctx.request.body,
+      ip: ctx.ip,
+    });
+    ctx.status = res.status;
+    ctx.body = res.body;
+  });
+  app.use(router.routes());
+  app.use(() => {
+    throw new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request');
+  });
+  return app;
+}

@@ -1,0 +1,27 @@
+// The dependencies every handler and worker receives; built once in main.ts (tests build their own).
+import type { Config } from './config.js';
+import type { KeyRing } from './keys/KeyRing.js';
+import type { Store } from './store/types.js';
+import type { Authenticator } from './http/security.js';
+import type { Logger } from './util/logger.js';
+import type { RandomBytes } from './invites/token.js';
+
+/** Signals from request handlers to background workers, sent after the transaction commits. */
+export interface Signals {
+  /** A mail-outbox row was committed: wake the mail worker now rather than on its next poll. */
+  mailQueued(): void;
+}
+
+export interface Deps {
+  config: Config;
+  store: Store;
+  keys: KeyRing;
+  auth: Authenticator;
+  log: Logger;
+  signals: Signals;
+  /** Milliseconds since the epoch; injected so tests can move time. */
+  clock: () => number;
+  random: RandomBytes;
+  /** When set (tests), every response is checked against the OpenAPI document and mismatches are recorded here. */
+  responseViolations?: string[];
+}

@@ -1,0 +1,32 @@
+// Bearer authentication for the v2 API, and the terms gate. Accounts plug in through Authenticator.
+
+export interface Account {
+  userId: string;
+}
+
+export interface AuthResult {
+  account: Account;
+  /** False while the account has not accepted every current policy. */
+  termsAccepted: boolean;
+}
+
+/** What the HTTP layer needs from accounts: map an access token to its account, or to nothing. */
+export interface Authenticator {
+  authenticate(token: string): Promise<AuthResult | undefined>;
+}
+
+/** Until accounts exist, no token is valid: every authenticated endpoint answers 401. */
+export const noAccounts: Authenticator = {
+  authenticate: () => Promise.resolve(undefined),
+};
+
+/** The access token from `Authorization: Bearer`, else the deprecated `access_token` query parameter. */
+export function accessTokenOf(headers: Record<string, string | string[] | undefined>, query: Record<string, unknown>): string | undefined {
+  const auth = headers.authorization;
+  if (typeof auth === 'string') {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (m) return m[1];
+  }
+  const q = query.access_token;
+  return typeof q === 'string' && q.length > 0 ? q : undefined;
+}

@@ -1,0 +1,8 @@
+// Invitation tokens: 32 characters of [A-Za-z0-9_-] from the CSPRNG (192 bits).
+import { randomBytes } from 'node:crypto';
+
+export type RandomBytes = (n: number) => Buffer;
+
+export function newInviteToken(random: RandomBytes = randomBytes): string {
+  return random(24).toString('base64url');
+}

@@ -1,0 +1,137 @@
+// The Store on Knex: SQLite and MySQL/MariaDB through the portable query builder.
+import type { Knex } from 'knex';
+import type { Association, InviteRecord, MailKind, NewInvite, NewMail, Store } from './types.js';
+import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
+
+interface InviteRow {
+  id: number;
+  medium: string;
+  address: string;
+  room_id: string;
+  sender: string;
+  token: string;
+  fields: string;
+  created_at: number | string;
+  expires_at: number | string;
+  public_key: string | null;
+}
+
+export class KnexStore implements Store {
+  private constructor(readonly knex: Knex, readonly dialect: Dialect) {}
+
+  /** Opens the database and brings its schema up to date. */
+  static async create(opts: DatabaseOptions): Promise<KnexStore> {
+    const { knex, dialect } = openDatabase(opts);
+    try {
+      await migrateLatest(knex);
+    } catch (err) {
+      await knex.destroy();
+      throw err;
+    }
+    return new KnexStore(knex, dialect);
+  }
+
+  async close(): Promise<void> {
+    await this.knex.destroy();
+  }
+
+  async insertInvite(invite: NewInvite, mail: NewMail): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const [id] = await trx('invites').insert({
+        medium: invite.medium,
+        address: invite.address,
+        room_id: invite.roomId,
+        sender: invite.sender,
+        token: invite.token,
+        fields: JSON.stringify(invite.fields),
+        created_at: invite.createdAt,
+        expires_at: invite.expiresAt,
+      });
+      await trx('ephemeral_keys').insert({
+        public_key: invite.ephemeralPublicKey,
+        invite_id: id,
+        created_at: invite.createdAt,
+        expires_at: invite.expiresAt,
+      });
+      await insertMail(trx, mail);
+    });
+  }
+
+  async findInviteByToken(token: string): Promise<InviteRecord | undefined> {
+    const row = (await this.knex('invites')
+      .leftJoin('ephemeral_keys', 'ephemeral_keys.invite_id', 'invites.id')
+      .select('invites.*', 'ephemeral_keys.public_key')
+      .where('invites.token', token)
+      .first()) as InviteRow | undefined;
+    return row && toInvite(row);
+  }
+
+  async isEphemeralKeyValid(publicKey: string, now: number): Promise<boolean> {
+    const row = await this.knex('ephemeral_keys').select('expires_at').where('public_key', publicKey).first();
+    return row !== undefined && Number(row.expires_at) > now;
+  }
+
+  async deleteExpiredInvites(now: number, limit: number): Promise<number> {
+    const ids = (await this.knex('invites').select('id').where('expires_at', '<=', now).limit(limit)).map((r) => r.id as number);
+    if (ids.length === 0) return 0;
+    await this.knex.transaction(async (trx) => {
+      await trx('ephemeral_keys').whereIn('invite_id', ids).delete();
+      await trx('invites').whereIn('id', ids).delete();
+    });
+    return ids.length;
+  }
+
+  async findAssociation(medium: string, address: string, now: number): Promise<Association | undefined> {
+    const row = await this.knex('associations')
+      .where({ medium, address })
+      .andWhere('not_before', '<=', now)
+      .andWhere('not_after', '>', now)
+      .first();
+    return row && {
+      medium: row.medium,
+      address: row.address,
+      mxid: row.mxid,
+      ts: Number(row.ts),
+      notBefore: Number(row.not_before),
+      notAfter: Number(row.not_after),
+    };
+  }
+
+  async insertAssociation(a: Association): Promise<void> {
+    await this.knex('associations').insert({
+      medium: a.medium,
+      address: a.address,
+      mxid: a.mxid,
+      ts: a.ts,
+      not_before: a.notBefore,
+      not_after: a.notAfter,
+    });
+  }
+}
+
+export async function insertMail(trx: Knex | Knex.Transaction, mail: NewMail): Promise<void> {
+  await trx('mail_outbox').insert({
+    kind: mail.kind satisfies MailKind,
+    recipient: mail.recipient,
+    payload: JSON.stringify(mail.payload),
+    status: 'pending',
+    attempts: 0,
+    next_attempt_at: mail.createdAt,
+    created_at: mail.createdAt,
+  });
+}
+
+function toInvite(row: InviteRow): InviteRecord {
+  return {
+    id: row.id,
+    medium: row.medium,
+    address: row.address,
+    roomId: row.room_id,
+    sender: row.sender,
+    token: row.token,
+    ephemeralPublicKey: row.public_key ?? '',
+    fields: JSON.parse(row.fields) as Record<string, unknown>,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+  };
+}

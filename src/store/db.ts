@@ -1,0 +1,75 @@
+// Opens the database named by the config: SQLite (embedded default) or MySQL/MariaDB.
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import { migrationSource } from './migrations/index.js';
+
+export type Dialect = 'sqlite' | 'mysql';
+
+export interface DatabaseOptions {
+  /** `mysql://user:pass@host:3306/db`, `mariadb://...`, `sqlite:/path/file.db`, or a plain file path. */
+  url: string;
+  /** SQLite `synchronous` pragma: FULL survives power loss; NORMAL (WAL) may lose the last commits on power loss. */
+  sqliteSynchronous?: 'full' | 'normal';
+  /** MySQL connection pool size. */
+  poolMax?: number;
+}
+
+export function dialectOf(url: string): Dialect {
+  return /^(mysql|mariadb):\/\//i.test(url) ? 'mysql' : 'sqlite';
+}
+
+export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dialect } {
+  if (dialectOf(opts.url) === 'mysql') {
+    const u = new URL(opts.url);
+    const knex = knexFactory({
+      client: 'mysql2',
+      connection: {
+        host: u.hostname,
+        port: u.port ? Number(u.port) : 3306,
+        user: decodeURIComponent(u.username),
+        password: decodeURIComponent(u.password),
+        database: decodeURIComponent(u.pathname.replace(/^\//, '')),
+        charset: 'utf8mb4',
+        supportBigNumbers: true,
+        timezone: 'Z',
+      },
+      pool: { min: 0, max: opts.poolMax ?? 8 },
+      acquireConnectionTimeout: 10_000,
+    });
+    return { knex, dialect: 'mysql' };
+  }
+  const filename = resolve(opts.url.replace(/^sqlite:(\/\/)?/i, ''));
+  mkdirSync(dirname(filename), { recursive: true });
+  const synchronous = (opts.sqliteSynchronous ?? 'full').toUpperCase();
+  const knex = knexFactory({
+    client: 'better-sqlite3',
+    connection: { filename },
+    useNullAsDefault: true,
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate: (conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) => {
+        try {
+          conn.pragma('journal_mode = WAL');
+          conn.pragma(`synchronous = ${synchronous}`);
+          conn.pragma('foreign_keys = ON');
+          conn.pragma('busy_timeout = 5000');
+          done(null, conn);
+        } catch (err) {
+          done(err as Error, conn);
+        }
+      },
+    },
+  });
+  return { knex, dialect: 'sqlite' };
+}
+
+export async function migrateLatest(knex: Knex): Promise<string[]> {
+  const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}
+
+export async function migrateDown(knex: Knex): Promise<void> {
+  await knex.migrate.rollback({ migrationSource }, true);
+}

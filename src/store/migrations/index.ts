@@ -1,0 +1,14 @@
+// The ordered list of migrations; knex reads them from here rather than from the file system,
+// so they run the same under tsx, a bundler or compiled output.
+import type { Knex } from 'knex';
+import * as m001 from './001_initial.js';
+
+const migrations: Record<string, Knex.Migration> = {
+  '001_initial': m001,
+};
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: () => Promise.resolve(Object.keys(migrations)),
+  getMigrationName: (name) => name,
+  getMigration: (name) => Promise.resolve(migrations[name]!),
+};

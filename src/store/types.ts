@@ -1,0 +1,60 @@
+// Store interfaces, one per aggregate. Rows (snake_case) never leave src/store/.
+
+export interface NewInvite {
+  medium: string;
+  /** Normalised (case-folded) address. */
+  address: string;
+  roomId: string;
+  sender: string;
+  token: string;
+  /** URL-safe unpadded base64, exactly as returned to the homeserver. */
+  ephemeralPublicKey: string;
+  /** Every field of the request (extra keys included), for email templates and onbind. */
+  fields: Record<string, unknown>;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface InviteRecord extends NewInvite {
+  id: number;
+}
+
+export type MailKind = 'invite' | 'verification';
+
+export interface NewMail {
+  kind: MailKind;
+  /** The address the message goes to, as the requester wrote it. */
+  recipient: string;
+  /** What the renderer needs; may hold secrets (the invite's ephemeral private key) until delivery. */
+  payload: Record<string, unknown>;
+  createdAt: number;
+}
+
+export interface InviteStore {
+  /** Invite + its ephemeral key + the email to the invitee, in one transaction, or nothing. */
+  insertInvite(invite: NewInvite, mail: NewMail): Promise<void>;
+  findInviteByToken(token: string): Promise<InviteRecord | undefined>;
+  /** True while the key's invitation exists and has not expired. */
+  isEphemeralKeyValid(publicKey: string, now: number): Promise<boolean>;
+  /** Deletes up to `limit` expired invitations with their keys; returns how many went. */
+  deleteExpiredInvites(now: number, limit: number): Promise<number>;
+}
+
+export interface Association {
+  medium: string;
+  address: string;
+  mxid: string;
+  ts: number;
+  notBefore: number;
+  notAfter: number;
+}
+
+export interface AssociationStore {
+  findAssociation(medium: string, address: string, now: number): Promise<Association | undefined>;
+  insertAssociation(association: Association): Promise<void>;
+}
+
+export interface Store extends InviteStore, AssociationStore {
+  readonly dialect: 'sqlite' | 'mysql';
+  close(): Promise<void>;
+}

@@ -1,0 +1,51 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+describe('loadConfig', () => {
+  it('has working defaults derived from host, port and data directory', () => {
+    const c = loadConfig({ argv: [], env: {} });
+    expect(c.server.port).toBe(8090);
+    expect(c.server.publicBaseUrl).toBe('http://127.0.0.1:8090');
+    expect(c.server.name).toBe('127.0.0.1:8090');
+    expect(c.database.url).toMatch(/data\/tessera\.sqlite$/);
+    expect(c.keys.signingKeyFile).toMatch(/data\/signing\.key$/);
+  });
+
+  it('layers file, then environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-cfg-'));
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, 'server:\n  port: 9000\n  name: is.example.org\ninvites:\n  redactChars: 1\n');
+    const c = loadConfig({ argv: ['--config', file], env: { TESSERA_PORT: '9100', TESSERA_DB_URL: 'mysql://u:p@db:3306/x', TESSERA_DATA_DIR: dir, TESSERA_PUBLIC_BASE_URL: 'https://is.example.org/' } });
+    expect(c.server.port).toBe(9100);
+    expect(c.server.name).toBe('is.example.org');
+    expect(c.server.publicBaseUrl).toBe('https://is.example.org');
+    expect(c.invites.redactChars).toBe(1);
+    expect(c.database.url).toBe('mysql://u:p@db:3306/x');
+    expect(c.keys.signingKeyFile).toBe(join(dir, 'signing.key'));
+    expect(loadConfig({ argv: [], env: { TESSERA_CONFIG: file } }).server.port).toBe(9000);
+  });
+
+  it('lists every problem in one error', () => {
+    try {
+      loadConfig({ argv: [], env: { TESSERA_PORT: 'eighty', TESSERA_V1_ENABLED: 'maybe', TESSERA_PUBLIC_BASE_URL: 'ftp://x' }, overrides: { invites: { redactChars: 0 } } });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems.join('\n');
+      expect(problems).toContain('TESSERA_PORT');
+      expect(problems).toContain('TESSERA_V1_ENABLED');
+      expect(problems).toContain('publicBaseUrl');
+      expect(problems).toContain('redactChars');
+    }
+  });
+
+  it('refuses unknown keys in the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-cfg-'));
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, 'server:\n  prot: 1\n');
+    expect(() => loadConfig({ argv: ['--config', file], env: {} })).toThrow(/prot/);
+  });
+});
