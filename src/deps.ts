@@ -5,11 +5,14 @@ import type { Store } from './store/types.js';
 import type { Authenticator } from './http/security.js';
 import type { Logger } from './util/logger.js';
 import type { RandomBytes } from './invites/token.js';
+import type { FederationClient } from './federation/types.js';
 
 /** Signals from request handlers to background workers, sent after the transaction commits. */
 export interface Signals {
   /** A mail-outbox row was committed: wake the mail worker now rather than on its next poll. */
   mailQueued(): void;
+  /** An onbind-outbox row was committed: wake the onbind worker now. */
+  onbindQueued(): void;
 }
 
 export interface Deps {
@@ -19,6 +22,8 @@ export interface Deps {
   auth: Authenticator;
   log: Logger;
   signals: Signals;
+  /** Outgoing calls to homeservers (OpenID userinfo, onbind). */
+  federation: FederationClient;
   /** Milliseconds since the epoch; injected so tests can move time. */
   clock: () => number;
   random: RandomBytes;

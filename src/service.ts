@@ -10,6 +10,7 @@ import { KnexStore } from './store/KnexStore.js';
 import { noAccounts, type Authenticator } from './http/security.js';
 import type { Logger } from './util/logger.js';
 import { Sweeper } from './workers/Sweeper.js';
+import { noFederation, type FederationClient } from './federation/types.js';
 
 export interface Service {
   deps: Deps;
@@ -22,6 +23,7 @@ export interface ServiceOptions {
   log: Logger;
   clock?: () => number;
   auth?: Authenticator;
+  federation?: FederationClient;
   responseViolations?: string[];
   /** An already-listening server to mount on (tests listen first so the public URL knows the port). */
   server?: Server;
@@ -41,7 +43,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
       oldKeys: config.keys.trustedOldKeys,
       log: opts.log,
     });
-    const signals: Signals = { mailQueued: () => {} };
+    const signals: Signals = { mailQueued: () => {}, onbindQueued: () => {} };
     return {
       config,
       store,
@@ -49,6 +51,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
       auth: opts.auth ?? noAccounts,
       log: opts.log,
       signals,
+      federation: opts.federation ?? noFederation,
       clock: opts.clock ?? Date.now,
       random: randomBytes,
       responseViolations: opts.responseViolations,
