@@ -47,6 +47,17 @@ export interface Config {
     sweepIntervalMs: number;
   };
   log: { level: LogLevel };
+  /** Outgoing calls to homeservers (OpenID userinfo, onbind). */
+  federation: {
+    /** Verify homeserver TLS certificates. Turn off only in test deployments. */
+    verifyTls: boolean;
+    /** Host names or CIDR ranges exempt from the outbound deny list (loopback, private, link-local...). */
+    allow: string[];
+    /** Deadline for one call to a homeserver (discovery excluded), in ms. */
+    requestTimeoutMs: number;
+    /** Largest homeserver response accepted, in bytes. */
+    maxResponseBytes: number;
+  };
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -69,6 +80,7 @@ export function defaults(): Config {
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], sweepIntervalMs: 3600 * 1000 },
     log: { level: 'info' },
+    federation: { verifyTls: true, allow: [], requestTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 },
   };
 }
 
@@ -90,6 +102,9 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_REDACT_CHARS', 'invites.redactChars', 'int'],
   ['TESSERA_INVITE_LIFETIME_MS', 'invites.lifetimeMs', 'int'],
   ['TESSERA_LOG_LEVEL', 'log.level', 'string'],
+  ['TESSERA_FEDERATION_VERIFY_TLS', 'federation.verifyTls', 'bool'],
+  ['TESSERA_FEDERATION_ALLOW', 'federation.allow', 'list'],
+  ['TESSERA_FEDERATION_TIMEOUT_MS', 'federation.requestTimeoutMs', 'int'],
 ];
 
 const SCHEMA = {
@@ -147,6 +162,17 @@ const SCHEMA = {
       },
     },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error', 'silent'] } } },
+    federation: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        verifyTls: { type: 'boolean' },
+        // a host name, or an IPv4/IPv6 address with an optional /prefix
+        allow: { type: 'array', items: { type: 'string', pattern: '^([A-Za-z0-9.-]+|[0-9.]+(/\\d{1,2})?|[0-9A-Fa-f:.]+(/\\d{1,3})?)$' } },
+        requestTimeoutMs: { type: 'integer', minimum: 100, maximum: 300_000 },
+        maxResponseBytes: { type: 'integer', minimum: 1024 },
+      },
+    },
   },
 };
 

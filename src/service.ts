@@ -10,7 +10,8 @@ import { KnexStore } from './store/KnexStore.js';
 import { noAccounts, type Authenticator } from './http/security.js';
 import type { Logger } from './util/logger.js';
 import { Sweeper } from './workers/Sweeper.js';
-import { noFederation, type FederationClient } from './federation/types.js';
+import type { FederationClient } from './federation/types.js';
+import { federationClientFromConfig } from './federation/client.js';
 
 export interface Service {
   deps: Deps;
@@ -51,7 +52,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
       auth: opts.auth ?? noAccounts,
       log: opts.log,
       signals,
-      federation: opts.federation ?? noFederation,
+      federation: opts.federation ?? federationClientFromConfig(config, opts.log, opts.clock),
       clock: opts.clock ?? Date.now,
       random: randomBytes,
       responseViolations: opts.responseViolations,
