@@ -58,6 +58,18 @@ export interface Config {
     /** Largest homeserver response accepted, in bytes. */
     maxResponseBytes: number;
   };
+  /** v2 accounts (/account/register with an OpenID token from the user's homeserver). */
+  accounts: {
+    /** How long an identity-server access token stays valid after registration. */
+    tokenLifetimeMs: number;
+    /** When not empty, only users of these homeservers (server names) may register. */
+    allowedServers: string[];
+  };
+  /** Terms of service users must accept before using the v2 API. */
+  terms: {
+    /** A terms file in Sydent's YAML layout; empty: no terms, no gate. */
+    file: string;
+  };
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -81,6 +93,8 @@ export function defaults(): Config {
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], sweepIntervalMs: 3600 * 1000 },
     log: { level: 'info' },
     federation: { verifyTls: true, allow: [], requestTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 },
+    accounts: { tokenLifetimeMs: 30 * DAY, allowedServers: [] },
+    terms: { file: '' },
   };
 }
 
@@ -105,6 +119,9 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_FEDERATION_VERIFY_TLS', 'federation.verifyTls', 'bool'],
   ['TESSERA_FEDERATION_ALLOW', 'federation.allow', 'list'],
   ['TESSERA_FEDERATION_TIMEOUT_MS', 'federation.requestTimeoutMs', 'int'],
+  ['TESSERA_ACCOUNT_TOKEN_LIFETIME_MS', 'accounts.tokenLifetimeMs', 'int'],
+  ['TESSERA_ACCOUNT_ALLOWED_SERVERS', 'accounts.allowedServers', 'list'],
+  ['TESSERA_TERMS_FILE', 'terms.file', 'string'],
 ];
 
 const SCHEMA = {
@@ -173,6 +190,15 @@ const SCHEMA = {
         maxResponseBytes: { type: 'integer', minimum: 1024 },
       },
     },
+    accounts: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        tokenLifetimeMs: { type: 'integer', minimum: 60_000 },
+        allowedServers: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]-]+$' } },
+      },
+    },
+    terms: { type: 'object', additionalProperties: false, properties: { file: { type: 'string' } } },
   },
 };
 

@@ -30,6 +30,13 @@ export class Sweeper {
           if (n < this.batch) break;
         }
         if (total > 0) this.log.info('deleted expired invitations', { count: total });
+        let tokens = 0;
+        for (;;) {
+          const n = await this.store.deleteExpiredAccountTokens(this.clock(), this.batch);
+          tokens += n;
+          if (n < this.batch) break;
+        }
+        if (tokens > 0) this.log.info('deleted expired access tokens', { count: tokens });
       } catch (err) {
         this.log.error('sweeping expired invitations failed', { err: err as Error });
       } finally {
