@@ -33,12 +33,24 @@ export interface Resolver {
   resolveSrv(name: string): Promise<SrvRecord[]>;
 }
 
+/** Rejects when `p` has not settled within `ms` (DNS look-ups have no deadline of their own). */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Deadline of one DNS query (A/AAAA or SRV). */
+export const DNS_TIMEOUT_MS = 5000;
+
 export const systemResolver: Resolver = {
   async lookup(host) {
-    const all = await dnsLookup(host, { all: true, verbatim: true });
+    const all = await withTimeout(dnsLookup(host, { all: true, verbatim: true }), DNS_TIMEOUT_MS, 'DNS look-up');
     return all.map((a) => a.address);
   },
-  resolveSrv: (name) => dnsResolveSrv(name),
+  resolveSrv: (name) => withTimeout(dnsResolveSrv(name), DNS_TIMEOUT_MS, 'SRV look-up'),
 };
 
 export interface TransportOptions {

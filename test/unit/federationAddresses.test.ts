@@ -95,3 +95,17 @@ describe('parseServerName', () => {
     },
   );
 });
+
+describe('DNS deadlines', () => {
+  it('withTimeout rejects a look-up that never answers, and passes a prompt one through', async () => {
+    const { withTimeout } = await import('../../src/federation/transport.js');
+    await expect(withTimeout(new Promise(() => {}), 50, 'DNS look-up')).rejects.toThrow(/timed out after 50 ms/);
+    await expect(withTimeout(Promise.resolve(['1.2.3.4']), 50, 'DNS look-up')).resolves.toEqual(['1.2.3.4']);
+  });
+
+  it('the system resolver answers for localhost (no network needed)', async () => {
+    const { systemResolver } = await import('../../src/federation/transport.js');
+    const addrs = await systemResolver.lookup('localhost');
+    expect(addrs.some((a) => a === '127.0.0.1' || a === '::1')).toBe(true);
+  });
+});
