@@ -1,5 +1,5 @@
 // The FederationClient used for OpenID userinfo and onbind: discovery + address policy + HTTPS transport.
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 import type { Logger } from '../util/logger.js';
 import { AddressPolicy } from './addresses.js';
 import { Discovery, type WellKnownOptions } from './discovery.js';
@@ -89,12 +89,17 @@ export class HttpFederationClient implements FederationClient {
 /** The client the service uses, from the `federation` config section. */
 export function federationClientFromConfig(config: Config, log?: Logger, clock?: () => number): HttpFederationClient {
   const f = config.federation;
-  return new HttpFederationClient({
-    verifyTls: f.verifyTls,
-    allow: f.allow,
-    timeoutMs: f.requestTimeoutMs,
-    maxResponseBytes: f.maxResponseBytes,
-    clock,
-    log,
-  });
+  try {
+    return new HttpFederationClient({
+      verifyTls: f.verifyTls,
+      allow: f.allow,
+      timeoutMs: f.requestTimeoutMs,
+      maxResponseBytes: f.maxResponseBytes,
+      clock,
+      log,
+    });
+  } catch (err) {
+    // A malformed allow-list entry (e.g. 10.0.0.0/40) is an operator error: report it like one.
+    throw new ConfigError([(err as Error).message]);
+  }
 }

@@ -17,6 +17,11 @@ describe('federation config', () => {
     expect(client).toBeDefined();
   });
 
+  it('reports an allow entry the schema lets through but the policy cannot parse as a configuration error', () => {
+    const c = loadConfig({ argv: [], env: { TESSERA_FEDERATION_ALLOW: '10.0.0.0/40' } });
+    expect(() => federationClientFromConfig(c)).toThrow(/invalid configuration[\s\S]*10\.0\.0\.0\/40/);
+  });
+
   it('refuses a malformed allow entry', () => {
     expect(() => loadConfig({ argv: [], env: { TESSERA_FEDERATION_ALLOW: 'http://x/' } })).toThrow(/federation\.allow/);
     expect(() => loadConfig({ argv: [], env: { TESSERA_FEDERATION_VERIFY_TLS: 'maybe' } })).toThrow(/TESSERA_FEDERATION_VERIFY_TLS/);
