@@ -237,6 +237,111 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/_matrix/identity/v2/account/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange an OpenID token for an access token
+         * @description The body is the OpenID token the user's homeserver issued
+         *     (`/openid/request_token`). Tessera resolves `matrix_server_name`
+         *     with the Matrix server-discovery rules and calls its
+         *     `GET /_matrix/federation/v1/openid/userinfo?access_token=...`
+         *     over HTTPS; the `sub` it answers must belong to
+         *     `matrix_server_name`. The answer carries a new access token for
+         *     that user, under both `token` (the specification's name) and
+         *     `access_token` (what older clients read). Tokens expire after the
+         *     configured lifetime (`accounts.tokenLifetimeMs`).
+         *
+         *     Errors: `M_MISSING_PARAMS`/`M_INVALID_PARAM` (malformed body or
+         *     server name), `401 M_UNAUTHORIZED` (the homeserver refused the
+         *     OpenID token), `403 M_UNAUTHORIZED` (`sub` is on another server,
+         *     the homeserver is not on the operator's allow list, or it resolves
+         *     only to addresses Tessera never calls), `502 M_UNKNOWN` (the
+         *     homeserver could not be reached or answered nonsense).
+         */
+        post: operations["registerAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The user an access token belongs to
+         * @description Reachable before the terms are accepted. An unknown or expired token answers `401 M_UNKNOWN_TOKEN` (clients then register again).
+         */
+        get: operations["getAccount"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/account/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Invalidate the access token
+         * @description Reachable before the terms are accepted. An unknown or expired token answers `401 M_UNKNOWN_TOKEN`.
+         */
+        post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/terms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The terms of service offered by the server
+         * @description Public. Read from the operator's terms file (Sydent's layout);
+         *     without one, `policies` is empty and no terms gate applies.
+         */
+        get: operations["getTerms"];
+        put?: never;
+        /**
+         * Accept policies by URL
+         * @description Accepting the URL of any one language of a policy version accepts
+         *     that version in every language. Acceptances accumulate: clients
+         *     need not resend earlier ones. URLs of no current policy are
+         *     ignored. Until every current policy is accepted, authenticated
+         *     endpoints other than `/terms` and `/account*` answer
+         *     `403 M_TERMS_NOT_SIGNED`.
+         */
+        post: operations["agreeToTerms"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -312,6 +417,49 @@ export interface components {
             public_key: components["schemas"]["Base64Key"];
             /** @description The address redacted so that it does not leak, e.g. `ali...@exa...`. */
             display_name: string;
+        };
+        /** @description An OpenID token from the user's homeserver, as `/openid/request_token` returned it. */
+        OpenIdToken: {
+            /** @description The OpenID access token, passed to the homeserver's userinfo endpoint. */
+            access_token: string;
+            /** @description Always `Bearer`. */
+            token_type?: string;
+            /** @description The homeserver that issued the token, and must vouch for the user. */
+            matrix_server_name: string;
+            /** @description Seconds the OpenID token stays valid. */
+            expires_in?: number;
+        } & {
+            [key: string]: unknown;
+        };
+        RegisterResponse: {
+            /** @description The access token for future requests (`Authorization: Bearer`). */
+            token: string;
+            /** @description The same token (older clients read this name). */
+            access_token: string;
+        };
+        AccountResponse: {
+            /** @description The Matrix user ID the token was issued to. */
+            user_id: string;
+        };
+        TermsResponse: {
+            /** @description Policy id -> policy. */
+            policies: {
+                [key: string]: {
+                    /** @description The policy's current version. */
+                    version: string;
+                } & {
+                    [key: string]: {
+                        name: string;
+                        url: string;
+                    };
+                };
+            };
+        };
+        AgreeToTermsRequest: {
+            /** @description URLs of the policies (in the language shown to the user) being accepted. */
+            user_accepts: string[];
+        } & {
+            [key: string]: unknown;
         };
     };
     responses: {
@@ -425,6 +573,55 @@ export interface components {
         };
         /** @description `M_UNKNOWN`: an unexpected server error. The details are in the server log, never in the body. */
         Unknown: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description `M_NOT_JSON`, `M_MISSING_PARAMS` (`error` lists the missing fields) or `M_INVALID_PARAM`. */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description `M_UNAUTHORIZED` (no access token) or `M_UNKNOWN_TOKEN` (a token this server does not know, logged out or expired). */
+        UnknownToken: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description `M_UNAUTHORIZED`: the homeserver did not accept the OpenID token. */
+        OpenIdRejected: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /**
+         * @description `M_UNAUTHORIZED`: the homeserver vouched for a user of another
+         *     server, is not on the operator's allow list, or resolves only to
+         *     addresses Tessera never calls (loopback, private ranges...).
+         */
+        RegisterForbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description `M_UNKNOWN`: the homeserver could not be reached in time, or its answer was not a valid userinfo response. */
+        HomeserverUnavailable: {
             headers: {
                 [name: string]: unknown;
             };
@@ -650,6 +847,156 @@ export interface operations {
         responses: {
             200: components["responses"]["Validity"];
             400: components["responses"]["MissingParams"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    registerAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "access_token": "SomeT0kenHere",
+                 *       "token_type": "Bearer",
+                 *       "matrix_server_name": "example.org",
+                 *       "expires_in": 3600
+                 *     }
+                 */
+                "application/json": components["schemas"]["OpenIdToken"];
+            };
+        };
+        responses: {
+            /** @description The new access token. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "token": "abc123_OpaqueString",
+                     *       "access_token": "abc123_OpaqueString"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RegisterResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OpenIdRejected"];
+            403: components["responses"]["RegisterForbidden"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+            502: components["responses"]["HomeserverUnavailable"];
+        };
+    };
+    getAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The token's user. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "user_id": "@alice:example.org"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AccountResponse"];
+                };
+            };
+            401: components["responses"]["UnknownToken"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["EmptyObject"];
+            401: components["responses"]["UnknownToken"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    getTerms: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every current policy, keyed by policy id, with its version and one entry per language. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "policies": {
+                     *         "terms_of_service": {
+                     *           "version": "2.0",
+                     *           "en": {
+                     *             "name": "Terms of Service",
+                     *             "url": "https://example.org/terms-2.0-en.html"
+                     *           },
+                     *           "fr": {
+                     *             "name": "Conditions d'utilisation",
+                     *             "url": "https://example.org/terms-2.0-fr.html"
+                     *           }
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TermsResponse"];
+                };
+            };
+            500: components["responses"]["Unknown"];
+        };
+    };
+    agreeToTerms: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "user_accepts": [
+                 *         "https://example.org/terms-2.0-en.html"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["AgreeToTermsRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["EmptyObject"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["TooLarge"];
             500: components["responses"]["Unknown"];
         };
     };

@@ -24,4 +24,9 @@ export declare const operations: {
   "isPubKeyValidV1": OperationValidators;
   "isEphemeralPubKeyValid": OperationValidators;
   "isEphemeralPubKeyValidV1": OperationValidators;
+  "registerAccount": OperationValidators;
+  "getAccount": OperationValidators;
+  "logout": OperationValidators;
+  "getTerms": OperationValidators;
+  "agreeToTerms": OperationValidators;
 };

@@ -171,7 +171,7 @@ async function buildTypes(file: string): Promise<string> {
 
 async function main(): Promise<void> {
   const outputs: Record<string, string> = {};
-  for (const name of ['identity']) {
+  for (const name of ['identity', 'homeserver']) {
     const file = join(root, 'openapi', `${name}.yaml`);
     if (!existsSync(file)) continue;
     outputs[`generated/${name}.types.ts`] = await buildTypes(file);

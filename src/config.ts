@@ -56,6 +56,29 @@ export interface Config {
     storeInvitePerAddress: number;
   };
   log: { level: LogLevel };
+  /** Outgoing calls to homeservers (OpenID userinfo, onbind). */
+  federation: {
+    /** Verify homeserver TLS certificates. Turn off only in test deployments. */
+    verifyTls: boolean;
+    /** Host names or CIDR ranges exempt from the outbound deny list (loopback, private, link-local...). */
+    allow: string[];
+    /** Deadline for one call to a homeserver (discovery excluded), in ms. */
+    requestTimeoutMs: number;
+    /** Largest homeserver response accepted, in bytes. */
+    maxResponseBytes: number;
+  };
+  /** v2 accounts (/account/register with an OpenID token from the user's homeserver). */
+  accounts: {
+    /** How long an identity-server access token stays valid after registration. */
+    tokenLifetimeMs: number;
+    /** When not empty, only users of these homeservers (server names) may register. */
+    allowedServers: string[];
+  };
+  /** Terms of service users must accept before using the v2 API. */
+  terms: {
+    /** A terms file in Sydent's YAML layout; empty: no terms, no gate. */
+    file: string;
+  };
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -80,6 +103,9 @@ export function defaults(): Config {
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
     rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10 },
     log: { level: 'info' },
+    federation: { verifyTls: true, allow: [], requestTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 },
+    accounts: { tokenLifetimeMs: 30 * DAY, allowedServers: [] },
+    terms: { file: '' },
   };
 }
 
@@ -106,6 +132,12 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_RATELIMIT_INVITES_PER_SENDER', 'rateLimits.storeInvitePerSender', 'int'],
   ['TESSERA_RATELIMIT_INVITES_PER_ADDRESS', 'rateLimits.storeInvitePerAddress', 'int'],
   ['TESSERA_LOG_LEVEL', 'log.level', 'string'],
+  ['TESSERA_FEDERATION_VERIFY_TLS', 'federation.verifyTls', 'bool'],
+  ['TESSERA_FEDERATION_ALLOW', 'federation.allow', 'list'],
+  ['TESSERA_FEDERATION_TIMEOUT_MS', 'federation.requestTimeoutMs', 'int'],
+  ['TESSERA_ACCOUNT_TOKEN_LIFETIME_MS', 'accounts.tokenLifetimeMs', 'int'],
+  ['TESSERA_ACCOUNT_ALLOWED_SERVERS', 'accounts.allowedServers', 'list'],
+  ['TESSERA_TERMS_FILE', 'terms.file', 'string'],
 ];
 
 const SCHEMA = {
@@ -174,6 +206,26 @@ const SCHEMA = {
       },
     },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error', 'silent'] } } },
+    federation: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        verifyTls: { type: 'boolean' },
+        // a host name, or an IPv4/IPv6 address with an optional /prefix
+        allow: { type: 'array', items: { type: 'string', pattern: '^([A-Za-z0-9.-]+|[0-9.]+(/\\d{1,2})?|[0-9A-Fa-f:.]+(/\\d{1,3})?)$' } },
+        requestTimeoutMs: { type: 'integer', minimum: 100, maximum: 300_000 },
+        maxResponseBytes: { type: 'integer', minimum: 1024 },
+      },
+    },
+    accounts: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        tokenLifetimeMs: { type: 'integer', minimum: 60_000 },
+        allowedServers: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]-]+$' } },
+      },
+    },
+    terms: { type: 'object', additionalProperties: false, properties: { file: { type: 'string' } } },
   },
 };
 

@@ -7,6 +7,7 @@ import type { Logger } from './util/logger.js';
 import type { RandomBytes } from './invites/token.js';
 import type { FederationClient } from './federation/types.js';
 import type { RateLimiter } from './ratelimit/RateLimiter.js';
+import type { Terms } from './accounts/terms.js';
 
 /** Signals from request handlers to background workers, sent after the transaction commits. */
 export interface Signals {
@@ -29,6 +30,8 @@ export interface Deps {
   /** Milliseconds since the epoch; injected so tests can move time. */
   clock: () => number;
   random: RandomBytes;
+  /** The current terms of service (empty when no terms file is configured). */
+  terms: Terms;
   /** When set (tests), every response is checked against the OpenAPI document and mismatches are recorded here. */
   responseViolations?: string[];
 }

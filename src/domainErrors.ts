@@ -9,7 +9,9 @@ export type DomainErrorCode =
   | 'not_found'
   | 'unknown_token'
   | 'invalid_param'
-  | 'rate_limited';
+  | 'rate_limited'
+  | 'openid_rejected'
+  | 'homeserver_unavailable';
 
 export class DomainError extends Error {
   constructor(

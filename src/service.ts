@@ -7,10 +7,14 @@ import type { Deps, Signals } from './deps.js';
 import { createApp } from './app.js';
 import { KeyRing } from './keys/KeyRing.js';
 import { KnexStore } from './store/KnexStore.js';
-import { noAccounts, type Authenticator } from './http/security.js';
+import type { Authenticator } from './http/security.js';
 import type { Logger } from './util/logger.js';
 import { Sweeper } from './workers/Sweeper.js';
-import { noFederation, type FederationClient } from './federation/types.js';
+import type { FederationClient } from './federation/types.js';
+import { federationClientFromConfig } from './federation/client.js';
+import { ConfigError } from './config.js';
+import { Terms, TermsError } from './accounts/terms.js';
+import { AccountAuthenticator } from './accounts/accounts.js';
 import { RateLimiter } from './ratelimit/RateLimiter.js';
 
 export interface Service {
@@ -31,6 +35,12 @@ export interface ServiceOptions {
 }
 
 export async function buildDeps(config: Config, opts: ServiceOptions): Promise<Deps> {
+  let terms: Terms;
+  try {
+    terms = Terms.load(config.terms.file);
+  } catch (err) {
+    throw err instanceof TermsError ? new ConfigError([err.message]) : err;
+  }
   const store = await KnexStore.create({
     url: config.database.url,
     sqliteSynchronous: config.database.sqliteSynchronous,
@@ -50,14 +60,15 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
       config,
       store,
       keys,
-      auth: opts.auth ?? noAccounts,
+      auth: opts.auth ?? new AccountAuthenticator(store, terms, clock),
       log: opts.log,
       signals,
-      federation: opts.federation ?? noFederation,
+      federation: opts.federation ?? federationClientFromConfig(config, opts.log, clock),
       limiter: new RateLimiter(store, clock, config.rateLimits.windowMs),
       clock,
       random: randomBytes,
       responseViolations: opts.responseViolations,
+      terms,
     };
   } catch (err) {
     await store.close();

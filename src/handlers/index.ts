@@ -4,6 +4,7 @@ import type { Handler, OperationId } from '../http/types.js';
 import { handleStoreInvite } from './storeInvite.js';
 import { handleGetPubKey, handleIsEphemeralPubKeyValid, handleIsPubKeyValid } from './pubkey.js';
 import { handleGetStatus, handleGetVersions } from './status.js';
+import { handleAgreeToTerms, handleGetAccount, handleGetTerms, handleLogout, handleRegisterAccount } from './accounts.js';
 
 export type HandlerTable = { [Op in OperationId]: Handler<Op, Deps> };
 
@@ -19,4 +20,9 @@ export const handlers: HandlerTable = {
   isPubKeyValidV1: handleIsPubKeyValid,
   isEphemeralPubKeyValid: handleIsEphemeralPubKeyValid,
   isEphemeralPubKeyValidV1: handleIsEphemeralPubKeyValid,
+  registerAccount: handleRegisterAccount,
+  getAccount: handleGetAccount,
+  logout: handleLogout,
+  getTerms: handleGetTerms,
+  agreeToTerms: handleAgreeToTerms,
 };

@@ -38,6 +38,9 @@ function withoutNulls(body: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/** Operations whose unknown (or expired) token answers `401 M_UNKNOWN_TOKEN` rather than `M_UNAUTHORIZED` (spec: /account, /account/logout). */
+const UNKNOWN_TOKEN_OPERATIONS: ReadonlySet<string> = new Set(['getAccount', 'logout']);
+
 interface Trace {
   operationId?: OperationId;
 }
@@ -84,7 +87,11 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
     if (meta.secured) {
       const token = accessTokenOf(req.headers, req.query);
       const auth = token === undefined ? undefined : await deps.auth.authenticate(token);
-      if (!auth) throw new MatrixError(401, 'M_UNAUTHORIZED', 'Unauthorized');
+      if (!auth) {
+        // The account endpoints tell a client its token is gone (logged out, expired), so it registers again.
+        if (token !== undefined && UNKNOWN_TOKEN_OPERATIONS.has(op)) throw new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Unrecognised access token');
+        throw new MatrixError(401, 'M_UNAUTHORIZED', 'Unauthorized');
+      }
       if (!auth.termsAccepted && !meta.termsExempt) {
         throw new MatrixError(403, 'M_TERMS_NOT_SIGNED', 'Terms not signed');
       }

@@ -28,6 +28,8 @@ const DOMAIN_TABLE: Record<DomainErrorCode, [number, string]> = {
   unknown_token: [404, 'M_UNRECOGNIZED'],
   invalid_param: [400, 'M_INVALID_PARAM'],
   rate_limited: [429, 'M_LIMIT_EXCEEDED'],
+  openid_rejected: [401, 'M_UNAUTHORIZED'],
+  homeserver_unavailable: [502, 'M_UNKNOWN'],
 };
 
 /** Maps anything thrown to a Matrix error; undefined for unexpected errors (they become 500). */

@@ -1,6 +1,7 @@
 // The Store on Knex: SQLite and MySQL/MariaDB through the portable query builder.
 import type { Knex } from 'knex';
-import type { Association, InviteRecord, MailKind, NewInvite, NewMail, Store } from './types.js';
+import type { AcceptedPolicy, AccountToken, Association, InviteRecord, MailKind, NewInvite, NewMail, Store } from './types.js';
+import { KnexAccountStore } from './KnexAccountStore.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 
 interface InviteRow {
@@ -125,6 +126,30 @@ export class KnexStore implements Store {
 
   async deleteRateLimitsBefore(before: number): Promise<number> {
     return this.knex('rate_limits').where('window_start', '<', before).delete();
+  }
+
+  // AccountStore (accounts and terms): src/store/KnexAccountStore.ts
+  private accountStore?: KnexAccountStore;
+  private get accounts(): KnexAccountStore {
+    return (this.accountStore ??= new KnexAccountStore(this.knex));
+  }
+  insertAccountToken(t: AccountToken): Promise<void> {
+    return this.accounts.insertAccountToken(t);
+  }
+  findAccountToken(tokenHash: string, now: number): Promise<AccountToken | undefined> {
+    return this.accounts.findAccountToken(tokenHash, now);
+  }
+  deleteAccountToken(tokenHash: string): Promise<boolean> {
+    return this.accounts.deleteAccountToken(tokenHash);
+  }
+  deleteExpiredAccountTokens(now: number, limit: number): Promise<number> {
+    return this.accounts.deleteExpiredAccountTokens(now, limit);
+  }
+  acceptPolicies(userId: string, accepted: AcceptedPolicy[], now: number): Promise<void> {
+    return this.accounts.acceptPolicies(userId, accepted, now);
+  }
+  acceptedPolicies(userId: string): Promise<AcceptedPolicy[]> {
+    return this.accounts.acceptedPolicies(userId);
   }
 }
 

@@ -54,6 +54,33 @@ export interface AssociationStore {
   insertAssociation(association: Association): Promise<void>;
 }
 
+export interface AccountToken {
+  /** sha256 of the access token, hex; the token itself is never stored. */
+  tokenHash: string;
+  userId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface AcceptedPolicy {
+  policy: string;
+  version: string;
+}
+
+export interface AccountStore {
+  insertAccountToken(token: AccountToken): Promise<void>;
+  /** The token's row while it has not expired. */
+  findAccountToken(tokenHash: string, now: number): Promise<AccountToken | undefined>;
+  /** True when a row was deleted. */
+  deleteAccountToken(tokenHash: string): Promise<boolean>;
+  /** Deletes up to `limit` expired tokens; returns how many went. */
+  deleteExpiredAccountTokens(now: number, limit: number): Promise<number>;
+  /** Records accepted policy versions for a user; accepting one again changes nothing. */
+  acceptPolicies(userId: string, accepted: AcceptedPolicy[], now: number): Promise<void>;
+  acceptedPolicies(userId: string): Promise<AcceptedPolicy[]>;
+}
+
+
 export interface RateLimitStore {
   /**
    * Counts one hit on each bucket in the fixed window starting at `windowStart` (a bucket last
@@ -64,7 +91,7 @@ export interface RateLimitStore {
   deleteRateLimitsBefore(before: number): Promise<number>;
 }
 
-export interface Store extends InviteStore, AssociationStore, RateLimitStore {
+export interface Store extends InviteStore, AssociationStore, AccountStore, RateLimitStore {
   readonly dialect: 'sqlite' | 'mysql';
   close(): Promise<void>;
 }

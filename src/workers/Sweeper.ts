@@ -1,5 +1,5 @@
-// Deletes expired invitations (with their ephemeral keys) and finished rate-limit windows in
-// batches, so no table grows without bound.
+// Deletes expired invitations (with their ephemeral keys), expired access tokens and finished
+// rate-limit windows in batches, so no table grows without bound.
 import type { Deps } from '../deps.js';
 
 export class Sweeper {
@@ -17,18 +17,24 @@ export class Sweeper {
     this.timer.unref();
   }
 
-  /** One pass: deletes batches until none is full. Overlapping calls share one pass. */
+  /** Runs `deleteBatch` until a batch comes back short; returns the total deleted. */
+  private async drain(what: string, deleteBatch: (now: number, limit: number) => Promise<number>): Promise<void> {
+    let total = 0;
+    for (;;) {
+      const n = await deleteBatch(this.deps.clock(), this.batch);
+      total += n;
+      if (n < this.batch) break;
+    }
+    if (total > 0) this.deps.log.info(`deleted ${what}`, { count: total });
+  }
+
+  /** One pass over every table. Overlapping calls share one pass. */
   sweepOnce(): Promise<void> {
-    const { store, log, clock, limiter } = this.deps;
+    const { store, log, limiter } = this.deps;
     this.running ??= (async () => {
       try {
-        let total = 0;
-        for (;;) {
-          const n = await store.deleteExpiredInvites(clock(), this.batch);
-          total += n;
-          if (n < this.batch) break;
-        }
-        if (total > 0) log.info('deleted expired invitations', { count: total });
+        await this.drain('expired invitations', (now, limit) => store.deleteExpiredInvites(now, limit));
+        await this.drain('expired access tokens', (now, limit) => store.deleteExpiredAccountTokens(now, limit));
         await limiter.sweep();
       } catch (err) {
         log.error('sweeping expired rows failed', { err: err as Error });

@@ -1,0 +1,34 @@
+// openapi/homeserver.yaml (what Tessera calls on homeservers) is a valid document with current validators.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { operations } from '../../generated/homeserver.validators.js';
+
+const doc = parse(readFileSync(new URL('../../openapi/homeserver.yaml', import.meta.url), 'utf8'));
+
+describe('openapi/homeserver.yaml', () => {
+  it('is a valid OpenAPI 3.1 document', async () => {
+    const validator = new Validator();
+    const result = await validator.validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+  });
+
+  it('has generated validators for exactly the documented operations', () => {
+    const ids = Object.values<any>(doc.paths).flatMap((item) => Object.values<any>(item).map((op) => op.operationId));
+    expect(Object.keys(operations).sort()).toEqual(ids.sort());
+  });
+
+  it('accepts the answers the Matrix spec shows, and refuses malformed ones', () => {
+    const wk = operations.getWellKnownServer.responses['200']!;
+    expect(wk({ 'm.server': 'matrix.example.org:443' })).toBe(true);
+    expect(wk({ 'm.server': 7 })).toBe(false);
+    expect(wk({})).toBe(false);
+    const userinfo = operations.getOpenIdUserInfo.responses['200']!;
+    expect(userinfo({ sub: '@alice:example.org' })).toBe(true);
+    expect(userinfo({ sub: 'alice' })).toBe(false);
+    expect(operations.getOpenIdUserInfo.query!({ access_token: 'abc' })).toBe(true);
+    expect(operations.getOpenIdUserInfo.query!({})).toBe(false);
+  });
+});
