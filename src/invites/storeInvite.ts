@@ -7,6 +7,7 @@ import { isPlainMailbox, normaliseAddress, serverNameOf } from '../util/threepid
 import { redactForLog } from '../util/logger.js';
 import { redactEmail } from './redact.js';
 import { newInviteToken } from './token.js';
+import { resolveBrand } from '../mail/brand.js';
 
 export interface InvitationInput {
   medium: string;
@@ -27,6 +28,8 @@ export interface StoreInviteContext {
   version: 'v1' | 'v2';
   /** v2: the token's user, already checked to equal `sender`. */
   verifiedSender?: string;
+  /** The request's `brand` query parameter (issue 3): kept only when that template folder exists. */
+  brand?: string;
 }
 
 /** Checks run in the order of the wire contract's table; nothing is written unless all pass. */
@@ -76,6 +79,7 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
         ephemeralPrivateKey: encodeUrlSafe(pair.seed),
         version: ctx.version,
         verifiedSender: ctx.verifiedSender ?? null,
+        brand: resolveBrand(config.mail, ctx.brand),
       },
       createdAt: now,
     },

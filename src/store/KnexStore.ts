@@ -1,7 +1,8 @@
 // The Store on Knex: SQLite and MySQL/MariaDB through the portable query builder.
 import type { Knex } from 'knex';
-import type { Association, InviteRecord, MailKind, NewInvite, NewMail, Store } from './types.js';
+import type { Association, InviteRecord, MailJob, MailKind, NewInvite, NewMail, Store } from './types.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
+import { KnexMailStore } from './KnexMailStore.js';
 
 interface InviteRow {
   id: number;
@@ -17,7 +18,9 @@ interface InviteRow {
 }
 
 export class KnexStore implements Store {
-  private constructor(readonly knex: Knex, readonly dialect: Dialect) {}
+  private constructor(readonly knex: Knex, readonly dialect: Dialect) {
+    this.mail = new KnexMailStore(knex, dialect);
+  }
 
   /** Opens the database and brings its schema up to date. */
   static async create(opts: DatabaseOptions): Promise<KnexStore> {
@@ -106,6 +109,26 @@ export class KnexStore implements Store {
       not_before: a.notBefore,
       not_after: a.notAfter,
     });
+  }
+  // Mail outbox (issue 3): implemented in KnexMailStore.
+  private readonly mail: KnexMailStore;
+  claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]> {
+    return this.mail.claimDueMail(worker, now, leaseMs, limit);
+  }
+  markMailSent(id: number, worker: string, now: number, payload: Record<string, unknown>): Promise<boolean> {
+    return this.mail.markMailSent(id, worker, now, payload);
+  }
+  markMailRetry(id: number, worker: string, nextAttemptAt: number, error: string): Promise<boolean> {
+    return this.mail.markMailRetry(id, worker, nextAttemptAt, error);
+  }
+  markMailFailed(id: number, worker: string, now: number, error: string, payload: Record<string, unknown>): Promise<boolean> {
+    return this.mail.markMailFailed(id, worker, now, error, payload);
+  }
+  nextMailDueAt(): Promise<number | undefined> {
+    return this.mail.nextMailDueAt();
+  }
+  deleteFinishedMail(before: number, limit: number): Promise<number> {
+    return this.mail.deleteFinishedMail(before, limit);
   }
 }
 
