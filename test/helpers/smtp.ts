@@ -8,6 +8,8 @@ export interface ReceivedMail {
   raw: Buffer;
   parsed: ParsedMail;
   at: number;
+  /** The session was encrypted (implicit TLS or STARTTLS). */
+  secure: boolean;
 }
 
 export interface TestSmtp {
@@ -25,6 +27,8 @@ export interface TestSmtpOptions {
   port?: number;
   /** Return [code, text] to reject a recipient. */
   rcpt?: (address: string, seen: number) => [number, string] | undefined;
+  /** `tls`: TLS from the first byte; `starttls`: offer STARTTLS. Both use smtp-server's built-in self-signed certificate. */
+  tls?: 'none' | 'starttls' | 'tls';
 }
 
 /** A loopback port that nothing listens on (yet). */
@@ -52,9 +56,9 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
   const connections: number[] = [];
   const rcpts: string[] = [];
   const server = new SMTPServer({
-    secure: false,
+    secure: opts.tls === 'tls',
     authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
+    disabledCommands: opts.tls === 'starttls' || opts.tls === 'tls' ? ['AUTH'] : ['STARTTLS', 'AUTH'],
     logger: false,
     disableReverseLookup: true,
     size: 1024 * 1024,
@@ -79,7 +83,7 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
         };
         simpleParser(raw).then(
           (parsed) => {
-            messages.push({ envelope, raw, parsed, at: Date.now() });
+            messages.push({ envelope, raw, parsed, at: Date.now(), secure: Boolean(session.secure) });
             cb();
           },
           (err: Error) => cb(err),
@@ -92,7 +96,7 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
     server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
   });
   // The TCP accept is when a delivery attempt starts (smtp-server greets 100 ms later).
-  server.server.on('connection', () => connections.push(Date.now()));
+  server.server.on(opts.tls === 'tls' ? 'secureConnection' : 'connection', () => connections.push(Date.now()));
   const port = (server.server.address() as AddressInfo).port;
   return {
     port,

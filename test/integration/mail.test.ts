@@ -326,3 +326,40 @@ describe.each(testDatabases())('mail without SMTP on $name', (db: TestDatabase) 
     }
   });
 });
+
+describe('SMTP TLS modes', () => {
+  // smtp-server's built-in certificate is self-signed: verification must refuse it unless turned off.
+  for (const tls of ['tls', 'starttls'] as const) {
+    it(`${tls}: encrypts, and verifies the certificate unless told not to`, async () => {
+      const db = testDatabases()[0]!;
+      const { url, dispose } = await db.create();
+      const smtp = await startSmtp({ tls });
+      let strict: TestServer | undefined = await startTestServer({ dbUrl: url, overrides: smtpConfig(smtp.port, { smtp: { host: '127.0.0.1', port: smtp.port, tls } }) });
+      let relaxed: TestServer | undefined;
+      try {
+        await strict.call('POST', `${V1}/store-invite`, invite(`${tls}@example.org`));
+        const row = await until(async () => {
+          const r = await outboxRow(strict!, `${tls}@example.org`);
+          return r && r.last_error ? r : undefined;
+        });
+        expect(row.status).toBe('pending');
+        expect(row.last_error).toMatch(/certificate|self[- ]signed/i);
+        expect(smtp.messages).toHaveLength(0);
+        await strict.stop();
+        strict = undefined;
+        relaxed = await startTestServer({
+          dbUrl: url,
+          overrides: smtpConfig(smtp.port, { smtp: { host: '127.0.0.1', port: smtp.port, tls, verifyCertificates: false } }),
+        });
+        const [mail] = await smtp.waitFor(1);
+        expect(mail!.secure).toBe(true);
+        expect(mail!.envelope.to).toEqual([`${tls}@example.org`]);
+      } finally {
+        await strict?.stop();
+        await relaxed?.stop();
+        await smtp.stop();
+        await dispose();
+      }
+    });
+  }
+});
