@@ -348,8 +348,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 /** Cross-field mail rules the schema cannot say (issue 3). */
 function mailProblems(merged: Record<string, unknown>): string[] {
   const mail = merged.mail as Partial<MailConfig> | undefined;
-  if (!mail?.smtp?.host) return [];
-  return mail.from ? [] : ['mail.from: a From address is required when mail.smtp.host is set (TESSERA_MAIL_FROM)'];
+  if (!mail?.from) return mail?.smtp?.host ? ['mail.from: a From address is required when mail.smtp.host is set (TESSERA_MAIL_FROM)'] : [];
+  const plain = /^[^<>@\s]+@[^<>@\s]+$/;
+  const named = /^[^<>]*<[^<>@\s]+@[^<>@\s]+>$/;
+  return plain.test(mail.from.trim()) || named.test(mail.from.trim()) ? [] : ['mail.from: must be an address or "Name <address>"'];
 }
 
 /** Fills in the settings derived from others. */

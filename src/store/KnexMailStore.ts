@@ -42,7 +42,9 @@ export class KnexMailStore implements MailOutboxStore {
         .andWhere({ locked_by: worker, locked_until: until })
         .orderBy('id')) as MailRow[];
       return rows.map(toJob);
-    });
+      // READ COMMITTED on MySQL/MariaDB: the locking read then locks only the rows it returns, not the gaps
+      // around them, so store-invite's inserts into the same index range never wait for a claim.
+    }, this.dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined);
   }
 
   async markMailSent(id: number, worker: string, now: number, payload: Record<string, unknown>): Promise<boolean> {

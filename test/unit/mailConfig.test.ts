@@ -45,6 +45,10 @@ describe('mail configuration', () => {
 
   it('requires a From address with SMTP, and refuses bad values', () => {
     expect(() => loadConfig({ argv: [], env: { TESSERA_SMTP_HOST: 'smtp.example.org' } })).toThrow(/From address is required/);
+    for (const from of ['nobody', 'a@b@c', 'Name <nobody>', '<a@b.example> trailing']) {
+      expect(() => loadConfig({ argv: [], env: { TESSERA_MAIL_FROM: from } }), from).toThrow(/must be an address/);
+    }
+    expect(loadConfig({ argv: [], env: { TESSERA_MAIL_FROM: 'is@example.org' } }).mail.from).toBe('is@example.org');
     try {
       loadConfig({ argv: [], env: { TESSERA_SMTP_TLS: 'ssl', TESSERA_WEB_CLIENT_URL: 'javascript:alert(1)', TESSERA_BRAND: '../x', TESSERA_MAIL_FROM: 'a@b.example\r\nBcc: c@d.example' } });
       expect.unreachable();
