@@ -18,9 +18,7 @@ interface InviteRow {
 }
 
 export class KnexStore implements Store {
-  private constructor(readonly knex: Knex, readonly dialect: Dialect) {
-    this.mail = new KnexMailStore(knex, dialect);
-  }
+  private constructor(readonly knex: Knex, readonly dialect: Dialect) {}
 
   /** Opens the database and brings its schema up to date. */
   static async create(opts: DatabaseOptions): Promise<KnexStore> {
@@ -110,8 +108,11 @@ export class KnexStore implements Store {
       not_after: a.notAfter,
     });
   }
-  // Mail outbox (issue 3): implemented in KnexMailStore.
-  private readonly mail: KnexMailStore;
+
+  // Mail outbox (issue 3): implemented in KnexMailStore, which holds no state of its own.
+  private get mail(): KnexMailStore {
+    return new KnexMailStore(this.knex, this.dialect);
+  }
   claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]> {
     return this.mail.claimDueMail(worker, now, leaseMs, limit);
   }
