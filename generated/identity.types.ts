@@ -635,6 +635,12 @@ export interface components {
         KeyId: string;
         /** @description The unpadded base64 public key to check. */
         PublicKeyQuery: string;
+        /**
+         * @description The template brand for the email (a folder of the configured
+         *     Sydent-layout templates directory). Ignored when no such folder
+         *     exists; the configured default brand applies then.
+         */
+        BrandQuery: string;
     };
     requestBodies: {
         InvitationRequest: {
@@ -715,7 +721,14 @@ export interface operations {
     };
     storeInviteV2: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The template brand for the email (a folder of the configured
+                 *     Sydent-layout templates directory). Ignored when no such folder
+                 *     exists; the configured default brand applies then.
+                 */
+                brand?: components["parameters"]["BrandQuery"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -733,7 +746,14 @@ export interface operations {
     };
     invite: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The template brand for the email (a folder of the configured
+                 *     Sydent-layout templates directory). Ignored when no such folder
+                 *     exists; the configured default brand applies then.
+                 */
+                brand?: components["parameters"]["BrandQuery"];
+            };
             header?: never;
             path?: never;
             cookie?: never;

@@ -79,6 +79,51 @@ export interface Config {
     /** A terms file in Sydent's YAML layout; empty: no terms, no gate. */
     file: string;
   };
+  /** Email: SMTP, templates, links, delivery (issue 3). */
+  mail: MailConfig;
+}
+
+export interface MailConfig {
+  /** From header and envelope sender; required when smtp.host is set. Default: Tessera <noreply@host of publicBaseUrl>. */
+  from: string;
+  smtp: {
+    /** Empty: no SMTP; every message is written as an .eml file under <dataDir>/mail/. */
+    host: string;
+    port: number;
+    /** none: plain; starttls: upgrade required; tls: TLS from the first byte (usually port 465). */
+    tls: 'none' | 'starttls' | 'tls';
+    /** Verify the server's certificate (starttls/tls). Turn off only for a trusted local relay. */
+    verifyCertificates: boolean;
+    /** Empty: no authentication. */
+    user: string;
+    password: string;
+  };
+  /** Sydent-layout templates: one folder per brand with invite_template.eml.j2, verification_template.eml.j2, verify_response_template.html. Empty: built-in English templates. */
+  templatesDir: string;
+  /** Brand folder used when the request names none (or one that does not exist). */
+  brand: string;
+  /** Web client the invite link points into. */
+  webClientUrl: string;
+  /** Hosts (host or host:port) whose https URLs a request's org.matrix.web_client_location may name. */
+  webClientAllowedHosts: string[];
+  /** Sydent-style subjects; %(field)s is replaced by the (truncated) value. */
+  inviteSubject: string;
+  inviteSubjectSpace: string;
+  verificationSubject: string;
+  /** Right-hand side of Message-IDs. Default: host of publicBaseUrl. */
+  messageIdDomain: string;
+  /** Retry backoff: first delay, cap, and the age after which an undeliverable email is given up. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  giveUpAfterMs: number;
+  /** Safety-net poll; new mail wakes the worker at once. */
+  pollIntervalMs: number;
+  /** How long a claimed row stays reserved for one worker. */
+  leaseMs: number;
+  /** Rows claimed per database round trip, and sent in parallel. */
+  batchSize: number;
+  /** Sent and failed rows are deleted after this long. */
+  retentionMs: number;
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -106,6 +151,25 @@ export function defaults(): Config {
     federation: { verifyTls: true, allow: [], requestTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 },
     accounts: { tokenLifetimeMs: 30 * DAY, allowedServers: [] },
     terms: { file: '' },
+    mail: {
+      from: '',
+      smtp: { host: '', port: 25, tls: 'starttls', verifyCertificates: true, user: '', password: '' },
+      templatesDir: '',
+      brand: 'matrix-org',
+      webClientUrl: 'https://app.element.io',
+      webClientAllowedHosts: [],
+      inviteSubject: '%(sender_display_name)s has invited you to chat',
+      inviteSubjectSpace: '%(sender_display_name)s has invited you to a space',
+      verificationSubject: 'Confirm your email address for Matrix',
+      messageIdDomain: '',
+      retryBaseMs: 5000,
+      retryMaxMs: 3600 * 1000,
+      giveUpAfterMs: 3 * DAY,
+      pollIntervalMs: 30_000,
+      leaseMs: 5 * 60_000,
+      batchSize: 20,
+      retentionMs: 7 * DAY,
+    },
   };
 }
 
@@ -138,6 +202,18 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_ACCOUNT_TOKEN_LIFETIME_MS', 'accounts.tokenLifetimeMs', 'int'],
   ['TESSERA_ACCOUNT_ALLOWED_SERVERS', 'accounts.allowedServers', 'list'],
   ['TESSERA_TERMS_FILE', 'terms.file', 'string'],
+  ['TESSERA_SMTP_HOST', 'mail.smtp.host', 'string'],
+  ['TESSERA_SMTP_PORT', 'mail.smtp.port', 'int'],
+  ['TESSERA_SMTP_TLS', 'mail.smtp.tls', 'string'],
+  ['TESSERA_SMTP_VERIFY_CERTIFICATES', 'mail.smtp.verifyCertificates', 'bool'],
+  ['TESSERA_SMTP_USER', 'mail.smtp.user', 'string'],
+  ['TESSERA_SMTP_PASSWORD', 'mail.smtp.password', 'string'],
+  ['TESSERA_MAIL_FROM', 'mail.from', 'string'],
+  ['TESSERA_TEMPLATES_DIR', 'mail.templatesDir', 'string'],
+  ['TESSERA_BRAND', 'mail.brand', 'string'],
+  ['TESSERA_WEB_CLIENT_URL', 'mail.webClientUrl', 'string'],
+  ['TESSERA_WEB_CLIENT_ALLOWED_HOSTS', 'mail.webClientAllowedHosts', 'list'],
+  ['TESSERA_MAIL_RETENTION_MS', 'mail.retentionMs', 'int'],
 ];
 
 const SCHEMA = {
@@ -226,6 +302,41 @@ const SCHEMA = {
       },
     },
     terms: { type: 'object', additionalProperties: false, properties: { file: { type: 'string' } } },
+    mail: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        // No control characters: the value goes into a header as is.
+        from: { type: 'string', pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
+        smtp: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            host: { type: 'string' },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            tls: { enum: ['none', 'starttls', 'tls'] },
+            verifyCertificates: { type: 'boolean' },
+            user: { type: 'string' },
+            password: { type: 'string' },
+          },
+        },
+        templatesDir: { type: 'string' },
+        brand: { type: 'string', pattern: '^([A-Za-z0-9_-][A-Za-z0-9._-]*)?$' },
+        webClientUrl: { type: 'string', pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$' },
+        webClientAllowedHosts: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]-]+$' } },
+        inviteSubject: { type: 'string', pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
+        inviteSubjectSpace: { type: 'string', pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
+        verificationSubject: { type: 'string', pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
+        messageIdDomain: { type: 'string', pattern: '^[A-Za-z0-9.-]*$' },
+        retryBaseMs: { type: 'integer', minimum: 1 },
+        retryMaxMs: { type: 'integer', minimum: 1 },
+        giveUpAfterMs: { type: 'integer', minimum: 1000 },
+        pollIntervalMs: { type: 'integer', minimum: 10 },
+        leaseMs: { type: 'integer', minimum: 1000 },
+        batchSize: { type: 'integer', minimum: 1, maximum: 500 },
+        retentionMs: { type: 'integer', minimum: 0 },
+      },
+    },
   },
 };
 
@@ -308,8 +419,18 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       problems.push(`${where}: ${e.message ?? 'invalid'}${extra}`);
     }
   }
+  problems.push(...mailProblems(merged));
   if (problems.length > 0) throw new ConfigError(problems);
   return finish(merged as unknown as Config);
+}
+
+/** Cross-field mail rules the schema cannot say (issue 3). */
+function mailProblems(merged: Record<string, unknown>): string[] {
+  const mail = merged.mail as Partial<MailConfig> | undefined;
+  if (!mail?.from) return mail?.smtp?.host ? ['mail.from: a From address is required when mail.smtp.host is set (TESSERA_MAIL_FROM)'] : [];
+  const plain = /^[^<>@\s]+@[^<>@\s]+$/;
+  const named = /^[^<>]*<[^<>@\s]+@[^<>@\s]+>$/;
+  return plain.test(mail.from.trim()) || named.test(mail.from.trim()) ? [] : ['mail.from: must be an address or "Name <address>"'];
 }
 
 /** Fills in the settings derived from others. */
@@ -323,5 +444,18 @@ function finish(c: Config): Config {
     server: { ...c.server, publicBaseUrl, name: c.server.name || new URL(publicBaseUrl).host },
     database: { ...c.database, url: c.database.url || join(dataDir, 'tessera.sqlite') },
     keys: { ...c.keys, signingKeyFile: c.keys.signingKeyFile || join(dataDir, 'signing.key') },
+    mail: finishMail(c.mail, new URL(publicBaseUrl).hostname),
+  };
+}
+
+function finishMail(m: MailConfig, publicHost: string): MailConfig {
+  const domain = m.messageIdDomain || publicHost.replace(/^\[|\]$/g, '').replace(/[^A-Za-z0-9.-]/g, '-');
+  return {
+    ...m,
+    from: m.from || `Tessera <noreply@${publicHost.includes('.') ? publicHost : `${publicHost}.invalid`}>`,
+    templatesDir: m.templatesDir ? resolve(m.templatesDir) : '',
+    webClientUrl: m.webClientUrl.replace(/\/+$/, ''),
+    webClientAllowedHosts: m.webClientAllowedHosts.map((h) => h.toLowerCase()),
+    messageIdDomain: domain,
   };
 }

@@ -16,9 +16,15 @@ import { ConfigError } from './config.js';
 import { Terms, TermsError } from './accounts/terms.js';
 import { AccountAuthenticator } from './accounts/accounts.js';
 import { RateLimiter } from './ratelimit/RateLimiter.js';
+import { join } from 'node:path';
+import { MailWorker } from './mail/MailWorker.js';
+import { MailRenderer } from './mail/render.js';
+import { fileTransport, smtpTransport } from './mail/transport.js';
 
 export interface Service {
   deps: Deps;
+  /** The mail-outbox worker (issue 3). */
+  mailWorker: MailWorker;
   server: Server;
   url: string;
   stop(): Promise<void>;
@@ -89,13 +95,27 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
   }
   const sweeper = new Sweeper(deps, config.invites.sweepIntervalMs);
   sweeper.start();
+  // Mail (issue 3): the worker drains the outbox; store-invite's mailQueued() wakes it right after the commit.
+  const mailWorker = new MailWorker({
+    store: deps.store,
+    log: deps.log,
+    clock: deps.clock,
+    random: deps.random,
+    mail: config.mail,
+    renderer: new MailRenderer(deps),
+    transport: config.mail.smtp.host ? smtpTransport(config.mail) : fileTransport(join(config.dataDir, 'mail')),
+  });
+  deps.signals.mailQueued = () => mailWorker.wake();
+  mailWorker.start();
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     deps,
+    mailWorker,
     server,
     url: `http://${host}:${addr.port}`,
     async stop() {
+      await mailWorker.stop();
       await sweeper.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -8,6 +8,7 @@ import { isPlainMailbox, normaliseAddress, serverNameOf } from '../util/threepid
 import { redactForLog } from '../util/logger.js';
 import { redactEmail } from './redact.js';
 import { newInviteToken } from './token.js';
+import { resolveBrand } from '../mail/brand.js';
 
 export interface InvitationInput {
   medium: string;
@@ -30,6 +31,8 @@ export interface StoreInviteContext {
   verifiedSender?: string;
   /** The client's IP, for rate limiting. */
   ip: string;
+  /** The request's `brand` query parameter (issue 3): kept only when that template folder exists. */
+  brand?: string;
 }
 
 /** Checks run in the order of the wire contract's table; nothing is written unless all pass. */
@@ -86,6 +89,7 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
         ephemeralPrivateKey: encodeUrlSafe(pair.seed),
         version: ctx.version,
         verifiedSender: ctx.verifiedSender ?? null,
+        brand: resolveBrand(config.mail, ctx.brand),
       },
       createdAt: now,
     },

@@ -1,8 +1,9 @@
 // The Store on Knex: SQLite and MySQL/MariaDB through the portable query builder.
 import type { Knex } from 'knex';
-import type { AcceptedPolicy, AccountToken, Association, InviteRecord, MailKind, NewInvite, NewMail, Store } from './types.js';
+import type { AcceptedPolicy, AccountToken, Association, InviteRecord, MailJob, MailKind, NewInvite, NewMail, Store } from './types.js';
 import { KnexAccountStore } from './KnexAccountStore.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
+import { KnexMailStore } from './KnexMailStore.js';
 
 interface InviteRow {
   id: number;
@@ -150,6 +151,29 @@ export class KnexStore implements Store {
   }
   acceptedPolicies(userId: string): Promise<AcceptedPolicy[]> {
     return this.accounts.acceptedPolicies(userId);
+  }
+
+  // Mail outbox (issue 3): implemented in KnexMailStore, which holds no state of its own.
+  private get mail(): KnexMailStore {
+    return new KnexMailStore(this.knex, this.dialect);
+  }
+  claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]> {
+    return this.mail.claimDueMail(worker, now, leaseMs, limit);
+  }
+  markMailSent(id: number, worker: string, now: number, payload: Record<string, unknown>): Promise<boolean> {
+    return this.mail.markMailSent(id, worker, now, payload);
+  }
+  markMailRetry(id: number, worker: string, nextAttemptAt: number, error: string): Promise<boolean> {
+    return this.mail.markMailRetry(id, worker, nextAttemptAt, error);
+  }
+  markMailFailed(id: number, worker: string, now: number, error: string, payload: Record<string, unknown>): Promise<boolean> {
+    return this.mail.markMailFailed(id, worker, now, error, payload);
+  }
+  nextMailDueAt(): Promise<number | undefined> {
+    return this.mail.nextMailDueAt();
+  }
+  deleteFinishedMail(before: number, limit: number): Promise<number> {
+    return this.mail.deleteFinishedMail(before, limit);
   }
 }
 

@@ -91,7 +91,38 @@ export interface RateLimitStore {
   deleteRateLimitsBefore(before: number): Promise<number>;
 }
 
-export interface Store extends InviteStore, AssociationStore, AccountStore, RateLimitStore {
+
+/** A mail-outbox row a worker has claimed (issue 3). */
+export interface MailJob {
+  id: number;
+  kind: MailKind;
+  recipient: string;
+  payload: Record<string, unknown>;
+  /** Including the current one. */
+  attempts: number;
+  createdAt: number;
+}
+
+/**
+ * The mail outbox as the delivery worker sees it. Rows are claimed with a lease (locked_by/locked_until);
+ * every later write names the worker, so a worker whose lease ran out cannot overwrite another's result.
+ */
+export interface MailOutboxStore {
+  /** Claims up to `limit` due pending rows for `worker` until `now + leaseMs` and counts the attempt. */
+  claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]>;
+  /** Final success; `payload` replaces the stored one (secrets dropped). False when the lease was lost. */
+  markMailSent(id: number, worker: string, now: number, payload: Record<string, unknown>): Promise<boolean>;
+  /** Releases the row for another attempt at `nextAttemptAt`. */
+  markMailRetry(id: number, worker: string, nextAttemptAt: number, error: string): Promise<boolean>;
+  /** Final failure (permanent rejection or given up); `payload` replaces the stored one. */
+  markMailFailed(id: number, worker: string, now: number, error: string, payload: Record<string, unknown>): Promise<boolean>;
+  /** The earliest next_attempt_at of a pending row (leased rows count at their lease end), if any. */
+  nextMailDueAt(): Promise<number | undefined>;
+  /** Deletes up to `limit` sent or failed rows finished at or before `before`; returns how many went. */
+  deleteFinishedMail(before: number, limit: number): Promise<number>;
+}
+
+export interface Store extends InviteStore, AssociationStore, AccountStore, RateLimitStore, MailOutboxStore {
   readonly dialect: 'sqlite' | 'mysql';
   close(): Promise<void>;
 }

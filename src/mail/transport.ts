@@ -1,0 +1,90 @@
+// Where rendered messages go (issue 3): SMTP through nodemailer, or .eml files when no SMTP is configured.
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import type { MailConfig } from '../config.js';
+
+export interface OutgoingMail {
+  /** Unique per outbox row; file names are made from it so that a retry overwrites rather than duplicates. */
+  name: string;
+  envelopeFrom: string;
+  to: string;
+  raw: Buffer;
+}
+
+export interface MailTransport {
+  readonly kind: 'smtp' | 'file';
+  /** Resolves with a short description for the log (never the address); rejects with the SMTP/IO error. */
+  send(mail: OutgoingMail): Promise<string>;
+  close(): void;
+}
+
+export function smtpTransport(mail: MailConfig): MailTransport {
+  const { smtp } = mail;
+  const transporter = nodemailer.createTransport({
+    host: smtp.host,
+    port: smtp.port,
+    secure: smtp.tls === 'tls',
+    requireTLS: smtp.tls === 'starttls',
+    ignoreTLS: smtp.tls === 'none',
+    tls: { rejectUnauthorized: smtp.verifyCertificates, servername: smtp.host },
+    auth: smtp.user ? { user: smtp.user, pass: smtp.password } : undefined,
+    name: mail.messageIdDomain,
+    pool: true,
+    maxConnections: 4,
+    // Shorter than the claim lease, so a hung server turns into a retry before another worker reclaims the row.
+    connectionTimeout: 15_000,
+    greetingTimeout: 15_000,
+    socketTimeout: 60_000,
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    logger: false,
+  });
+  return {
+    kind: 'smtp',
+    async send(m) {
+      // The envelope is explicit: the recipient is the row's address alone, whatever the message headers say.
+      const info = await transporter.sendMail({ envelope: { from: m.envelopeFrom, to: [m.to] }, raw: m.raw });
+      return `smtp ${String(info.response ?? '').slice(0, 100)}`;
+    },
+    close() {
+      transporter.close();
+    },
+  };
+}
+
+/** The embedded default: each message as a complete .eml file (mode 0600: it holds the invitation's key). */
+export function fileTransport(dir: string): MailTransport {
+  return {
+    kind: 'file',
+    async send(m) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const path = join(dir, `${m.name}.eml`);
+      const tmp = `${path}.tmp`;
+      writeFileSync(tmp, m.raw, { mode: 0o600 });
+      renameSync(tmp, path);
+      return path;
+    },
+    close() {},
+  };
+}
+
+export interface SendFailure {
+  /** SMTP said no for good (5xx to the envelope or the message): never retry. */
+  permanent: boolean;
+  reason: string;
+}
+
+/**
+ * 5xx answers to MAIL FROM/RCPT TO/DATA are permanent for this message. Everything else is retried:
+ * 4xx, network and TLS errors, and also 5xx to the connection or to AUTH, which are the server's or
+ * the operator's problem rather than this message's, and heal once fixed.
+ */
+export function classifySendError(err: unknown): SendFailure {
+  const e = (err ?? {}) as { responseCode?: unknown; code?: unknown; response?: unknown; message?: unknown };
+  const status = typeof e.responseCode === 'number' ? e.responseCode : undefined;
+  const code = typeof e.code === 'string' ? e.code : 'ERROR';
+  const permanent = status !== undefined && status >= 500 && status < 600 && (code === 'EENVELOPE' || code === 'EMESSAGE');
+  const detail = typeof e.response === 'string' && e.response ? e.response : typeof e.message === 'string' ? e.message : String(err);
+  return { permanent, reason: `${code}${status ? ` ${status}` : ''}: ${detail}`.slice(0, 1000) };
+}

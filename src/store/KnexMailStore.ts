@@ -1,0 +1,96 @@
+// The mail outbox on Knex (issue 3): lease-based claiming, SKIP LOCKED on MySQL/MariaDB, one writer on SQLite.
+import type { Knex } from 'knex';
+import type { Dialect } from './db.js';
+import type { MailJob, MailKind, MailOutboxStore } from './types.js';
+
+interface MailRow {
+  id: number;
+  kind: string;
+  recipient: string;
+  payload: string;
+  attempts: number;
+  created_at: number | string;
+}
+
+export class KnexMailStore implements MailOutboxStore {
+  constructor(private readonly knex: Knex, private readonly dialect: Dialect) {}
+
+  async claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]> {
+    const until = now + leaseMs;
+    return this.knex.transaction(async (trx) => {
+      let due = trx('mail_outbox')
+        .select('id')
+        .where('status', 'pending')
+        .andWhere('next_attempt_at', '<=', now)
+        .orderBy('next_attempt_at')
+        .limit(limit);
+      // Rows another instance is claiming right now are skipped rather than waited for. SQLite has a single
+      // writer, so the select and the update below cannot interleave with another claim there.
+      if (this.dialect === 'mysql') due = due.forUpdate().skipLocked();
+      const ids = (await due).map((r: { id: number }) => r.id);
+      if (ids.length === 0) return [];
+      // The lease end doubles as next_attempt_at, so a claimed row is simply "not due" for everybody else
+      // and becomes due again by itself if this worker dies; the same index serves both.
+      await trx('mail_outbox')
+        .whereIn('id', ids)
+        .andWhere('status', 'pending')
+        .andWhere('next_attempt_at', '<=', now)
+        .update({ locked_by: worker, locked_until: until, next_attempt_at: until, attempts: trx.raw('attempts + 1') });
+      const rows = (await trx('mail_outbox')
+        .select('id', 'kind', 'recipient', 'payload', 'attempts', 'created_at')
+        .whereIn('id', ids)
+        .andWhere({ locked_by: worker, locked_until: until })
+        .orderBy('id')) as MailRow[];
+      return rows.map(toJob);
+      // READ COMMITTED on MySQL/MariaDB: the locking read then locks only the rows it returns, not the gaps
+      // around them, so store-invite's inserts into the same index range never wait for a claim.
+    }, this.dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined);
+  }
+
+  async markMailSent(id: number, worker: string, now: number, payload: Record<string, unknown>): Promise<boolean> {
+    return this.finish(id, worker, {
+      status: 'sent',
+      sent_at: now,
+      finished_at: now,
+      payload: JSON.stringify(payload),
+      last_error: null,
+    });
+  }
+
+  async markMailRetry(id: number, worker: string, nextAttemptAt: number, error: string): Promise<boolean> {
+    return this.finish(id, worker, { next_attempt_at: nextAttemptAt, last_error: error });
+  }
+
+  async markMailFailed(id: number, worker: string, now: number, error: string, payload: Record<string, unknown>): Promise<boolean> {
+    return this.finish(id, worker, { status: 'failed', finished_at: now, last_error: error, payload: JSON.stringify(payload) });
+  }
+
+  private async finish(id: number, worker: string, values: Record<string, unknown>): Promise<boolean> {
+    const n = await this.knex('mail_outbox')
+      .where({ id, locked_by: worker, status: 'pending' })
+      .update({ ...values, locked_by: null, locked_until: null });
+    return n === 1;
+  }
+
+  async nextMailDueAt(): Promise<number | undefined> {
+    const row = (await this.knex('mail_outbox').min({ due: 'next_attempt_at' }).where('status', 'pending').first()) as { due: number | string | null } | undefined;
+    return row?.due === null || row?.due === undefined ? undefined : Number(row.due);
+  }
+
+  async deleteFinishedMail(before: number, limit: number): Promise<number> {
+    const ids = (await this.knex('mail_outbox').select('id').where('finished_at', '<=', before).limit(limit)).map((r: { id: number }) => r.id);
+    if (ids.length === 0) return 0;
+    return this.knex('mail_outbox').whereIn('id', ids).whereIn('status', ['sent', 'failed']).delete();
+  }
+}
+
+function toJob(row: MailRow): MailJob {
+  return {
+    id: row.id,
+    kind: row.kind as MailKind,
+    recipient: row.recipient,
+    payload: JSON.parse(row.payload) as Record<string, unknown>,
+    attempts: Number(row.attempts),
+    createdAt: Number(row.created_at),
+  };
+}

@@ -1,0 +1,109 @@
+// A real SMTP server (smtp-server) on an ephemeral loopback port that records and parses (mailparser) every message.
+import { createServer, type AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
+import { simpleParser, type ParsedMail } from 'mailparser';
+
+export interface ReceivedMail {
+  envelope: { from: string; to: string[] };
+  raw: Buffer;
+  parsed: ParsedMail;
+  at: number;
+  /** The session was encrypted (implicit TLS or STARTTLS). */
+  secure: boolean;
+}
+
+export interface TestSmtp {
+  port: number;
+  messages: ReceivedMail[];
+  /** Time of every connection, and every RCPT TO seen (accepted or not). */
+  connections: number[];
+  rcpts: string[];
+  waitFor(n: number, timeoutMs?: number): Promise<ReceivedMail[]>;
+  stop(): Promise<void>;
+}
+
+export interface TestSmtpOptions {
+  /** Listen here (e.g. a port Tessera already failed to reach). Default: ephemeral. */
+  port?: number;
+  /** Return [code, text] to reject a recipient. */
+  rcpt?: (address: string, seen: number) => [number, string] | undefined;
+  /** `tls`: TLS from the first byte; `starttls`: offer STARTTLS. Both use smtp-server's built-in self-signed certificate. */
+  tls?: 'none' | 'starttls' | 'tls';
+}
+
+/** A loopback port that nothing listens on (yet). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/** Polls `check` until it returns a truthy value, or fails after `timeoutMs`. */
+export async function until<T>(check: () => Promise<T> | T, timeoutMs = 10_000, what = 'condition'): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
+  const messages: ReceivedMail[] = [];
+  const connections: number[] = [];
+  const rcpts: string[] = [];
+  const server = new SMTPServer({
+    secure: opts.tls === 'tls',
+    authOptional: true,
+    disabledCommands: opts.tls === 'starttls' || opts.tls === 'tls' ? ['AUTH'] : ['STARTTLS', 'AUTH'],
+    logger: false,
+    disableReverseLookup: true,
+    size: 1024 * 1024,
+    onRcptTo(address: SMTPServerAddress, _session, cb) {
+      rcpts.push(address.address);
+      const reject = opts.rcpt?.(address.address, rcpts.filter((a) => a === address.address).length);
+      if (reject) {
+        const err = new Error(reject[1]) as Error & { responseCode: number };
+        err.responseCode = reject[0];
+        return cb(err);
+      }
+      cb();
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        const envelope = {
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+        };
+        simpleParser(raw).then(
+          (parsed) => {
+            messages.push({ envelope, raw, parsed, at: Date.now(), secure: Boolean(session.secure) });
+            cb();
+          },
+          (err: Error) => cb(err),
+        );
+      });
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  // The TCP accept is when a delivery attempt starts (smtp-server greets 100 ms later).
+  server.server.on(opts.tls === 'tls' ? 'secureConnection' : 'connection', () => connections.push(Date.now()));
+  const port = (server.server.address() as AddressInfo).port;
+  return {
+    port,
+    messages,
+    connections,
+    rcpts,
+    waitFor: (n, timeoutMs = 15_000) => until(() => (messages.length >= n ? messages : undefined), timeoutMs, `${n} emails (got ${messages.length})`),
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
