@@ -9,7 +9,12 @@ export type DomainErrorCode =
   | 'not_found'
   | 'unknown_token'
   | 'invalid_param'
-  | 'rate_limited';
+  | 'rate_limited'
+  // binding (issue 5)
+  | 'session_not_found'
+  | 'session_not_validated'
+  | 'session_expired'
+  | 'invalid_pepper';
 
 export class DomainError extends Error {
   constructor(

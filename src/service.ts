@@ -11,6 +11,8 @@ import { noAccounts, type Authenticator } from './http/security.js';
 import type { Logger } from './util/logger.js';
 import { Sweeper } from './workers/Sweeper.js';
 import { noFederation, type FederationClient } from './federation/types.js';
+import { OnbindWorker } from './federation/OnbindWorker.js';
+import { ensureLookupPepper } from './binding/pepper.js';
 
 export interface Service {
   deps: Deps;
@@ -64,6 +66,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
 
 export async function startService(config: Config, opts: ServiceOptions): Promise<Service> {
   const deps = await buildDeps(config, opts);
+  await ensureLookupPepper(deps); // binding (issue 5): before the first lookup request
   const app = await createApp(deps);
   const server = opts.server ?? createServer();
   server.on('request', app.callback());
@@ -75,6 +78,10 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
   }
   const sweeper = new Sweeper(deps.store, deps.log, deps.clock, config.invites.sweepIntervalMs);
   sweeper.start();
+  // binding (issue 5): the onbind worker drains its outbox, woken after each bind commits.
+  const onbind = new OnbindWorker(deps);
+  deps.signals.onbindQueued = () => onbind.wake();
+  onbind.start();
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
@@ -83,6 +90,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     url: `http://${host}:${addr.port}`,
     async stop() {
       await sweeper.stop();
+      await onbind.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await deps.store.close();

@@ -28,6 +28,10 @@ const DOMAIN_TABLE: Record<DomainErrorCode, [number, string]> = {
   unknown_token: [404, 'M_UNRECOGNIZED'],
   invalid_param: [400, 'M_INVALID_PARAM'],
   rate_limited: [429, 'M_LIMIT_EXCEEDED'],
+  session_not_found: [404, 'M_NO_VALID_SESSION'],
+  session_not_validated: [400, 'M_SESSION_NOT_VALIDATED'],
+  session_expired: [400, 'M_SESSION_EXPIRED'],
+  invalid_pepper: [400, 'M_INVALID_PEPPER'],
 };
 
 /** Maps anything thrown to a Matrix error; undefined for unexpected errors (they become 500). */

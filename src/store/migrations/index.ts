@@ -2,9 +2,11 @@
 // so they run the same under tsx, a bundler or compiled output.
 import type { Knex } from 'knex';
 import * as m001 from './001_initial.js';
+import * as m004 from './004_binding.js';
 
 const migrations: Record<string, Knex.Migration> = {
   '001_initial': m001,
+  '004_binding': m004,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
