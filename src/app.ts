@@ -20,6 +20,7 @@ export async function createApp(deps: Deps): Promise<Koa> {
   const { config, log } = deps;
   const app = new Koa();
   app.silent = true; // errors are logged once, below
+  app.proxy = config.server.trustProxy;
 
   app.use(async (ctx, next) => {
     const started = performance.now();

@@ -17,6 +17,8 @@ export interface Config {
     bodyLimitBytes: number;
     /** Serve /_matrix/identity/api/v1 (removed from the spec in v1.1, still sent by older homeservers). */
     v1Enabled: boolean;
+    /** Behind a reverse proxy: take the client IP from X-Forwarded-For (only then!). */
+    trustProxy: boolean;
   };
   /** SQLite database, signing key and the mail folder live here unless configured elsewhere. */
   dataDir: string;
@@ -45,6 +47,13 @@ export interface Config {
     blockedRooms: string[];
     /** How often expired invitations are deleted. */
     sweepIntervalMs: number;
+  };
+  /** Fixed-window limits kept in the database, so all instances share them. 0 switches a limit off. */
+  rateLimits: {
+    windowMs: number;
+    storeInvitePerIp: number;
+    storeInvitePerSender: number;
+    storeInvitePerAddress: number;
   };
   log: { level: LogLevel };
   /** Validation sessions, associations and lookups (issue 5). */
@@ -90,11 +99,13 @@ const DAY = 24 * 3600 * 1000;
 
 export function defaults(): Config {
   return {
-    server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 64 * 1024, v1Enabled: true },
+    server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 64 * 1024, v1Enabled: true, trustProxy: false },
     dataDir: './data',
     database: { url: '', sqliteSynchronous: 'full', poolMax: 8 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], sweepIntervalMs: 3600 * 1000 },
+    // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
+    rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10 },
     log: { level: 'info' },
     binding: { sessionLifetimeMs: DAY, tokenLifetimeMs: DAY, associationLifetimeMs: 100 * 365 * DAY, lookupPepper: '' },
     onbind: { invitesPerCall: 100, initialBackoffMs: 5000, maxBackoffMs: 3600 * 1000, leaseMs: 60_000, pollIntervalMs: 30_000, concurrency: 4, keepFinishedMs: 7 * DAY },
@@ -118,6 +129,11 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_SIGNING_KEY', 'keys.signingKey', 'string'],
   ['TESSERA_REDACT_CHARS', 'invites.redactChars', 'int'],
   ['TESSERA_INVITE_LIFETIME_MS', 'invites.lifetimeMs', 'int'],
+  ['TESSERA_TRUST_PROXY', 'server.trustProxy', 'bool'],
+  ['TESSERA_RATELIMIT_WINDOW_MS', 'rateLimits.windowMs', 'int'],
+  ['TESSERA_RATELIMIT_INVITES_PER_IP', 'rateLimits.storeInvitePerIp', 'int'],
+  ['TESSERA_RATELIMIT_INVITES_PER_SENDER', 'rateLimits.storeInvitePerSender', 'int'],
+  ['TESSERA_RATELIMIT_INVITES_PER_ADDRESS', 'rateLimits.storeInvitePerAddress', 'int'],
   ['TESSERA_LOG_LEVEL', 'log.level', 'string'],
   ['TESSERA_SESSION_LIFETIME_MS', 'binding.sessionLifetimeMs', 'int'],
   ['TESSERA_VALIDATION_TOKEN_LIFETIME_MS', 'binding.tokenLifetimeMs', 'int'],
@@ -145,6 +161,7 @@ const SCHEMA = {
         port: { type: 'integer', minimum: 0, maximum: 65535 },
         bodyLimitBytes: { type: 'integer', minimum: 1024 },
         v1Enabled: { type: 'boolean' },
+        trustProxy: { type: 'boolean' },
       },
     },
     dataDir: { type: 'string', minLength: 1 },
@@ -183,6 +200,16 @@ const SCHEMA = {
         blockedServers: { type: 'array', items: { type: 'string' } },
         blockedRooms: { type: 'array', items: { type: 'string' } },
         sweepIntervalMs: { type: 'integer', minimum: 1000 },
+      },
+    },
+    rateLimits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        windowMs: { type: 'integer', minimum: 1000 },
+        storeInvitePerIp: { type: 'integer', minimum: 0 },
+        storeInvitePerSender: { type: 'integer', minimum: 0 },
+        storeInvitePerAddress: { type: 'integer', minimum: 0 },
       },
     },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error', 'silent'] } } },

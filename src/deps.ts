@@ -6,6 +6,7 @@ import type { Authenticator } from './http/security.js';
 import type { Logger } from './util/logger.js';
 import type { RandomBytes } from './invites/token.js';
 import type { FederationClient } from './federation/types.js';
+import type { RateLimiter } from './ratelimit/RateLimiter.js';
 
 /** Signals from request handlers to background workers, sent after the transaction commits. */
 export interface Signals {
@@ -24,6 +25,7 @@ export interface Deps {
   signals: Signals;
   /** Outgoing calls to homeservers (OpenID userinfo, onbind). */
   federation: FederationClient;
+  limiter: RateLimiter;
   /** Milliseconds since the epoch; injected so tests can move time. */
   clock: () => number;
   random: RandomBytes;

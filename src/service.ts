@@ -11,6 +11,7 @@ import { noAccounts, type Authenticator } from './http/security.js';
 import type { Logger } from './util/logger.js';
 import { Sweeper } from './workers/Sweeper.js';
 import { noFederation, type FederationClient } from './federation/types.js';
+import { RateLimiter } from './ratelimit/RateLimiter.js';
 import { OnbindWorker } from './federation/OnbindWorker.js';
 import { ensureLookupPepper } from './binding/pepper.js';
 
@@ -45,6 +46,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
       oldKeys: config.keys.trustedOldKeys,
       log: opts.log,
     });
+    const clock = opts.clock ?? Date.now;
     const signals: Signals = { mailQueued: () => {}, onbindQueued: () => {} };
     return {
       config,
@@ -54,7 +56,8 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
       log: opts.log,
       signals,
       federation: opts.federation ?? noFederation,
-      clock: opts.clock ?? Date.now,
+      limiter: new RateLimiter(store, clock, config.rateLimits.windowMs),
+      clock,
       random: randomBytes,
       responseViolations: opts.responseViolations,
     };
@@ -76,7 +79,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
       server.listen(config.server.port, config.server.host, () => resolve());
     });
   }
-  const sweeper = new Sweeper(deps.store, deps.log, deps.clock, config.invites.sweepIntervalMs);
+  const sweeper = new Sweeper(deps, config.invites.sweepIntervalMs);
   sweeper.start();
   // binding (issue 5): the onbind worker drains its outbox, woken after each bind commits.
   const onbind = new OnbindWorker(deps);

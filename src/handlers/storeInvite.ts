@@ -10,7 +10,7 @@ export async function handleStoreInvite(req: Req<'invite'> | Req<'storeInviteV2'
   if (req.account && req.account.userId !== body.sender) {
     throw new MatrixError(403, 'M_UNAUTHORIZED', "'sender' doesn't match the access token's user");
   }
-  const stored = await storeInvite(deps, body, { version: req.version, verifiedSender: req.account?.userId });
+  const stored = await storeInvite(deps, body, { version: req.version, verifiedSender: req.account?.userId, ip: req.ip });
   const base = `${deps.config.server.publicBaseUrl}${basePath(req.version)}`;
   return {
     status: 200,

@@ -1,4 +1,5 @@
 // store-invite (identity-api.md section 2): policy checks, then invite + ephemeral key + email in one transaction.
+import { createHash } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { DomainError } from '../domainErrors.js';
 import { generateKeyPair } from '../keys/ed25519.js';
@@ -27,6 +28,8 @@ export interface StoreInviteContext {
   version: 'v1' | 'v2';
   /** v2: the token's user, already checked to equal `sender`. */
   verifiedSender?: string;
+  /** The client's IP, for rate limiting. */
+  ip: string;
 }
 
 /** Checks run in the order of the wire contract's table; nothing is written unless all pass. */
@@ -38,8 +41,15 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
   if (config.invites.blockedServers.includes(serverNameOf(input.sender).toLowerCase())) {
     throw new DomainError('blocked', "Invitations from this sender's server are not allowed");
   }
-  const now = deps.clock();
   const address = normaliseAddress(input.medium, input.address);
+  const limits = config.rateLimits;
+  await deps.limiter.check([
+    { bucket: `invite-ip:${ctx.ip}`, max: limits.storeInvitePerIp },
+    { bucket: `invite-sender:${ctx.verifiedSender ?? input.sender}`, max: limits.storeInvitePerSender },
+    // hashed: the counter table never holds an address
+    { bucket: `invite-to:${createHash('sha256').update(`${input.medium} ${address}`).digest('base64url')}`, max: limits.storeInvitePerAddress },
+  ]);
+  const now = deps.clock();
   const bound = await store.findAssociation(input.medium, address, now);
   if (bound) {
     throw new DomainError('threepid_in_use', 'Binding already known', { mxid: bound.mxid });

@@ -117,6 +117,25 @@ export class KnexStore implements Store {
     });
   }
 
+  async hitRateLimits(buckets: string[], windowStart: number): Promise<number[]> {
+    if (buckets.length === 0) return [];
+    await this.knex('rate_limits')
+      .insert(buckets.map((bucket) => ({ bucket, window_start: windowStart, hits: 1 })))
+      .onConflict('bucket')
+      // `hits` is assigned before `window_start`: MySQL evaluates ON DUPLICATE KEY UPDATE left to right.
+      .merge({
+        hits: this.knex.raw('CASE WHEN rate_limits.window_start = ? THEN rate_limits.hits + 1 ELSE 1 END', [windowStart]),
+        window_start: windowStart,
+      });
+    const rows = await this.knex('rate_limits').select('bucket', 'hits').whereIn('bucket', buckets);
+    const byBucket = new Map(rows.map((r) => [r.bucket as string, Number(r.hits)]));
+    return buckets.map((b) => byBucket.get(b) ?? 0);
+  }
+
+  async deleteRateLimitsBefore(before: number): Promise<number> {
+    return this.knex('rate_limits').where('window_start', '<', before).delete();
+  }
+
   // ---- binding (issue 5): implemented in KnexBindingStore ----
   findSession(sid: string) { return this.binding.findSession(sid); }
   findSessionByOwner(medium: string, address: string, clientSecret: string, now: number) { return this.binding.findSessionByOwner(medium, address, clientSecret, now); }

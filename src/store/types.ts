@@ -54,7 +54,17 @@ export interface AssociationStore {
   insertAssociation(association: Association): Promise<void>;
 }
 
-export interface Store extends InviteStore, AssociationStore, SessionStore, BindingStore, OnbindOutboxStore {
+export interface RateLimitStore {
+  /**
+   * Counts one hit on each bucket in the fixed window starting at `windowStart` (a bucket last
+   * hit in an earlier window starts again at 1) and returns the buckets' counts, in order.
+   */
+  hitRateLimits(buckets: string[], windowStart: number): Promise<number[]>;
+  /** Deletes counters of windows that started before `before`. */
+  deleteRateLimitsBefore(before: number): Promise<number>;
+}
+
+export interface Store extends InviteStore, AssociationStore, RateLimitStore, SessionStore, BindingStore, OnbindOutboxStore {
   readonly dialect: 'sqlite' | 'mysql';
   close(): Promise<void>;
 }

@@ -1,15 +1,13 @@
-// Deletes expired invitations (and their ephemeral keys) in batches, so no table grows without bound.
-import type { Store } from '../store/types.js';
-import type { Logger } from '../util/logger.js';
+// Deletes expired invitations (with their ephemeral keys) and finished rate-limit windows in
+// batches, so no table grows without bound.
+import type { Deps } from '../deps.js';
 
 export class Sweeper {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
 
   constructor(
-    private readonly store: Store,
-    private readonly log: Logger,
-    private readonly clock: () => number,
+    private readonly deps: Pick<Deps, 'store' | 'log' | 'clock' | 'limiter'>,
     private readonly intervalMs: number,
     private readonly batch = 1000,
   ) {}
@@ -21,17 +19,19 @@ export class Sweeper {
 
   /** One pass: deletes batches until none is full. Overlapping calls share one pass. */
   sweepOnce(): Promise<void> {
+    const { store, log, clock, limiter } = this.deps;
     this.running ??= (async () => {
       try {
         let total = 0;
         for (;;) {
-          const n = await this.store.deleteExpiredInvites(this.clock(), this.batch);
+          const n = await store.deleteExpiredInvites(clock(), this.batch);
           total += n;
           if (n < this.batch) break;
         }
-        if (total > 0) this.log.info('deleted expired invitations', { count: total });
+        if (total > 0) log.info('deleted expired invitations', { count: total });
+        await limiter.sweep();
       } catch (err) {
-        this.log.error('sweeping expired invitations failed', { err: err as Error });
+        log.error('sweeping expired rows failed', { err: err as Error });
       } finally {
         this.running = undefined;
       }

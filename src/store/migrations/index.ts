@@ -3,10 +3,12 @@
 import type { Knex } from 'knex';
 import * as m001 from './001_initial.js';
 import * as m004 from './004_binding.js';
+import * as m005 from './005_rate_limits.js';
 
 const migrations: Record<string, Knex.Migration> = {
   '001_initial': m001,
   '004_binding': m004,
+  '005_rate_limits': m005,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

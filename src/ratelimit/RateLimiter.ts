@@ -1,0 +1,37 @@
+// Rate limits in shared storage (fixed windows), so several instances enforce one limit.
+// Unlike the reference server's in-memory, per-declared-sender limit, callers limit per client
+// IP, per (verified) sender and per recipient address at once.
+import { DomainError } from '../domainErrors.js';
+import type { RateLimitStore } from '../store/types.js';
+
+export interface Limit {
+  bucket: string;
+  /** Hits allowed per window; 0 switches this limit off. */
+  max: number;
+}
+
+export class RateLimiter {
+  constructor(
+    private readonly store: RateLimitStore,
+    private readonly clock: () => number,
+    readonly windowMs: number,
+  ) {}
+
+  /** Counts a hit on every active limit; throws `rate_limited` (with retry_after_ms) if any is over. */
+  async check(limits: Limit[]): Promise<void> {
+    const active = limits.filter((l) => l.max > 0);
+    if (active.length === 0) return;
+    const now = this.clock();
+    const windowStart = now - (now % this.windowMs);
+    const counts = await this.store.hitRateLimits(active.map((l) => l.bucket), windowStart);
+    if (active.some((l, i) => counts[i]! > l.max)) {
+      throw new DomainError('rate_limited', 'Too many requests', { retry_after_ms: windowStart + this.windowMs - now });
+    }
+  }
+
+  /** Drops counters of finished windows. */
+  async sweep(): Promise<number> {
+    const now = this.clock();
+    return this.store.deleteRateLimitsBefore(now - (now % this.windowMs));
+  }
+}
