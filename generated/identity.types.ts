@@ -1728,6 +1728,7 @@ export interface operations {
         responses: {
             200: components["responses"]["EmptyObject"];
             400: components["responses"]["SessionBadRequest"];
+            403: components["responses"]["BindingForbidden"];
             404: components["responses"]["NotBound"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["Unknown"];

@@ -8,6 +8,7 @@ import { loadConfig, type ConfigInput } from '../../src/config.js';
 import { startService, type Service } from '../../src/service.js';
 import { createLogger } from '../../src/util/logger.js';
 import type { Authenticator } from '../../src/http/security.js';
+import type { FederationClient } from '../../src/federation/types.js';
 
 export interface TestServer {
   url: string;
@@ -26,6 +27,7 @@ export interface TestServerOptions {
   overrides?: ConfigInput;
   clock?: () => number;
   auth?: Authenticator;
+  federation?: FederationClient;
 }
 
 export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
@@ -53,6 +55,7 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
     log: createLogger('debug', (line) => logs.push(line)),
     clock: opts.clock,
     auth: opts.auth,
+    federation: opts.federation,
     responseViolations: violations,
     server,
   });
