@@ -2,6 +2,7 @@
 // and onbind delivery to a homeserver on loopback (signatures checked with tweetnacl).
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import type { Knex } from 'knex';
 import nacl from 'tweetnacl';
 import { testDatabases } from '../helpers/databases.js';
@@ -454,5 +455,37 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const lookups = queries.filter((q) => /from [`"]associations[`"]/i.test(q));
     expect(lookups).toHaveLength(3);
     for (const q of lookups) expect(q).toMatch(/[`"]lookup_hash[`"] in/i);
+  });
+});
+
+describe.each(testDatabases())('lookup pepper rotation on $name', (db) => {
+  it('rehashes every association when the operator sets a new pepper; the old one gets M_INVALID_PEPPER', async () => {
+    const { url, dispose } = await db.create();
+    const auth = { authenticate: async () => ({ account: { userId: '@x:hs.example' }, termsAccepted: true }) };
+    const headers = { authorization: 'Bearer any' };
+    const first = await startTestServer({ dbUrl: url, auth, overrides: { binding: { lookupPepper: 'pepperA' } } });
+    let second;
+    try {
+      const now = Date.now();
+      await first.service.deps.store.insertAssociation({ medium: 'email', address: 'rot@example.org', mxid: '@rot:hs.example', ts: now, notBefore: now - 1, notAfter: now + 3_600_000 });
+      const hashA = createHash('sha256').update('rot@example.org email pepperA').digest('base64url');
+      expect((await first.call('GET', `${V2}/hash_details`, undefined, headers)).body.lookup_pepper).toBe('pepperA');
+      expect((await first.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperA', addresses: [hashA] }, headers)).body.mappings).toEqual({ [hashA]: '@rot:hs.example' });
+      await first.service.stop();
+      second = await startTestServer({ dbUrl: url, dataDir: first.dataDir, auth, overrides: { binding: { lookupPepper: 'pepperB' } } });
+      expect((await second.call('GET', `${V2}/hash_details`, undefined, headers)).body.lookup_pepper).toBe('pepperB');
+      const stale = await second.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperA', addresses: [hashA] }, headers);
+      expect(stale.status).toBe(400);
+      expect(stale.body.errcode).toBe('M_INVALID_PEPPER');
+      const hashB = createHash('sha256').update('rot@example.org email pepperB').digest('base64url');
+      expect((await second.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperB', addresses: [hashB, hashA] }, headers)).body.mappings).toEqual({ [hashB]: '@rot:hs.example' });
+      expect((await second.call('POST', `${V1}/bulk_lookup`, { threepids: [['email', 'ROT@example.org']] })).body.threepids).toEqual([['email', 'ROT@example.org', '@rot:hs.example']]);
+      expect(second.violations).toEqual([]);
+      expect(first.violations).toEqual([]);
+    } finally {
+      await second?.stop();
+      rmSync(first.dataDir, { recursive: true, force: true });
+      await dispose();
+    }
   });
 });
