@@ -119,7 +119,19 @@ export class KnexBindingStore {
 
   // ---- associations ----
 
+  /** Two binds of one address at once can collide on its unique key or deadlock (MySQL): the loser retries. */
   async bindAssociation(a: Association, opts: BindOptions): Promise<BindResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.bindOnce(a, opts);
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        if (attempt >= 3 || !['ER_DUP_ENTRY', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_BUSY'].includes(code)) throw err;
+      }
+    }
+  }
+
+  private async bindOnce(a: Association, opts: BindOptions): Promise<BindResult> {
     return this.knex.transaction(async (trx) => {
       await trx('associations').where({ medium: a.medium, address: a.address }).delete();
       const [id] = (await trx('associations').insert({
@@ -213,6 +225,16 @@ export class KnexBindingStore {
   // ---- onbind outbox ----
 
   async claimOnbind(worker: string, now: number, leaseMs: number, limit: number): Promise<OnbindJob[]> {
+    try {
+      return await this.claimOnce(worker, now, leaseMs, limit);
+    } catch (err) {
+      // Claimers racing on MySQL can still deadlock now and then; the loser claims nothing this pass.
+      if ((err as { code?: string }).code === 'ER_LOCK_DEADLOCK') return [];
+      throw err;
+    }
+  }
+
+  private async claimOnce(worker: string, now: number, leaseMs: number, limit: number): Promise<OnbindJob[]> {
     return this.knex.transaction(async (trx) => {
       const due = trx('onbind_outbox')
         .select('id')
@@ -231,7 +253,8 @@ export class KnexBindingStore {
         .update({ locked_by: worker, locked_until: now + leaseMs });
       const rows = await trx('onbind_outbox').select('id', 'destination', 'body', 'attempts').whereIn('id', ids).andWhere({ locked_by: worker, locked_until: now + leaseMs });
       return rows.map((r) => ({ id: r.id as number, destination: r.destination as string, body: r.body as string, attempts: Number(r.attempts) }));
-    });
+      // READ COMMITTED: no gap locks, so SKIP LOCKED claimers do not block or deadlock one another.
+    }, this.dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined);
   }
 
   async completeOnbind(id: number, _worker: string, now: number, status: number): Promise<void> {
