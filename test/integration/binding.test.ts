@@ -184,6 +184,11 @@ describe.each(testDatabases())('binding on $name', (db) => {
     await storeInvite(address);
     const again = await srv.call('POST', `${V1}/3pid/unbind`, { mxid, threepid: { medium: 'email', address }, sid, client_secret: clientSecret });
     expect(again.status).toBe(404);
+
+    // nothing secret reached the log: tokens, client secrets, the address
+    const logs = srv.logs.join('\n');
+    const mail = await readVerificationMail(knex, address);
+    for (const secret of [mail.token, clientSecret, address, address.toLowerCase(), inv1.token, inv2.token]) expect(logs).not.toContain(secret);
   });
 
   it('on v2: mxid must be the token user; unbind by the authenticated owner', async () => {
