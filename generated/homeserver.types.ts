@@ -40,6 +40,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/_matrix/federation/v1/3pid/onbind": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver the pending invitations of a newly bound address
+         * @description Sent to the homeserver of the bound Matrix ID. The specification's
+         *     page says PUT; every implementation, Synapse included, uses POST.
+         *     The whole body is signed by the identity server's long-term key, and
+         *     each invitation carries its own `signed` block. Tessera sends at most
+         *     `onbind.invitesPerCall` invitations per call.
+         */
+        post: operations["onBindThreePid"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -47,6 +71,37 @@ export interface components {
         MatrixError: {
             errcode: string;
             error: string;
+        };
+        Signatures: {
+            [key: string]: {
+                [key: string]: string;
+            };
+        };
+        MatrixId: string;
+        OnbindInvite: {
+            /** @constant */
+            medium: "email";
+            address: string;
+            mxid: components["schemas"]["MatrixId"];
+            room_id: string;
+            sender: components["schemas"]["MatrixId"];
+            token: string;
+            signed: {
+                mxid: components["schemas"]["MatrixId"];
+                token: string;
+                signatures: components["schemas"]["Signatures"];
+            };
+        };
+        OnbindRequest: {
+            /** @constant */
+            medium: "email";
+            address: string;
+            mxid: components["schemas"]["MatrixId"];
+            ts: number;
+            not_before: number;
+            not_after: number;
+            invites: components["schemas"]["OnbindInvite"][];
+            signatures: components["schemas"]["Signatures"];
         };
     };
     responses: never;
@@ -126,6 +181,30 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["MatrixError"];
+                };
+            };
+        };
+    };
+    onBindThreePid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OnbindRequest"];
+            };
+        };
+        responses: {
+            /** @description The invitations were accepted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
         };

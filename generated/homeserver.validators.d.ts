@@ -15,4 +15,5 @@ export interface OperationValidators {
 export declare const operations: {
   "getWellKnownServer": OperationValidators;
   "getOpenIdUserInfo": OperationValidators;
+  "onBindThreePid": OperationValidators;
 };

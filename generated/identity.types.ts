@@ -342,6 +342,434 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/_matrix/identity/v2/validate/email/requestToken": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Request an email validation token
+         * @description Creates a validation session for an email address and emails it a token (through the durable mail outbox). A repeated call with the same `client_secret`, address and a `send_attempt` not greater than the last one answers the same `sid` and sends nothing.
+         */
+        post: operations["emailRequestToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/validate/email/requestToken": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Request an email validation token (v1)
+         * @deprecated
+         * @description Creates a validation session for an email address and emails it a token (through the durable mail outbox). A repeated call with the same `client_secret`, address and a `send_attempt` not greater than the last one answers the same `sid` and sends nothing.
+         */
+        post: operations["emailRequestTokenV1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/validate/email/submitToken": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Submit an email validation token from the emailed link
+         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
+         */
+        get: operations["emailSubmitTokenGet"];
+        put?: never;
+        /**
+         * Submit an email validation token
+         * @description Validates the session when `token` is the one emailed for it. Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; expired session: `400 M_SESSION_EXPIRED`; wrong or expired token: `400 M_INVALID_PARAM`.
+         */
+        post: operations["emailSubmitTokenPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/validate/email/submitToken": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Submit an email validation token from the emailed link (v1)
+         * @deprecated
+         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
+         */
+        get: operations["emailSubmitTokenGetV1"];
+        put?: never;
+        /**
+         * Submit an email validation token (v1)
+         * @deprecated
+         * @description Validates the session when `token` is the one emailed for it. Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; expired session: `400 M_SESSION_EXPIRED`; wrong or expired token: `400 M_INVALID_PARAM`.
+         */
+        post: operations["emailSubmitTokenPostV1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/validate/msisdn/requestToken": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Request a phone number validation token (not offered)
+         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         */
+        post: operations["msisdnRequestToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/validate/msisdn/requestToken": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Request a phone number validation token (not offered) (v1)
+         * @deprecated
+         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         */
+        post: operations["msisdnRequestTokenV1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/validate/msisdn/submitToken": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Submit a phone number validation token (not offered)
+         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         */
+        get: operations["msisdnSubmitTokenGet"];
+        put?: never;
+        /**
+         * Submit a phone number validation token (not offered)
+         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         */
+        post: operations["msisdnSubmitTokenPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/validate/msisdn/submitToken": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Submit a phone number validation token (not offered) (v1)
+         * @deprecated
+         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         */
+        get: operations["msisdnSubmitTokenGetV1"];
+        put?: never;
+        /**
+         * Submit a phone number validation token (not offered) (v1)
+         * @deprecated
+         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         */
+        post: operations["msisdnSubmitTokenPostV1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/3pid/getValidated3pid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The address a session validated
+         * @description Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; not validated yet: `400 M_SESSION_NOT_VALIDATED`; expired: `400 M_SESSION_EXPIRED`.
+         */
+        get: operations["getValidated3pid"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/3pid/getValidated3pid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The address a session validated (v1)
+         * @deprecated
+         * @description Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; not validated yet: `400 M_SESSION_NOT_VALIDATED`; expired: `400 M_SESSION_EXPIRED`.
+         */
+        get: operations["getValidated3pidV1"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/3pid/bind": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bind a validated address to a Matrix ID
+         * @description Stores the association and answers it signed by the long-term key. On v2 `mxid` must be the token's user (`403 M_UNAUTHORIZED`). The same transaction claims the address's pending invitations made before this bind and queues their signed onbind callbacks to the Matrix ID's homeserver; the answer does not wait for the homeserver.
+         */
+        post: operations["bind"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/3pid/bind": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bind a validated address to a Matrix ID (v1)
+         * @deprecated
+         * @description Stores the association and answers it signed by the long-term key. On v2 `mxid` must be the token's user (`403 M_UNAUTHORIZED`). The same transaction claims the address's pending invitations made before this bind and queues their signed onbind callbacks to the Matrix ID's homeserver; the answer does not wait for the homeserver.
+         */
+        post: operations["bindV1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/3pid/unbind": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove an association
+         * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address, or (v2) when the access token's user is `mxid`. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
+         */
+        post: operations["unbind"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/3pid/unbind": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove an association (v1)
+         * @deprecated
+         * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address, or (v2) when the access token's user is `mxid`. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
+         */
+        post: operations["unbindV1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/hash_details": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The pepper and algorithms for hashed lookups
+         * @description The operator can rotate the pepper; clients then get `400 M_INVALID_PEPPER` and fetch it again.
+         */
+        get: operations["getHashDetails"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Look up Matrix IDs of hashed addresses
+         * @description `algorithm` `none`: each entry is `<address> <medium>`; `sha256`: unpadded URL-safe base64 of sha256(`<address> <medium> <pepper>`). Answers the entries that are bound. Each batch is one indexed query.
+         */
+        post: operations["lookupUsersV2"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Look up the Matrix ID of one address (v1)
+         * @deprecated
+         * @description Answers the signed association, or `{}` when the address is not bound.
+         */
+        get: operations["lookupV1"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/bulk_lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Look up the Matrix IDs of many addresses (v1)
+         * @deprecated
+         * @description Answers `[medium, address, mxid]` for each bound pair, in one indexed query per batch.
+         */
+        post: operations["bulkLookupV1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/v2/sign-ed25519": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign invitation details with the ephemeral key
+         * @description Signs `{mxid, sender, token}` (sender = the invitation's inviter) with the supplied ephemeral private key, under this server's name and key id `ed25519:0`. Unknown token: `404 M_UNRECOGNIZED`; a private key that is not the one made for that token: `403 M_UNAUTHORIZED`. The v1 form also takes the three values as query parameters, as old web clients send them.
+         */
+        post: operations["blindlySignStuff"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_matrix/identity/api/v1/sign-ed25519": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign invitation details with the ephemeral key (v1)
+         * @deprecated
+         * @description Signs `{mxid, sender, token}` (sender = the invitation's inviter) with the supplied ephemeral private key, under this server's name and key id `ed25519:0`. Unknown token: `404 M_UNRECOGNIZED`; a private key that is not the one made for that token: `403 M_UNAUTHORIZED`. The v1 form also takes the three values as query parameters, as old web clients send them.
+         */
+        post: operations["blindlySignStuffV1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -460,6 +888,114 @@ export interface components {
             user_accepts: string[];
         } & {
             [key: string]: unknown;
+        };
+        SessionId: string;
+        /** @description Chosen by the client; `[0-9a-zA-Z.=_-]`, 1 to 255 characters. */
+        ClientSecret: string;
+        MatrixId: string;
+        /** @description `{<server name>: {<key id>: <unpadded base64 signature>}}` */
+        Signatures: {
+            [key: string]: {
+                [key: string]: string;
+            };
+        };
+        AnyObject: {
+            [key: string]: unknown;
+        };
+        EmailRequestTokenRequest: {
+            client_secret: components["schemas"]["ClientSecret"];
+            email: string;
+            send_attempt: number;
+            /** @description Where the emailed link redirects after validation; must be an absolute http(s) URL. */
+            next_link?: string;
+        } & {
+            [key: string]: unknown;
+        };
+        SidResponse: {
+            sid: components["schemas"]["SessionId"];
+        };
+        SubmitTokenRequest: {
+            sid: string;
+            client_secret: components["schemas"]["ClientSecret"];
+            token: string;
+        } & {
+            [key: string]: unknown;
+        };
+        SuccessResponse: {
+            success: boolean;
+        };
+        ValidatedThreePid: {
+            medium: string;
+            address: string;
+            /** @description Milliseconds since the epoch. */
+            validated_at: number;
+        };
+        BindRequest: {
+            sid: string;
+            client_secret: components["schemas"]["ClientSecret"];
+            mxid: components["schemas"]["MatrixId"];
+        } & {
+            [key: string]: unknown;
+        };
+        SignedAssociation: {
+            address: string;
+            medium: string;
+            mxid: string;
+            not_before: number;
+            not_after: number;
+            ts: number;
+            signatures: components["schemas"]["Signatures"];
+        };
+        UnbindRequest: {
+            mxid: components["schemas"]["MatrixId"];
+            threepid: {
+                medium: string;
+                address: string;
+            } & {
+                [key: string]: unknown;
+            };
+            sid?: string;
+            client_secret?: components["schemas"]["ClientSecret"];
+        } & {
+            [key: string]: unknown;
+        };
+        HashDetailsResponse: {
+            lookup_pepper: string;
+            algorithms: ("none" | "sha256")[];
+        };
+        LookupRequest: {
+            addresses: string[];
+            algorithm: string;
+            pepper: string;
+        } & {
+            [key: string]: unknown;
+        };
+        LookupResponse: {
+            mappings: {
+                [key: string]: string;
+            };
+        };
+        BulkLookupRequest: {
+            threepids: string[][];
+        } & {
+            [key: string]: unknown;
+        };
+        BulkLookupResponse: {
+            threepids: string[][];
+        };
+        /** @description On v1 the body may be empty and the three values come in the query string. */
+        SignEd25519Request: {
+            mxid?: components["schemas"]["MatrixId"];
+            token?: string;
+            private_key?: string;
+        } & {
+            [key: string]: unknown;
+        };
+        SignedInvitation: {
+            mxid: string;
+            sender: string;
+            token: string;
+            signatures: components["schemas"]["Signatures"];
         };
     };
     responses: {
@@ -629,6 +1165,180 @@ export interface components {
                 "application/json": components["schemas"]["MatrixError"];
             };
         };
+        /** @description The session id. */
+        SidResponse: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["SidResponse"];
+            };
+        };
+        /** @description The session is validated. */
+        SuccessResponse: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["SuccessResponse"];
+            };
+        };
+        /** @description A small HTML page saying whether the address was validated. */
+        HtmlPage: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "text/html": string;
+            };
+        };
+        /** @description Validated; redirects to the session's `next_link`. */
+        Redirect: {
+            headers: {
+                /** @description The session's `next_link`. */
+                Location?: string;
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description `M_MISSING_PARAMS`, `M_INVALID_PARAM` (e.g. a `next_link` that is not an http(s) URL) or `M_INVALID_EMAIL`. */
+        RequestTokenBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /**
+         * @description `M_MISSING_PARAMS`, `M_INVALID_PARAM` (also: wrong or expired token),
+         *     `M_SESSION_NOT_VALIDATED` or `M_SESSION_EXPIRED`.
+         */
+        SessionBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description `M_NO_VALID_SESSION`: no session with this `sid` and `client_secret`. */
+        NoValidSession: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description `M_TERMS_NOT_SIGNED`, or `M_UNAUTHORIZED` (e.g. `mxid` is not the token user, or the private key is not the invitation's). */
+        BindingForbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description `M_UNRECOGNIZED`: this server does not validate phone numbers. */
+        MsisdnUnsupported: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description The validated address. */
+        ValidatedThreePid: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ValidatedThreePid"];
+            };
+        };
+        /** @description The association, signed by this server's long-term key. */
+        SignedAssociation: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["SignedAssociation"];
+            };
+        };
+        /** @description `M_NOT_FOUND`: the address is not bound to that Matrix ID. */
+        NotBound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description The current pepper and the supported algorithms. */
+        HashDetails: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["HashDetailsResponse"];
+            };
+        };
+        /** @description The bound entries, each to its Matrix ID. */
+        LookupMappings: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["LookupResponse"];
+            };
+        };
+        /** @description `M_MISSING_PARAMS`, `M_INVALID_PARAM` (unknown algorithm, malformed entry) or `M_INVALID_PEPPER` (stale pepper). */
+        LookupBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description The signed association, or `{}` when the address is not bound. */
+        LookupV1Response: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["SignedAssociation"] | components["schemas"]["EmptyObject"];
+            };
+        };
+        /** @description The bound pairs with their Matrix IDs. */
+        BulkLookupResponse: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["BulkLookupResponse"];
+            };
+        };
+        /** @description `{mxid, sender, token}` signed with the ephemeral key. */
+        SignedInvitation: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["SignedInvitation"];
+            };
+        };
+        /** @description `M_UNRECOGNIZED`: no invitation has this token. */
+        UnknownInviteToken: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
     };
     parameters: {
         /** @description The key id, `<algorithm>:<identifier>`, e.g. `ed25519:0`. */
@@ -641,6 +1351,22 @@ export interface components {
          *     exists; the configured default brand applies then.
          */
         BrandQuery: string;
+        /** @description The validation session id requestToken answered. */
+        SidQuery: components["schemas"]["SessionId"];
+        /** @description The client's secret for the session. */
+        ClientSecretQuery: components["schemas"]["ClientSecret"];
+        /** @description The token from the verification email. */
+        TokenQuery: string;
+        /** @description Ignored unless equal to the session's own `next_link`; the redirect always goes to the session's. */
+        NextLinkQuery: string;
+        MediumQuery: string;
+        AddressQuery: string;
+        /** @description v1 only, as old web clients send it; the body's value wins. */
+        MxidQuery: string;
+        /** @description v1 only, as old web clients send it; the body's value wins. */
+        TokenSignQuery: string;
+        /** @description v1 only, as old web clients send it; the body's value wins. */
+        PrivateKeyQuery: string;
     };
     requestBodies: {
         InvitationRequest: {
@@ -1016,6 +1742,484 @@ export interface operations {
             200: components["responses"]["EmptyObject"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    emailRequestToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailRequestTokenRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SidResponse"];
+            400: components["responses"]["RequestTokenBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["BindingForbidden"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    emailRequestTokenV1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailRequestTokenRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SidResponse"];
+            400: components["responses"]["RequestTokenBadRequest"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    emailSubmitTokenGet: {
+        parameters: {
+            query: {
+                /** @description The validation session id requestToken answered. */
+                sid: components["parameters"]["SidQuery"];
+                /** @description The client's secret for the session. */
+                client_secret: components["parameters"]["ClientSecretQuery"];
+                /** @description The token from the verification email. */
+                token: components["parameters"]["TokenQuery"];
+                /** @description Ignored unless equal to the session's own `next_link`; the redirect always goes to the session's. */
+                next_link?: components["parameters"]["NextLinkQuery"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["HtmlPage"];
+            302: components["responses"]["Redirect"];
+            400: components["responses"]["MissingParams"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    emailSubmitTokenPost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubmitTokenRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SuccessResponse"];
+            400: components["responses"]["SessionBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["BindingForbidden"];
+            404: components["responses"]["NoValidSession"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    emailSubmitTokenGetV1: {
+        parameters: {
+            query: {
+                /** @description The validation session id requestToken answered. */
+                sid: components["parameters"]["SidQuery"];
+                /** @description The client's secret for the session. */
+                client_secret: components["parameters"]["ClientSecretQuery"];
+                /** @description The token from the verification email. */
+                token: components["parameters"]["TokenQuery"];
+                /** @description Ignored unless equal to the session's own `next_link`; the redirect always goes to the session's. */
+                next_link?: components["parameters"]["NextLinkQuery"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["HtmlPage"];
+            302: components["responses"]["Redirect"];
+            400: components["responses"]["MissingParams"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    emailSubmitTokenPostV1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubmitTokenRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SuccessResponse"];
+            400: components["responses"]["SessionBadRequest"];
+            404: components["responses"]["NoValidSession"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    msisdnRequestToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AnyObject"];
+            };
+        };
+        responses: {
+            400: components["responses"]["MsisdnUnsupported"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    msisdnRequestTokenV1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AnyObject"];
+            };
+        };
+        responses: {
+            400: components["responses"]["MsisdnUnsupported"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    msisdnSubmitTokenGet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            400: components["responses"]["MsisdnUnsupported"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    msisdnSubmitTokenPost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AnyObject"];
+            };
+        };
+        responses: {
+            400: components["responses"]["MsisdnUnsupported"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    msisdnSubmitTokenGetV1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            400: components["responses"]["MsisdnUnsupported"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    msisdnSubmitTokenPostV1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AnyObject"];
+            };
+        };
+        responses: {
+            400: components["responses"]["MsisdnUnsupported"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    getValidated3pid: {
+        parameters: {
+            query: {
+                /** @description The validation session id requestToken answered. */
+                sid: components["parameters"]["SidQuery"];
+                /** @description The client's secret for the session. */
+                client_secret: components["parameters"]["ClientSecretQuery"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ValidatedThreePid"];
+            400: components["responses"]["SessionBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["BindingForbidden"];
+            404: components["responses"]["NoValidSession"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    getValidated3pidV1: {
+        parameters: {
+            query: {
+                /** @description The validation session id requestToken answered. */
+                sid: components["parameters"]["SidQuery"];
+                /** @description The client's secret for the session. */
+                client_secret: components["parameters"]["ClientSecretQuery"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ValidatedThreePid"];
+            400: components["responses"]["SessionBadRequest"];
+            404: components["responses"]["NoValidSession"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    bind: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BindRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SignedAssociation"];
+            400: components["responses"]["SessionBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["BindingForbidden"];
+            404: components["responses"]["NoValidSession"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    bindV1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BindRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SignedAssociation"];
+            400: components["responses"]["SessionBadRequest"];
+            404: components["responses"]["NoValidSession"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    unbind: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UnbindRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["EmptyObject"];
+            400: components["responses"]["SessionBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["BindingForbidden"];
+            404: components["responses"]["NotBound"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    unbindV1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UnbindRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["EmptyObject"];
+            400: components["responses"]["SessionBadRequest"];
+            403: components["responses"]["BindingForbidden"];
+            404: components["responses"]["NotBound"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    getHashDetails: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["HashDetails"];
+            400: components["responses"]["MissingParams"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["BindingForbidden"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    lookupUsersV2: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LookupRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["LookupMappings"];
+            400: components["responses"]["LookupBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["BindingForbidden"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    lookupV1: {
+        parameters: {
+            query: {
+                medium: components["parameters"]["MediumQuery"];
+                address: components["parameters"]["AddressQuery"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["LookupV1Response"];
+            400: components["responses"]["MissingParams"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    bulkLookupV1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkLookupRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["BulkLookupResponse"];
+            400: components["responses"]["MissingParams"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    blindlySignStuff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignEd25519Request"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SignedInvitation"];
+            400: components["responses"]["MissingParams"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["BindingForbidden"];
+            404: components["responses"]["UnknownInviteToken"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    blindlySignStuffV1: {
+        parameters: {
+            query?: {
+                /** @description v1 only, as old web clients send it; the body's value wins. */
+                mxid?: components["parameters"]["MxidQuery"];
+                /** @description v1 only, as old web clients send it; the body's value wins. */
+                token?: components["parameters"]["TokenSignQuery"];
+                /** @description v1 only, as old web clients send it; the body's value wins. */
+                private_key?: components["parameters"]["PrivateKeyQuery"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SignEd25519Request"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SignedInvitation"];
+            400: components["responses"]["MissingParams"];
+            403: components["responses"]["BindingForbidden"];
+            404: components["responses"]["UnknownInviteToken"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["Unknown"];
         };

@@ -130,8 +130,12 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
       const pathParams = paramSchema(params, 'path');
       if (pathParams) info.params = add(`${id}_params`, pathParams);
       for (const [status, resp] of Object.entries((op.responses as Obj) ?? {})) {
-        const schema = ((follow(doc, resp).content as Obj | undefined)?.['application/json'] as Obj | undefined)?.schema;
+        const content = follow(doc, resp).content as Obj | undefined;
+        const schema = (content?.['application/json'] as Obj | undefined)?.schema;
         if (schema) info.responses[status] = schemaFor(`${id}_r${status}`, schema);
+        // Non-JSON answers (an HTML page, a redirect) are documented too: their body is a string or nothing.
+        else if (content?.['text/html']) info.responses[status] = add('schema_TextBody', { type: 'string' });
+        else if (!content) info.responses[status] = add('schema_NoContent', {});
       }
       ops.push(info);
     }

@@ -73,6 +73,8 @@ export async function createApp(deps: Deps): Promise<Koa> {
       ip: ctx.ip,
     });
     ctx.status = res.status;
+    if (res.headers) ctx.set(res.headers);
+    if (res.contentType) ctx.type = res.contentType;
     ctx.body = res.body;
   });
   app.use(router.routes());

@@ -81,6 +81,33 @@ export interface Config {
   };
   /** Email: SMTP, templates, links, delivery (issue 3). */
   mail: MailConfig;
+  /** Validation sessions, associations and lookups (issue 5). */
+  binding: {
+    /** How long a validation session lives: from creation until validated, then from validation until bound. */
+    sessionLifetimeMs: number;
+    /** How long the emailed token can be submitted. */
+    tokenLifetimeMs: number;
+    /** not_after - not_before of a signed association. */
+    associationLifetimeMs: number;
+    /** v2 lookup pepper. Empty: generated once and kept in the database. Change it to rotate. */
+    lookupPepper: string;
+  };
+  /** Delivery of onbind callbacks to invitees' homeservers (issue 5). */
+  onbind: {
+    /** Invites per onbind call; a bind with more pending invites makes several calls. */
+    invitesPerCall: number;
+    /** First retry delay; doubles per attempt up to maxBackoffMs, with +-25% jitter. */
+    initialBackoffMs: number;
+    maxBackoffMs: number;
+    /** How long a worker holds a claimed delivery before another may take it. */
+    leaseMs: number;
+    /** Polling interval besides being woken after each bind. */
+    pollIntervalMs: number;
+    /** Deliveries in flight at once per process. */
+    concurrency: number;
+    /** Finished (delivered or failed) outbox rows are deleted after this long. */
+    keepFinishedMs: number;
+  };
 }
 
 export interface MailConfig {
@@ -148,6 +175,8 @@ export function defaults(): Config {
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
     rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10 },
     log: { level: 'info' },
+    binding: { sessionLifetimeMs: DAY, tokenLifetimeMs: DAY, associationLifetimeMs: 100 * 365 * DAY, lookupPepper: '' },
+    onbind: { invitesPerCall: 100, initialBackoffMs: 5000, maxBackoffMs: 3600 * 1000, leaseMs: 60_000, pollIntervalMs: 30_000, concurrency: 4, keepFinishedMs: 7 * DAY },
     federation: { verifyTls: true, allow: [], requestTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 },
     accounts: { tokenLifetimeMs: 30 * DAY, allowedServers: [] },
     terms: { file: '' },
@@ -196,6 +225,16 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_RATELIMIT_INVITES_PER_SENDER', 'rateLimits.storeInvitePerSender', 'int'],
   ['TESSERA_RATELIMIT_INVITES_PER_ADDRESS', 'rateLimits.storeInvitePerAddress', 'int'],
   ['TESSERA_LOG_LEVEL', 'log.level', 'string'],
+  ['TESSERA_SESSION_LIFETIME_MS', 'binding.sessionLifetimeMs', 'int'],
+  ['TESSERA_VALIDATION_TOKEN_LIFETIME_MS', 'binding.tokenLifetimeMs', 'int'],
+  ['TESSERA_ASSOCIATION_LIFETIME_MS', 'binding.associationLifetimeMs', 'int'],
+  ['TESSERA_LOOKUP_PEPPER', 'binding.lookupPepper', 'string'],
+  ['TESSERA_ONBIND_INVITES_PER_CALL', 'onbind.invitesPerCall', 'int'],
+  ['TESSERA_ONBIND_INITIAL_BACKOFF_MS', 'onbind.initialBackoffMs', 'int'],
+  ['TESSERA_ONBIND_MAX_BACKOFF_MS', 'onbind.maxBackoffMs', 'int'],
+  ['TESSERA_ONBIND_LEASE_MS', 'onbind.leaseMs', 'int'],
+  ['TESSERA_ONBIND_POLL_INTERVAL_MS', 'onbind.pollIntervalMs', 'int'],
+  ['TESSERA_ONBIND_CONCURRENCY', 'onbind.concurrency', 'int'],
   ['TESSERA_FEDERATION_VERIFY_TLS', 'federation.verifyTls', 'bool'],
   ['TESSERA_FEDERATION_ALLOW', 'federation.allow', 'list'],
   ['TESSERA_FEDERATION_TIMEOUT_MS', 'federation.requestTimeoutMs', 'int'],
@@ -282,6 +321,29 @@ const SCHEMA = {
       },
     },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error', 'silent'] } } },
+    binding: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        sessionLifetimeMs: { type: 'integer', minimum: 1000 },
+        tokenLifetimeMs: { type: 'integer', minimum: 1000 },
+        associationLifetimeMs: { type: 'integer', minimum: 60_000 },
+        lookupPepper: { type: 'string', pattern: '^[A-Za-z0-9._~-]*$', maxLength: 255 },
+      },
+    },
+    onbind: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        invitesPerCall: { type: 'integer', minimum: 1, maximum: 1000 },
+        initialBackoffMs: { type: 'integer', minimum: 1 },
+        maxBackoffMs: { type: 'integer', minimum: 1 },
+        leaseMs: { type: 'integer', minimum: 100 },
+        pollIntervalMs: { type: 'integer', minimum: 10 },
+        concurrency: { type: 'integer', minimum: 1, maximum: 64 },
+        keepFinishedMs: { type: 'integer', minimum: 0 },
+      },
+    },
     federation: {
       type: 'object',
       additionalProperties: false,

@@ -11,7 +11,12 @@ export type DomainErrorCode =
   | 'invalid_param'
   | 'rate_limited'
   | 'openid_rejected'
-  | 'homeserver_unavailable';
+  | 'homeserver_unavailable'
+  // binding (issue 5)
+  | 'session_not_found'
+  | 'session_not_validated'
+  | 'session_expired'
+  | 'invalid_pepper';
 
 export class DomainError extends Error {
   constructor(

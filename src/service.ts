@@ -20,6 +20,8 @@ import { join } from 'node:path';
 import { MailWorker } from './mail/MailWorker.js';
 import { MailRenderer } from './mail/render.js';
 import { fileTransport, smtpTransport } from './mail/transport.js';
+import { OnbindWorker } from './federation/OnbindWorker.js';
+import { ensureLookupPepper } from './binding/pepper.js';
 
 export interface Service {
   deps: Deps;
@@ -84,6 +86,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
 
 export async function startService(config: Config, opts: ServiceOptions): Promise<Service> {
   const deps = await buildDeps(config, opts);
+  await ensureLookupPepper(deps); // binding (issue 5): before the first lookup request
   const app = await createApp(deps);
   const server = opts.server ?? createServer();
   server.on('request', app.callback());
@@ -107,6 +110,10 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
   });
   deps.signals.mailQueued = () => mailWorker.wake();
   mailWorker.start();
+  // binding (issue 5): the onbind worker drains its outbox, woken after each bind commits.
+  const onbind = new OnbindWorker(deps);
+  deps.signals.onbindQueued = () => onbind.wake();
+  onbind.start();
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
@@ -117,6 +124,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     async stop() {
       await mailWorker.stop();
       await sweeper.stop();
+      await onbind.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await deps.store.close();

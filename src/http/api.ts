@@ -23,6 +23,9 @@ export interface ApiRequest {
 export interface ApiResponse {
   status: number;
   body: unknown;
+  /** Set for non-JSON answers (HTML pages, redirects); JSON otherwise. */
+  contentType?: string;
+  headers?: Record<string, string>;
 }
 
 export const IDENTITY_DOCUMENT = new URL('../../openapi/identity.yaml', import.meta.url);

@@ -30,6 +30,10 @@ const DOMAIN_TABLE: Record<DomainErrorCode, [number, string]> = {
   rate_limited: [429, 'M_LIMIT_EXCEEDED'],
   openid_rejected: [401, 'M_UNAUTHORIZED'],
   homeserver_unavailable: [502, 'M_UNKNOWN'],
+  session_not_found: [404, 'M_NO_VALID_SESSION'],
+  session_not_validated: [400, 'M_SESSION_NOT_VALIDATED'],
+  session_expired: [400, 'M_SESSION_EXPIRED'],
+  invalid_pepper: [400, 'M_INVALID_PEPPER'],
 };
 
 /** Maps anything thrown to a Matrix error; undefined for unexpected errors (they become 500). */

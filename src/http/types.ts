@@ -26,9 +26,20 @@ export interface Req<Op extends OperationId> {
   account?: Account;
 }
 
-export interface Reply<Op extends OperationId> {
+export interface JsonReply<Op extends OperationId> {
   status: 200;
   body: OkBody<Op>;
 }
+
+/** A non-JSON answer (an HTML page, a redirect), for operations whose 200 is not JSON. */
+export interface RawReply {
+  status: 200 | 302;
+  /** The page, or '' for a redirect. */
+  body: string;
+  contentType: string;
+  headers?: Record<string, string>;
+}
+
+export type Reply<Op extends OperationId> = [OkBody<Op>] extends [never] ? RawReply : JsonReply<Op>;
 
 export type Handler<Op extends OperationId, D> = (req: Req<Op>, deps: D) => Promise<Reply<Op>>;

@@ -2,6 +2,9 @@
 import type { Knex } from 'knex';
 import type { AcceptedPolicy, AccountToken, Association, InviteRecord, MailJob, MailKind, NewInvite, NewMail, Store } from './types.js';
 import { KnexAccountStore } from './KnexAccountStore.js';
+import type * as B from './types.js';
+import { KnexBindingStore } from './KnexBindingStore.js';
+import { lookupHash } from '../binding/hash.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 import { KnexMailStore } from './KnexMailStore.js';
 
@@ -19,7 +22,11 @@ interface InviteRow {
 }
 
 export class KnexStore implements Store {
-  private constructor(readonly knex: Knex, readonly dialect: Dialect) {}
+  private readonly binding: KnexBindingStore;
+
+  private constructor(readonly knex: Knex, readonly dialect: Dialect) {
+    this.binding = new KnexBindingStore(knex, dialect);
+  }
 
   /** Opens the database and brings its schema up to date. */
   static async create(opts: DatabaseOptions): Promise<KnexStore> {
@@ -100,6 +107,7 @@ export class KnexStore implements Store {
   }
 
   async insertAssociation(a: Association): Promise<void> {
+    const pepper = await this.binding.getBindingSetting('lookup_pepper');
     await this.knex('associations').insert({
       medium: a.medium,
       address: a.address,
@@ -107,6 +115,7 @@ export class KnexStore implements Store {
       ts: a.ts,
       not_before: a.notBefore,
       not_after: a.notAfter,
+      lookup_hash: pepper === undefined ? null : lookupHash(a.address, a.medium, pepper),
     });
   }
 
@@ -175,6 +184,24 @@ export class KnexStore implements Store {
   deleteFinishedMail(before: number, limit: number): Promise<number> {
     return this.mail.deleteFinishedMail(before, limit);
   }
+  // ---- binding (issue 5): implemented in KnexBindingStore ----
+  findSession(sid: string) { return this.binding.findSession(sid); }
+  findSessionByOwner(medium: string, address: string, clientSecret: string, now: number) { return this.binding.findSessionByOwner(medium, address, clientSecret, now); }
+  insertSession(session: B.ValidationSession, mail: NewMail) { return this.binding.insertSession(session, mail); }
+  resendSession(sid: string, update: Pick<B.ValidationSession, 'token' | 'tokenExpiresAt' | 'sendAttempt' | 'nextLink'>, mail: NewMail) { return this.binding.resendSession(sid, update, mail); }
+  markSessionValidated(sid: string, validatedAt: number, expiresAt: number) { return this.binding.markSessionValidated(sid, validatedAt, expiresAt); }
+  deleteExpiredSessions(now: number, limit: number) { return this.binding.deleteExpiredSessions(now, limit); }
+  bindAssociation(association: Association, opts: B.BindOptions) { return this.binding.bindAssociation(association, opts); }
+  deleteAssociation(medium: string, address: string, mxid: string) { return this.binding.deleteAssociation(medium, address, mxid); }
+  findAssociationsByHash(hashes: string[], now: number) { return this.binding.findAssociationsByHash(hashes, now); }
+  getBindingSetting(name: string) { return this.binding.getBindingSetting(name); }
+  putBindingSetting(name: string, value: string) { return this.binding.putBindingSetting(name, value); }
+  rehashAssociations(hash: (address: string, medium: string) => string, batch: number) { return this.binding.rehashAssociations(hash, batch); }
+  claimOnbind(worker: string, now: number, leaseMs: number, limit: number) { return this.binding.claimOnbind(worker, now, leaseMs, limit); }
+  completeOnbind(id: number, worker: string, now: number, status: number) { return this.binding.completeOnbind(id, worker, now, status); }
+  retryOnbind(id: number, worker: string, nextAttemptAt: number, error: string, status: number | null) { return this.binding.retryOnbind(id, worker, nextAttemptAt, error, status); }
+  failOnbind(id: number, worker: string, now: number, error: string, status: number | null) { return this.binding.failOnbind(id, worker, now, error, status); }
+  deleteFinishedOnbind(before: number, limit: number) { return this.binding.deleteFinishedOnbind(before, limit); }
 }
 
 export async function insertMail(trx: Knex | Knex.Transaction, mail: NewMail): Promise<void> {

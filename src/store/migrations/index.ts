@@ -4,12 +4,14 @@ import type { Knex } from 'knex';
 import * as m001 from './001_initial.js';
 import * as m002 from './002_mail.js';
 import * as m003 from './003_accounts.js';
+import * as m004 from './004_binding.js';
 import * as m005 from './005_rate_limits.js';
 
 const migrations: Record<string, Knex.Migration> = {
   '001_initial': m001,
   '002_mail': m002,
   '003_accounts': m003,
+  '004_binding': m004,
   '005_rate_limits': m005,
 };
 

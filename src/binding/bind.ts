@@ -1,0 +1,102 @@
+// POST /3pid/bind and /3pid/unbind (identity-api.md sections 5 and 8): signed associations, onbind queued in the bind transaction.
+import type { Deps } from '../deps.js';
+import { DomainError } from '../domainErrors.js';
+import { signJson, type Signatures } from '../keys/signJson.js';
+import type { Association, InviteRecord, StoredAssociation } from '../store/types.js';
+import { redactForLog } from '../util/logger.js';
+import { normaliseAddress, serverNameOf } from '../util/threepid.js';
+import { lookupHash } from './hash.js';
+import { currentPepper } from './pepper.js';
+import { validatedSession } from './sessions.js';
+
+export interface SignedAssociation {
+  address: string;
+  medium: string;
+  mxid: string;
+  not_before: number;
+  not_after: number;
+  ts: number;
+  signatures: Signatures;
+}
+
+export function signAssociation(deps: Pick<Deps, 'config' | 'keys'>, a: Association): SignedAssociation {
+  return signJson({ address: a.address, medium: a.medium, mxid: a.mxid, not_before: a.notBefore, not_after: a.notAfter, ts: a.ts }, deps.config.server.name, deps.keys.signingKey);
+}
+
+/**
+ * One onbind body for a chunk of claimed invites. Every object is built here, fresh, from the rows: nothing is
+ * shared between calls or bodies (a shared default once leaked one user's invites into another's onbind).
+ */
+export function buildOnbindBody(deps: Pick<Deps, 'config' | 'keys'>, a: StoredAssociation, invites: InviteRecord[]): Record<string, unknown> {
+  const server = deps.config.server.name;
+  return signJson(
+    {
+      medium: a.medium,
+      address: a.address,
+      mxid: a.mxid,
+      ts: a.ts,
+      not_before: a.notBefore,
+      not_after: a.notAfter,
+      invites: invites.map((i) => ({
+        medium: i.medium,
+        address: i.address,
+        mxid: a.mxid,
+        room_id: i.roomId,
+        sender: i.sender,
+        token: i.token,
+        signed: signJson({ mxid: a.mxid, token: i.token }, server, deps.keys.signingKey),
+      })),
+    },
+    server,
+    deps.keys.signingKey,
+  );
+}
+
+export async function bindThreepid(deps: Deps, input: { sid: string; client_secret: string; mxid: string }): Promise<SignedAssociation> {
+  const session = await validatedSession(deps, input.sid, input.client_secret);
+  const now = deps.clock();
+  const association: Association = {
+    medium: session.medium,
+    address: session.address,
+    mxid: input.mxid,
+    ts: now,
+    notBefore: now,
+    notAfter: now + deps.config.binding.associationLifetimeMs,
+  };
+  const pepper = await currentPepper(deps);
+  const result = await deps.store.bindAssociation(association, {
+    lookupHash: lookupHash(association.address, association.medium, pepper),
+    destination: serverNameOf(input.mxid),
+    invitesPerCall: deps.config.onbind.invitesPerCall,
+    buildBody: (a, invites) => buildOnbindBody(deps, a, invites),
+    now,
+  });
+  if (result.onbindRows > 0) deps.signals.onbindQueued();
+  deps.log.info('bound address', { to: redactForLog(association.address), server: serverNameOf(input.mxid), invites: result.claimedInvites, calls: result.onbindRows });
+  return signAssociation(deps, association);
+}
+
+export interface UnbindInput {
+  mxid: string;
+  threepid: { medium: string; address: string };
+  sid?: string;
+  client_secret?: string;
+}
+
+/** Allowed with a session that validated this address, or for the authenticated owner (v2). */
+export async function unbindThreepid(deps: Deps, input: UnbindInput, accountUserId: string | undefined): Promise<void> {
+  const medium = input.threepid.medium;
+  const address = normaliseAddress(medium, input.threepid.address);
+  if (input.sid !== undefined || input.client_secret !== undefined) {
+    if (input.sid === undefined || input.client_secret === undefined) throw new DomainError('invalid_param', "'sid' and 'client_secret' go together");
+    const session = await validatedSession(deps, input.sid, input.client_secret);
+    if (session.medium !== medium || session.address !== address) {
+      throw new DomainError('forbidden', 'The session did not validate this address');
+    }
+  } else if (accountUserId === undefined || accountUserId !== input.mxid) {
+    throw new DomainError('forbidden', 'Unbinding needs a session that validated the address, or the access token of the bound user');
+  }
+  const removed = await deps.store.deleteAssociation(medium, address, input.mxid);
+  if (!removed) throw new DomainError('not_found', 'That address is not bound to that Matrix ID');
+  deps.log.info('unbound address', { to: redactForLog(address) });
+}

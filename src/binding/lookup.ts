@@ -1,0 +1,66 @@
+// Lookups (identity-api.md section 8): v1 /lookup and /bulk_lookup, v2 /hash_details and /lookup, all by lookup_hash.
+import type { Deps } from '../deps.js';
+import { DomainError } from '../domainErrors.js';
+import { normaliseAddress } from '../util/threepid.js';
+import { signAssociation, type SignedAssociation } from './bind.js';
+import { lookupHash } from './hash.js';
+import { currentPepper } from './pepper.js';
+
+/** Hashes per query: one indexed IN query per batch, and a bound on bound parameters. */
+export const LOOKUP_BATCH = 1000;
+
+export const ALGORITHMS = ['none', 'sha256'] as const;
+
+/** Resolves hash -> mxid for all of `hashes`, batch by batch. */
+async function mxidsByHash(deps: Deps, hashes: string[]): Promise<Map<string, string>> {
+  const now = deps.clock();
+  const out = new Map<string, string>();
+  const unique = [...new Set(hashes)];
+  for (let i = 0; i < unique.length; i += LOOKUP_BATCH) {
+    for (const a of await deps.store.findAssociationsByHash(unique.slice(i, i + LOOKUP_BATCH), now)) out.set(a.lookupHash, a.mxid);
+  }
+  return out;
+}
+
+export async function lookupV2(deps: Deps, input: { addresses: string[]; algorithm: string; pepper: string }): Promise<Record<string, string>> {
+  if (!(ALGORITHMS as readonly string[]).includes(input.algorithm)) {
+    throw new DomainError('invalid_param', `Unsupported algorithm '${input.algorithm}'; supported: ${ALGORITHMS.join(', ')}`);
+  }
+  const pepper = await currentPepper(deps);
+  if (input.pepper !== pepper) throw new DomainError('invalid_pepper', 'Unknown or invalid pepper: has it been rotated? Fetch /hash_details again');
+  const hashOf = new Map<string, string>(); // entry as sent -> lookup hash
+  for (const entry of input.addresses) {
+    if (input.algorithm === 'sha256') {
+      hashOf.set(entry, entry);
+      continue;
+    }
+    const space = entry.lastIndexOf(' ');
+    if (space <= 0) continue; // not "<address> <medium>": cannot be bound
+    const medium = entry.slice(space + 1);
+    hashOf.set(entry, lookupHash(normaliseAddress(medium, entry.slice(0, space)), medium, pepper));
+  }
+  const found = await mxidsByHash(deps, [...hashOf.values()]);
+  const mappings: Record<string, string> = {};
+  for (const [entry, hash] of hashOf) {
+    const mxid = found.get(hash);
+    if (mxid !== undefined) mappings[entry] = mxid;
+  }
+  return mappings;
+}
+
+export async function lookupV1(deps: Deps, medium: string, address: string): Promise<SignedAssociation | Record<string, never>> {
+  const a = await deps.store.findAssociation(medium, normaliseAddress(medium, address), deps.clock());
+  return a ? signAssociation(deps, a) : {};
+}
+
+export async function bulkLookupV1(deps: Deps, threepids: [string, string][]): Promise<[string, string, string][]> {
+  const pepper = await currentPepper(deps);
+  const hashes = threepids.map(([medium, address]) => lookupHash(normaliseAddress(medium, address), medium, pepper));
+  const found = await mxidsByHash(deps, hashes);
+  const out: [string, string, string][] = [];
+  threepids.forEach(([medium, address], i) => {
+    const mxid = found.get(hashes[i]!);
+    if (mxid !== undefined) out.push([medium, address, mxid]);
+  });
+  return out;
+}

@@ -1,0 +1,103 @@
+// Email validation sessions (identity-api.md section 8): requestToken, submitToken, getValidated3pid.
+import type { Deps } from '../deps.js';
+import { DomainError } from '../domainErrors.js';
+import { basePath } from '../handlers/paths.js';
+import type { ValidationSession } from '../store/types.js';
+import { redactForLog } from '../util/logger.js';
+import { isPlainMailbox, normaliseAddress } from '../util/threepid.js';
+import { newSecret, secretsEqual } from './secrets.js';
+
+export interface RequestTokenInput {
+  client_secret: string;
+  email: string;
+  send_attempt: number;
+  next_link?: string;
+}
+
+/** An absolute http(s) URL without credentials: anything else could redirect a browser to script or a phishing host login. */
+export function isValidNextLink(link: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(link);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' && !/[\u0000-\u001f\u007f\s]/.test(link);
+}
+
+function verificationLink(deps: Deps, version: 'v1' | 'v2', s: Pick<ValidationSession, 'sid' | 'clientSecret' | 'token' | 'nextLink'>): string {
+  const q = new URLSearchParams({ token: s.token, client_secret: s.clientSecret, sid: s.sid });
+  if (s.nextLink) q.set('next_link', s.nextLink);
+  return `${deps.config.server.publicBaseUrl}${basePath(version)}/validate/email/submitToken?${q.toString()}`;
+}
+
+export async function requestEmailToken(deps: Deps, input: RequestTokenInput, ctx: { version: 'v1' | 'v2'; ip: string }): Promise<{ sid: string }> {
+  if (!isPlainMailbox(input.email)) throw new DomainError('invalid_email', 'Invalid email address');
+  const nextLink = input.next_link ?? null;
+  if (nextLink !== null && !isValidNextLink(nextLink)) throw new DomainError('invalid_param', "'next_link' must be an absolute http or https URL");
+  const { store, config } = deps;
+  const now = deps.clock();
+  const address = normaliseAddress('email', input.email);
+  const existing = await store.findSessionByOwner('email', address, input.client_secret, now);
+  const mail = (s: Pick<ValidationSession, 'sid' | 'clientSecret' | 'token' | 'nextLink'>) => ({
+    kind: 'verification' as const,
+    recipient: input.email,
+    payload: { token: s.token, link: verificationLink(deps, ctx.version, s), ipaddress: ctx.ip, brand: null },
+    createdAt: now,
+  });
+  if (existing) {
+    // A repeated send_attempt is a client retrying the same request: answer the same session, send nothing.
+    if (input.send_attempt <= existing.sendAttempt) return { sid: existing.sid };
+    const token = existing.tokenExpiresAt > now ? existing.token : newSecret(deps.random);
+    const update = { token, tokenExpiresAt: existing.tokenExpiresAt > now ? existing.tokenExpiresAt : now + config.binding.tokenLifetimeMs, sendAttempt: input.send_attempt, nextLink };
+    await store.resendSession(existing.sid, update, mail({ sid: existing.sid, clientSecret: existing.clientSecret, token, nextLink }));
+    deps.signals.mailQueued();
+    return { sid: existing.sid };
+  }
+  const session: ValidationSession = {
+    sid: newSecret(deps.random),
+    medium: 'email',
+    address,
+    clientSecret: input.client_secret,
+    token: newSecret(deps.random),
+    sendAttempt: input.send_attempt,
+    nextLink,
+    createdAt: now,
+    tokenExpiresAt: now + config.binding.tokenLifetimeMs,
+    validatedAt: null,
+    expiresAt: now + config.binding.sessionLifetimeMs,
+  };
+  await store.insertSession(session, mail(session));
+  deps.signals.mailQueued();
+  deps.log.debug('validation session created', { to: redactForLog(address) });
+  return { sid: session.sid };
+}
+
+/** The session with this sid whose client_secret matches (constant time), unexpired; else the contract's errors. */
+async function ownedSession(deps: Deps, sid: string, clientSecret: string): Promise<ValidationSession> {
+  const s = await deps.store.findSession(sid);
+  if (!s || !secretsEqual(s.clientSecret, clientSecret)) {
+    throw new DomainError('session_not_found', 'No valid session was found matching that sid and client secret');
+  }
+  if (s.expiresAt <= deps.clock()) throw new DomainError('session_expired', 'This validation session has expired: start a new one');
+  return s;
+}
+
+/** Validates the session; answers the session as validated. A session already validated stays so. */
+export async function submitEmailToken(deps: Deps, input: { sid: string; client_secret: string; token: string }): Promise<ValidationSession> {
+  const s = await ownedSession(deps, input.sid, input.client_secret);
+  const now = deps.clock();
+  if (!secretsEqual(s.token, input.token) || (s.validatedAt === null && s.tokenExpiresAt <= now)) {
+    throw new DomainError('invalid_param', 'The token is wrong or has expired');
+  }
+  if (s.validatedAt !== null) return s;
+  const expiresAt = now + deps.config.binding.sessionLifetimeMs;
+  await deps.store.markSessionValidated(s.sid, now, expiresAt);
+  return { ...s, validatedAt: now, expiresAt };
+}
+
+export async function validatedSession(deps: Deps, sid: string, clientSecret: string): Promise<ValidationSession & { validatedAt: number }> {
+  const s = await ownedSession(deps, sid, clientSecret);
+  if (s.validatedAt === null) throw new DomainError('session_not_validated', 'This validation session has not been validated yet');
+  return s as ValidationSession & { validatedAt: number };
+}

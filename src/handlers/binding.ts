@@ -1,0 +1,95 @@
+// Validation sessions, bind/unbind, lookups and sign-ed25519 (v1 and v2; one handler per operation pair).
+import type { Deps } from '../deps.js';
+import { MatrixError } from '../http/errors.js';
+import type { RawReply, Reply, Req } from '../http/types.js';
+import { bindThreepid, unbindThreepid } from '../binding/bind.js';
+import { ALGORITHMS, bulkLookupV1, lookupV1, lookupV2 } from '../binding/lookup.js';
+import { currentPepper } from '../binding/pepper.js';
+import { requestEmailToken, submitEmailToken, validatedSession } from '../binding/sessions.js';
+import { signInvitation } from '../invites/signEd25519.js';
+import { renderVerifyResponsePage } from '../mail/pages.js';
+import { DomainError } from '../domainErrors.js';
+import { toMatrixError } from '../http/errors.js';
+
+export async function handleEmailRequestToken(req: Req<'emailRequestToken'> | Req<'emailRequestTokenV1'>, deps: Deps): Promise<Reply<'emailRequestToken'>> {
+  const body = req.body;
+  const { sid } = await requestEmailToken(deps, body, { version: req.version, ip: req.ip });
+  return { status: 200, body: { sid } };
+}
+
+export async function handleEmailSubmitTokenPost(req: Req<'emailSubmitTokenPost'> | Req<'emailSubmitTokenPostV1'>, deps: Deps): Promise<Reply<'emailSubmitTokenPost'>> {
+  await submitEmailToken(deps, req.body);
+  return { status: 200, body: { success: true } };
+}
+
+const HTML = 'text/html; charset=utf-8';
+
+/** The emailed link: a page for a person in a browser, or a redirect to the session's validated next_link. */
+export async function handleEmailSubmitTokenGet(req: Req<'emailSubmitTokenGet'> | Req<'emailSubmitTokenGetV1'>, deps: Deps): Promise<RawReply> {
+  const q = req.query;
+  let session;
+  try {
+    session = await submitEmailToken(deps, { sid: q.sid, client_secret: q.client_secret, token: q.token });
+  } catch (err) {
+    const m = toMatrixError(err);
+    if (!m || m.status >= 500) throw err;
+    const message = m.errcode === 'M_SESSION_EXPIRED' ? 'This link has expired. Please ask for a new one.' : 'This link is not valid. It may have expired or been used for a different request.';
+    return { status: 200, contentType: HTML, body: renderVerifyResponsePage(deps, { message }) };
+  }
+  // Only the next_link given (and checked) at requestToken: a link edited to point elsewhere is not followed.
+  if (session.nextLink && (q.next_link === undefined || q.next_link === session.nextLink)) {
+    return { status: 302, contentType: HTML, body: '', headers: { Location: session.nextLink } };
+  }
+  return { status: 200, contentType: HTML, body: renderVerifyResponsePage(deps, { message: 'Your email address has been verified. You can close this page and return to your Matrix client.' }) };
+}
+
+function msisdnUnsupported(): never {
+  throw new MatrixError(400, 'M_UNRECOGNIZED', 'This identity server does not validate phone numbers (msisdn); use email');
+}
+export const handleMsisdnUnsupported = async (): Promise<never> => msisdnUnsupported();
+
+export async function handleGetValidated3pid(req: Req<'getValidated3pid'> | Req<'getValidated3pidV1'>, deps: Deps): Promise<Reply<'getValidated3pid'>> {
+  const s = await validatedSession(deps, req.query.sid, req.query.client_secret);
+  return { status: 200, body: { medium: s.medium, address: s.address, validated_at: s.validatedAt } };
+}
+
+export async function handleBind(req: Req<'bind'> | Req<'bindV1'>, deps: Deps): Promise<Reply<'bind'>> {
+  if (req.account && req.account.userId !== req.body.mxid) {
+    throw new MatrixError(403, 'M_UNAUTHORIZED', "'mxid' doesn't match the access token's user");
+  }
+  return { status: 200, body: await bindThreepid(deps, req.body) };
+}
+
+export async function handleUnbind(req: Req<'unbind'> | Req<'unbindV1'>, deps: Deps): Promise<Reply<'unbind'>> {
+  await unbindThreepid(deps, req.body, req.account?.userId);
+  return { status: 200, body: {} };
+}
+
+export async function handleGetHashDetails(_req: Req<'getHashDetails'>, deps: Deps): Promise<Reply<'getHashDetails'>> {
+  return { status: 200, body: { lookup_pepper: await currentPepper(deps), algorithms: [...ALGORITHMS] } };
+}
+
+export async function handleLookupV2(req: Req<'lookupUsersV2'>, deps: Deps): Promise<Reply<'lookupUsersV2'>> {
+  return { status: 200, body: { mappings: await lookupV2(deps, req.body) } };
+}
+
+export async function handleLookupV1(req: Req<'lookupV1'>, deps: Deps): Promise<Reply<'lookupV1'>> {
+  return { status: 200, body: await lookupV1(deps, req.query.medium, req.query.address) };
+}
+
+export async function handleBulkLookupV1(req: Req<'bulkLookupV1'>, deps: Deps): Promise<Reply<'bulkLookupV1'>> {
+  return { status: 200, body: { threepids: await bulkLookupV1(deps, req.body.threepids as [string, string][]) } };
+}
+
+/** v1 also takes the three values from the query string (old web clients); the body wins. */
+export async function handleSignEd25519(req: Req<'blindlySignStuff'> | Req<'blindlySignStuffV1'>, deps: Deps): Promise<Reply<'blindlySignStuff'>> {
+  const query = (req.version === 'v1' ? req.query : {}) as { mxid?: string; token?: string; private_key?: string };
+  const body = (req.body ?? {}) as { mxid?: string; token?: string; private_key?: string };
+  const mxid = body.mxid ?? query.mxid;
+  const token = body.token ?? query.token;
+  const privateKey = body.private_key ?? query.private_key;
+  const missing = [['mxid', mxid], ['token', token], ['private_key', privateKey]].filter(([, v]) => v === undefined || v === '').map(([k]) => k);
+  if (missing.length > 0) throw new MatrixError(400, 'M_MISSING_PARAMS', `Missing parameters: ${missing.join(',')}`);
+  if (!/^@[^:]+:.+$/.test(mxid!)) throw new DomainError('invalid_param', "Invalid parameter 'mxid'");
+  return { status: 200, body: await signInvitation(deps, { mxid: mxid!, token: token!, private_key: privateKey! }) };
+}

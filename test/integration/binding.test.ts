@@ -1,0 +1,496 @@
+// The binding lifecycle over real HTTP on every database: validation sessions, bind, lookups, sign-ed25519,
+// and onbind delivery to a homeserver on loopback (signatures checked with tweetnacl).
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import type { Knex } from 'knex';
+import nacl from 'tweetnacl';
+import { testDatabases } from '../helpers/databases.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { readVerificationMail } from '../helpers/verificationMail.js';
+import { loopbackFederationClient, startLoopbackHomeserver, type LoopbackHomeserver } from '../helpers/loopbackFederation.js';
+import { verifyMatrixSignature } from '../helpers/signatures.js';
+import type { Authenticator } from '../../src/http/security.js';
+import type { KnexStore } from '../../src/store/KnexStore.js';
+
+const V1 = '/_matrix/identity/api/v1';
+const V2 = '/_matrix/identity/v2';
+const ONBIND = '/_matrix/federation/v1/3pid/onbind';
+
+/** v2 tokens: `tok:<mxid>` authenticates as <mxid> with the terms accepted. */
+const testAuth: Authenticator = {
+  async authenticate(token) {
+    return token.startsWith('tok:') ? { account: { userId: token.slice(4) }, termsAccepted: true } : undefined;
+  },
+};
+const bearer = (mxid: string) => ({ authorization: `Bearer tok:${mxid}` });
+
+let counter = 0;
+const uniqueAddress = (tag: string) => `${tag}.${Date.now().toString(36)}${(counter++).toString(36)}@Example.org`;
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.each(testDatabases())('binding on $name', (db) => {
+  let srv: TestServer;
+  let hs: LoopbackHomeserver;
+  let dispose: () => Promise<void>;
+  let knex: Knex;
+  let offset = 0;
+  let serverKey: string;
+
+  beforeAll(async () => {
+    const created = await db.create();
+    dispose = created.dispose;
+    hs = await startLoopbackHomeserver();
+    srv = await startTestServer({
+      dbUrl: created.url,
+      clock: () => Date.now() + offset,
+      auth: testAuth,
+      federation: loopbackFederationClient,
+      overrides: {
+        onbind: { initialBackoffMs: 20, maxBackoffMs: 200, pollIntervalMs: 100, leaseMs: 5000, invitesPerCall: 100 },
+        rateLimits: { storeInvitePerIp: 100_000, storeInvitePerSender: 100_000, storeInvitePerAddress: 100_000 },
+        server: { bodyLimitBytes: 1_000_000 },
+      },
+    });
+    knex = (srv.service.deps.store as KnexStore).knex;
+    serverKey = (await srv.call('GET', `${V2}/pubkey/ed25519:0`)).body.public_key;
+  });
+  afterAll(async () => {
+    await srv?.stop();
+    await hs?.close();
+    await dispose?.();
+  });
+  beforeEach(() => {
+    offset = 0;
+    hs.calls.length = 0;
+    hs.respond = () => ({ status: 200, body: {} });
+  });
+  afterEach(() => {
+    expect(srv.violations.splice(0)).toEqual([]);
+    expect(hs.violations.splice(0)).toEqual([]);
+  });
+
+  const storeInvite = async (address: string, over: Record<string, unknown> = {}) => {
+    const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address, room_id: '!room:hs.example', sender: '@alice:hs.example', ...over });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body as { token: string; public_keys: { public_key: string }[] };
+  };
+
+  /** requestToken -> the emailed token -> submitToken: a validated session. */
+  const validate = async (address: string, opts: { version?: 'v1' | 'v2'; mxid?: string } = {}) => {
+    const base = opts.version === 'v2' ? V2 : V1;
+    const headers = opts.version === 'v2' ? bearer(opts.mxid!) : {};
+    const clientSecret = `secret-${counter++}`;
+    const req = await srv.call('POST', `${base}/validate/email/requestToken`, { client_secret: clientSecret, email: address, send_attempt: 1 }, headers);
+    expect(req.status, JSON.stringify(req.body)).toBe(200);
+    const mail = await readVerificationMail(knex, address);
+    const sub = await srv.call('POST', `${base}/validate/email/submitToken`, { sid: req.body.sid, client_secret: clientSecret, token: mail.token }, headers);
+    expect(sub.body).toEqual({ success: true });
+    return { sid: req.body.sid as string, clientSecret };
+  };
+
+  const bind = async (address: string, mxid: string, version: 'v1' | 'v2' = 'v1') => {
+    const { sid, clientSecret } = await validate(address, { version, mxid });
+    const res = await srv.call('POST', `${version === 'v2' ? V2 : V1}/3pid/bind`, { sid, client_secret: clientSecret, mxid }, version === 'v2' ? bearer(mxid) : {});
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return { association: res.body, sid, clientSecret };
+  };
+
+  const outboxRows = async () => knex('onbind_outbox').select('*').orderBy('id');
+
+  it('runs the whole loop: store-invite, validate, bind, signed onbind delivered once, lookups, unbind', async () => {
+    const address = uniqueAddress('Bob');
+    const inv1 = await storeInvite(address);
+    const inv2 = await storeInvite(address, { room_id: '!other:hs.example', sender: '@carol:hs.example' });
+    const mxid = `@bob:${hs.serverName}`;
+    const before = Date.now();
+    const { association, sid, clientSecret } = await bind(address, mxid);
+
+    // the association, signed by the key /pubkey/ed25519:0 serves
+    expect(association).toMatchObject({ medium: 'email', address: address.toLowerCase(), mxid });
+    expect(association.ts).toBeGreaterThanOrEqual(before);
+    expect(association.not_before).toBe(association.ts);
+    expect(association.not_after).toBeGreaterThan(association.ts);
+    expect(verifyMatrixSignature(association, 'is.test', 'ed25519:0', serverKey)).toBe(true);
+
+    await hs.waitForCalls(1);
+    const call = hs.calls[0]!;
+    expect(call.method).toBe('POST');
+    expect(call.path).toBe(ONBIND);
+    const body = call.body;
+    expect(body).toMatchObject({ medium: 'email', address: address.toLowerCase(), mxid, ts: association.ts, not_before: association.not_before, not_after: association.not_after });
+    expect(verifyMatrixSignature(body, 'is.test', 'ed25519:0', serverKey)).toBe(true);
+    expect(body.invites.map((i: any) => i.token).sort()).toEqual([inv1.token, inv2.token].sort());
+    for (const i of body.invites) {
+      expect(i.mxid).toBe(mxid);
+      expect(i.signed).toMatchObject({ mxid, token: i.token });
+      expect(verifyMatrixSignature(i.signed, 'is.test', 'ed25519:0', serverKey)).toBe(true);
+    }
+    expect(body.invites.find((i: any) => i.token === inv2.token)).toMatchObject({ room_id: '!other:hs.example', sender: '@carol:hs.example' });
+    const delivered = await until('invites marked delivered', async () => {
+      const rows = await knex('invites').whereIn('token', [inv1.token, inv2.token]).whereNotNull('delivered_at');
+      return rows.length === 2 && rows;
+    });
+    expect(delivered).toHaveLength(2);
+    expect(hs.calls).toHaveLength(1);
+
+    // store-invite now answers M_THREEPID_IN_USE with the bound mxid
+    const inUse = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address, room_id: '!r:hs.example', sender: '@alice:hs.example' });
+    expect(inUse.status).toBe(400);
+    expect(inUse.body).toMatchObject({ errcode: 'M_THREEPID_IN_USE', mxid });
+
+    // getValidated3pid
+    const got = await srv.call('GET', `${V1}/3pid/getValidated3pid?sid=${sid}&client_secret=${clientSecret}`);
+    expect(got.body).toMatchObject({ medium: 'email', address: address.toLowerCase() });
+    expect(typeof got.body.validated_at).toBe('number');
+
+    // v1 lookup and bulk_lookup
+    const one = await srv.call('GET', `${V1}/lookup?medium=email&address=${encodeURIComponent(address)}`);
+    expect(one.body).toMatchObject({ mxid, address: address.toLowerCase() });
+    expect(verifyMatrixSignature(one.body, 'is.test', 'ed25519:0', serverKey)).toBe(true);
+    expect((await srv.call('GET', `${V1}/lookup?medium=email&address=nobody@example.org`)).body).toEqual({});
+    const bulk = await srv.call('POST', `${V1}/bulk_lookup`, { threepids: [['email', address], ['email', 'nobody@example.org']] });
+    expect(bulk.body).toEqual({ threepids: [['email', address, mxid]] });
+
+    // v2 lookup, both algorithms
+    const details = await srv.call('GET', `${V2}/hash_details`, undefined, bearer(mxid));
+    expect(details.body.algorithms).toEqual(['none', 'sha256']);
+    const pepper = details.body.lookup_pepper as string;
+    const lower = address.toLowerCase();
+    const none = await srv.call('POST', `${V2}/lookup`, { algorithm: 'none', pepper, addresses: [`${lower} email`, 'x@example.org email'] }, bearer(mxid));
+    expect(none.body).toEqual({ mappings: { [`${lower} email`]: mxid } });
+    const hash = createHash('sha256').update(`${lower} email ${pepper}`).digest('base64url');
+    const sha = await srv.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper, addresses: [hash, 'A'.repeat(43)] }, bearer(mxid));
+    expect(sha.body).toEqual({ mappings: { [hash]: mxid } });
+    const stale = await srv.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'old', addresses: [hash] }, bearer(mxid));
+    expect(stale.status).toBe(400);
+    expect(stale.body.errcode).toBe('M_INVALID_PEPPER');
+    const algo = await srv.call('POST', `${V2}/lookup`, { algorithm: 'md5', pepper, addresses: [hash] }, bearer(mxid));
+    expect(algo.body.errcode).toBe('M_INVALID_PARAM');
+
+    // unbind with the session; afterwards the address is free again
+    const unbind = await srv.call('POST', `${V1}/3pid/unbind`, { mxid, threepid: { medium: 'email', address }, sid, client_secret: clientSecret });
+    expect(unbind.status).toBe(200);
+    expect((await srv.call('GET', `${V1}/lookup?medium=email&address=${encodeURIComponent(address)}`)).body).toEqual({});
+    await storeInvite(address);
+    const again = await srv.call('POST', `${V1}/3pid/unbind`, { mxid, threepid: { medium: 'email', address }, sid, client_secret: clientSecret });
+    expect(again.status).toBe(404);
+
+    // nothing secret reached the log: tokens, client secrets, the address
+    const logs = srv.logs.join('\n');
+    const mail = await readVerificationMail(knex, address);
+    for (const secret of [mail.token, clientSecret, address, address.toLowerCase(), inv1.token, inv2.token]) expect(logs).not.toContain(secret);
+  });
+
+  it('on v2: mxid must be the token user; unbind by the authenticated owner', async () => {
+    const address = uniqueAddress('dora');
+    const mxid = `@dora:${hs.serverName}`;
+    const { sid, clientSecret } = await validate(address, { version: 'v2', mxid });
+    const spoof = await srv.call('POST', `${V2}/3pid/bind`, { sid, client_secret: clientSecret, mxid: '@mallory:hs.example' }, bearer(mxid));
+    expect(spoof.status).toBe(403);
+    expect(spoof.body.errcode).toBe('M_UNAUTHORIZED');
+    const noToken = await srv.call('POST', `${V2}/3pid/bind`, { sid, client_secret: clientSecret, mxid });
+    expect(noToken.status).toBe(401);
+    const ok = await srv.call('POST', `${V2}/3pid/bind`, { sid, client_secret: clientSecret, mxid }, bearer(mxid));
+    expect(ok.status).toBe(200);
+    const stranger = await srv.call('POST', `${V2}/3pid/unbind`, { mxid, threepid: { medium: 'email', address } }, bearer('@eve:hs.example'));
+    expect(stranger.status).toBe(403);
+    const v1NoSession = await srv.call('POST', `${V1}/3pid/unbind`, { mxid, threepid: { medium: 'email', address } });
+    expect(v1NoSession.status).toBe(403);
+    const owner = await srv.call('POST', `${V2}/3pid/unbind`, { mxid, threepid: { medium: 'email', address } }, bearer(mxid));
+    expect(owner.status).toBe(200);
+    expect(hs.calls).toHaveLength(0); // no pending invites: no onbind call
+  });
+
+  it('makes requestToken idempotent per send_attempt, and checks the address and next_link', async () => {
+    const address = uniqueAddress('erin');
+    const count = async () => Number((await knex('mail_outbox').where({ kind: 'verification', recipient: address }).count({ n: '*' }))[0]!.n);
+    const body = { client_secret: 'cs-erin', email: address, send_attempt: 1 };
+    const a = await srv.call('POST', `${V1}/validate/email/requestToken`, body);
+    const b = await srv.call('POST', `${V1}/validate/email/requestToken`, body);
+    expect(b.body.sid).toBe(a.body.sid);
+    expect(await count()).toBe(1);
+    const c = await srv.call('POST', `${V1}/validate/email/requestToken`, { ...body, send_attempt: 2 });
+    expect(c.body.sid).toBe(a.body.sid);
+    expect(await count()).toBe(2);
+    const mail = await readVerificationMail(knex, address);
+    expect(mail.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const link = new URL(mail.link);
+    expect(`${link.origin}${link.pathname}`).toBe(`${srv.url}${V1}/validate/email/submitToken`);
+    expect(link.searchParams.get('sid')).toBe(a.body.sid);
+    expect(link.searchParams.get('client_secret')).toBe('cs-erin');
+    expect(link.searchParams.get('token')).toBe(mail.token);
+
+    for (const email of ['not-an-address', 'Eve <eve@example.org>', 'a@example.org\r\nBcc: x@example.org']) {
+      const bad = await srv.call('POST', `${V1}/validate/email/requestToken`, { ...body, email });
+      expect(bad.status, email).toBe(400);
+      expect(bad.body.errcode, email).toBe('M_INVALID_EMAIL');
+    }
+    for (const next_link of ['javascript:alert(1)', 'data:text/html,x', '/relative', 'https://user:pw@example.org/']) {
+      const bad = await srv.call('POST', `${V1}/validate/email/requestToken`, { ...body, email: uniqueAddress('f'), next_link });
+      expect(bad.status, next_link).toBe(400);
+      expect(bad.body.errcode, next_link).toBe('M_INVALID_PARAM');
+    }
+    const missing = await srv.call('POST', `${V1}/validate/email/requestToken`, { email: address });
+    expect(missing.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: client_secret,send_attempt' });
+    const v2 = await srv.call('POST', `${V2}/validate/email/requestToken`, body);
+    expect(v2.status).toBe(401);
+  });
+
+  it('answers the session errors: unknown, wrong secret, wrong token, not validated, expired', async () => {
+    const address = uniqueAddress('gus');
+    const req = await srv.call('POST', `${V1}/validate/email/requestToken`, { client_secret: 'cs-gus', email: address, send_attempt: 1 });
+    const sid = req.body.sid as string;
+    const get = (s: string, cs: string) => srv.call('GET', `${V1}/3pid/getValidated3pid?sid=${s}&client_secret=${cs}`);
+    expect((await get('nope', 'cs-gus')).body.errcode).toBe('M_NO_VALID_SESSION');
+    expect((await get('nope', 'cs-gus')).status).toBe(404);
+    expect((await get(sid, 'cs-other')).body.errcode).toBe('M_NO_VALID_SESSION');
+    const notYet = await get(sid, 'cs-gus');
+    expect(notYet.status).toBe(400);
+    expect(notYet.body.errcode).toBe('M_SESSION_NOT_VALIDATED');
+    const bindEarly = await srv.call('POST', `${V1}/3pid/bind`, { sid, client_secret: 'cs-gus', mxid: '@gus:hs.example' });
+    expect(bindEarly.body.errcode).toBe('M_SESSION_NOT_VALIDATED');
+    const wrong = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: 'wrong' });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.errcode).toBe('M_INVALID_PARAM');
+    const wrongSecret = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-x', token: (await readVerificationMail(knex, address)).token });
+    expect(wrongSecret.status).toBe(404);
+    // an expired token cannot validate
+    offset = srv.service.deps.config.binding.tokenLifetimeMs + 1;
+    const late = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: (await readVerificationMail(knex, address)).token });
+    expect(late.body.errcode === 'M_INVALID_PARAM' || late.body.errcode === 'M_SESSION_EXPIRED').toBe(true);
+    offset = srv.service.deps.config.binding.sessionLifetimeMs + 1;
+    const expired = await get(sid, 'cs-gus');
+    expect(expired.status).toBe(400);
+    expect(expired.body.errcode).toBe('M_SESSION_EXPIRED');
+    // and the housekeeping deletes expired sessions
+    expect(await srv.service.deps.store.deleteExpiredSessions(Date.now() + offset, 1000)).toBeGreaterThan(0);
+    expect(await srv.service.deps.store.findSession(sid)).toBeUndefined();
+  });
+
+  it('validates through the emailed GET link: a page, or a redirect only to the session next_link', async () => {
+    const address = uniqueAddress('hana');
+    const req = await srv.call('POST', `${V2}/validate/email/requestToken`, { client_secret: 'cs-hana', email: address, send_attempt: 1, next_link: 'https://app.example.org/done?x=1' }, bearer('@hana:hs.example'));
+    const mail = await readVerificationMail(knex, address);
+    expect(mail.link.startsWith(`${srv.url}${V2}/validate/email/submitToken?`)).toBe(true);
+    expect(new URL(mail.link).searchParams.get('next_link')).toBe('https://app.example.org/done?x=1');
+    // a tampered next_link is not followed
+    const tampered = new URL(mail.link);
+    tampered.searchParams.set('next_link', 'https://evil.example/');
+    const page = await fetch(tampered, { redirect: 'manual' });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const redirect = await fetch(mail.link, { redirect: 'manual' });
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get('location')).toBe('https://app.example.org/done?x=1');
+    const got = await srv.call('GET', `${V2}/3pid/getValidated3pid?sid=${req.body.sid}&client_secret=cs-hana`, undefined, bearer('@hana:hs.example'));
+    expect(got.status).toBe(200);
+
+    const plainAddress = uniqueAddress('ivan');
+    await srv.call('POST', `${V1}/validate/email/requestToken`, { client_secret: 'cs-ivan', email: plainAddress, send_attempt: 1 });
+    const plain = await readVerificationMail(knex, plainAddress);
+    const bad = new URL(plain.link);
+    bad.searchParams.set('token', 'wrong<script>');
+    const badPage = await fetch(bad);
+    expect(badPage.status).toBe(200);
+    const badHtml = await badPage.text();
+    expect(badHtml).toContain('not valid');
+    expect(badHtml).not.toContain('<script>');
+    const okPage = await fetch(plain.link);
+    expect(okPage.status).toBe(200);
+    expect(await okPage.text()).toContain('verified');
+    const missing = await srv.call('GET', `${V1}/validate/email/submitToken?sid=x`);
+    expect(missing.body.errcode).toBe('M_MISSING_PARAMS');
+  });
+
+  it('does not offer msisdn: 400 M_UNRECOGNIZED with a clear message', async () => {
+    for (const [method, path] of [['POST', `${V2}/validate/msisdn/requestToken`], ['POST', `${V1}/validate/msisdn/submitToken`], ['GET', `${V1}/validate/msisdn/submitToken`]] as const) {
+      const res = await srv.call(method, path, method === 'POST' ? { client_secret: 'x', country: 'GB', phone_number: '7700900000', send_attempt: 1 } : undefined);
+      expect(res.status, path).toBe(400);
+      expect(res.body.errcode).toBe('M_UNRECOGNIZED');
+      expect(res.body.error).toMatch(/phone numbers/);
+    }
+  });
+
+  it('signs invitation details with the invitation own ephemeral key only (sign-ed25519)', async () => {
+    const address = uniqueAddress('jo');
+    const inv = await storeInvite(address);
+    const row = await knex('mail_outbox').where({ kind: 'invite', recipient: address }).orderBy('id', 'desc').first();
+    const privateKey = JSON.parse(row.payload).ephemeralPrivateKey as string;
+    const ephemeralPublic = inv.public_keys[1]!.public_key;
+    const res = await srv.call('POST', `${V2}/sign-ed25519`, { mxid: '@jo:hs.example', token: inv.token, private_key: privateKey }, bearer('@jo:hs.example'));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ mxid: '@jo:hs.example', sender: '@alice:hs.example', token: inv.token });
+    expect(verifyMatrixSignature(res.body, 'is.test', 'ed25519:0', ephemeralPublic)).toBe(true);
+    // v1, with the values in the query string as old web clients send them
+    const q = new URLSearchParams({ mxid: '@jo:hs.example', token: inv.token, private_key: privateKey });
+    const v1 = await srv.call('POST', `${V1}/sign-ed25519?${q.toString()}`);
+    expect(v1.status, JSON.stringify(v1.body)).toBe(200);
+    expect(verifyMatrixSignature(v1.body, 'is.test', 'ed25519:0', ephemeralPublic)).toBe(true);
+    const other = Buffer.from(nacl.sign.keyPair().secretKey.slice(0, 32)).toString('base64').replace(/=+$/, '');
+    const forged = await srv.call('POST', `${V1}/sign-ed25519`, { mxid: '@jo:hs.example', token: inv.token, private_key: other });
+    expect(forged.status).toBe(403);
+    expect(forged.body.errcode).toBe('M_UNAUTHORIZED');
+    const unknown = await srv.call('POST', `${V1}/sign-ed25519`, { mxid: '@jo:hs.example', token: 'nope', private_key: privateKey });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.errcode).toBe('M_UNRECOGNIZED');
+    const missing = await srv.call('POST', `${V1}/sign-ed25519`, { mxid: '@jo:hs.example' });
+    expect(missing.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: token,private_key' });
+  });
+
+  it('retries a failing homeserver with backoff: three 500s, then exactly one success', async () => {
+    hs.respond = (_c, i) => (i < 3 ? { status: 500, body: { errcode: 'M_UNKNOWN', error: 'down' } } : { status: 200, body: {} });
+    const address = uniqueAddress('kim');
+    const inv = await storeInvite(address);
+    await bind(address, `@kim:${hs.serverName}`);
+    const row = await until('delivered', async () => {
+      const r = (await outboxRows()).find((x) => JSON.parse(x.body).address === address.toLowerCase());
+      return r?.status === 'delivered' && r;
+    });
+    expect(hs.calls).toHaveLength(4);
+    expect(Number(row.attempts)).toBe(4);
+    expect(Number(row.last_status)).toBe(200);
+    // every retry sent the very same signed body
+    for (const c of hs.calls) expect(c.body).toEqual(hs.calls[0]!.body);
+    const invite = await knex('invites').where({ token: inv.token }).first();
+    expect(invite.delivered_at).not.toBeNull();
+  });
+
+  it('stops on a permanent 403 and records why', async () => {
+    hs.respond = (c) => (c.body?.mxid?.startsWith('@lee:') ? { status: 403, body: { errcode: 'M_FORBIDDEN', error: 'no thanks' } } : { status: 200, body: {} });
+    const address = uniqueAddress('lee');
+    const inv = await storeInvite(address);
+    await bind(address, `@lee:${hs.serverName}`);
+    const row = await until('failed', async () => {
+      const r = (await outboxRows()).find((x) => JSON.parse(x.body).address === address.toLowerCase());
+      return r?.status === 'failed' && r;
+    });
+    expect(row.last_error).toContain('403');
+    expect(row.last_error).toContain('M_FORBIDDEN');
+    // another delivery goes through afterwards, proving the worker ran again without retrying the 403
+    const other = uniqueAddress('mo');
+    await storeInvite(other);
+    await bind(other, `@mo:${hs.serverName}`);
+    await until('second delivery', async () => hs.calls.some((c) => c.body.mxid.startsWith('@mo:')));
+    expect(hs.calls.filter((c) => c.body.mxid.startsWith('@lee:'))).toHaveLength(1);
+    expect((await knex('invites').where({ token: inv.token }).first()).delivered_at).toBeNull();
+  });
+
+  it('never gives a recycled address the first binder invites', async () => {
+    const address = uniqueAddress('pat');
+    const old = await storeInvite(address);
+    // the first owner's homeserver is down while they bind, then they unbind
+    hs.respond = (c) => (c.body?.mxid?.startsWith('@pat-old:') ? { status: 503 } : { status: 200, body: {} });
+    const first = await bind(address, `@pat-old:${hs.serverName}`);
+    await hs.waitForCalls(1);
+    const unbind = await srv.call('POST', `${V1}/3pid/unbind`, { mxid: `@pat-old:${hs.serverName}`, threepid: { medium: 'email', address }, sid: first.sid, client_secret: first.clientSecret });
+    expect(unbind.status).toBe(200);
+    // the address goes to someone else, who is then invited
+    const fresh = await storeInvite(address, { room_id: '!new:hs.example' });
+    await bind(address, `@pat-new:${hs.serverName}`);
+    await until('the new owner onbind', async () => hs.calls.some((c) => c.body.mxid.startsWith('@pat-new:')));
+    const toNew = hs.calls.filter((c) => c.body.mxid.startsWith('@pat-new:'));
+    expect(toNew).toHaveLength(1);
+    expect(toNew[0]!.body.invites.map((i: any) => i.token)).toEqual([fresh.token]);
+    // the old invite is the first binder's only: its retries still go to the first binder
+    hs.respond = () => ({ status: 200, body: {} });
+    await until('old invite delivered to the first owner', async () => (await knex('invites').where({ token: old.token }).first()).delivered_at !== null);
+    for (const c of hs.calls) {
+      const tokens = c.body.invites.map((i: any) => i.token);
+      if (tokens.includes(old.token)) expect(c.body.mxid).toBe(`@pat-old:${hs.serverName}`);
+    }
+  });
+
+  it('delivers 500 pending invites in bounded chunks, each exactly once', async () => {
+    const address = uniqueAddress('quinn');
+    const store = srv.service.deps.store;
+    const now = Date.now();
+    const tokens: string[] = [];
+    for (let i = 0; i < 500; i++) {
+      const token = `bulk${i.toString().padStart(4, '0')}${counter}x${'a'.repeat(20)}`;
+      tokens.push(token);
+      await store.insertInvite(
+        { medium: 'email', address: address.toLowerCase(), roomId: `!r${i}:hs.example`, sender: '@alice:hs.example', token, ephemeralPublicKey: `k${counter}${i}`.padEnd(43, 'A'), fields: {}, createdAt: now - 1000, expiresAt: now + 86_400_000 },
+        { kind: 'invite', recipient: address, payload: {}, createdAt: now },
+      );
+    }
+    await bind(address, `@quinn:${hs.serverName}`);
+    await until('all 500 delivered', async () => Number((await knex('invites').whereIn('token', tokens).whereNotNull('delivered_at').count({ n: '*' }))[0]!.n) === 500, 60_000);
+    const calls = hs.calls.filter((c) => c.body.mxid.startsWith('@quinn:'));
+    expect(calls).toHaveLength(5);
+    for (const c of calls) {
+      expect(c.body.invites.length).toBeLessThanOrEqual(100);
+      expect(verifyMatrixSignature(c.body, 'is.test', 'ed25519:0', serverKey)).toBe(true);
+    }
+    const sent = calls.flatMap((c) => c.body.invites.map((i: any) => i.token)).sort();
+    expect(sent).toEqual([...tokens].sort());
+  });
+
+  it('looks up thousands of addresses per call', async () => {
+    const mxid = `@many:${hs.serverName}`;
+    const bound: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const a = uniqueAddress(`many${i}`);
+      bound.push(a.toLowerCase());
+      await bind(a, mxid);
+    }
+    const pepper = (await srv.call('GET', `${V2}/hash_details`, undefined, bearer(mxid))).body.lookup_pepper as string;
+    const addresses = Array.from({ length: 2500 }, (_, i) => `nobody${i}@example.org email`).concat(bound.map((a) => `${a} email`));
+    const queries: string[] = [];
+    const onQuery = (q: { sql: string }) => queries.push(q.sql);
+    knex.on('query', onQuery);
+    let res;
+    try {
+      res = await srv.call('POST', `${V2}/lookup`, { algorithm: 'none', pepper, addresses }, bearer(mxid));
+    } finally {
+      knex.off('query', onQuery);
+    }
+    expect(res.status).toBe(200);
+    expect(Object.keys(res.body.mappings).sort()).toEqual(bound.map((a) => `${a} email`).sort());
+    // 2503 entries: three batches of at most 1000, each one indexed IN query on lookup_hash
+    const lookups = queries.filter((q) => /from [`"]associations[`"]/i.test(q));
+    expect(lookups).toHaveLength(3);
+    for (const q of lookups) expect(q).toMatch(/[`"]lookup_hash[`"] in/i);
+  });
+});
+
+describe.each(testDatabases())('lookup pepper rotation on $name', (db) => {
+  it('rehashes every association when the operator sets a new pepper; the old one gets M_INVALID_PEPPER', async () => {
+    const { url, dispose } = await db.create();
+    const auth = { authenticate: async () => ({ account: { userId: '@x:hs.example' }, termsAccepted: true }) };
+    const headers = { authorization: 'Bearer any' };
+    const first = await startTestServer({ dbUrl: url, auth, overrides: { binding: { lookupPepper: 'pepperA' } } });
+    let second;
+    try {
+      const now = Date.now();
+      await first.service.deps.store.insertAssociation({ medium: 'email', address: 'rot@example.org', mxid: '@rot:hs.example', ts: now, notBefore: now - 1, notAfter: now + 3_600_000 });
+      const hashA = createHash('sha256').update('rot@example.org email pepperA').digest('base64url');
+      expect((await first.call('GET', `${V2}/hash_details`, undefined, headers)).body.lookup_pepper).toBe('pepperA');
+      expect((await first.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperA', addresses: [hashA] }, headers)).body.mappings).toEqual({ [hashA]: '@rot:hs.example' });
+      await first.service.stop();
+      second = await startTestServer({ dbUrl: url, dataDir: first.dataDir, auth, overrides: { binding: { lookupPepper: 'pepperB' } } });
+      expect((await second.call('GET', `${V2}/hash_details`, undefined, headers)).body.lookup_pepper).toBe('pepperB');
+      const stale = await second.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperA', addresses: [hashA] }, headers);
+      expect(stale.status).toBe(400);
+      expect(stale.body.errcode).toBe('M_INVALID_PEPPER');
+      const hashB = createHash('sha256').update('rot@example.org email pepperB').digest('base64url');
+      expect((await second.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperB', addresses: [hashB, hashA] }, headers)).body.mappings).toEqual({ [hashB]: '@rot:hs.example' });
+      expect((await second.call('POST', `${V1}/bulk_lookup`, { threepids: [['email', 'ROT@example.org']] })).body.threepids).toEqual([['email', 'ROT@example.org', '@rot:hs.example']]);
+      expect(second.violations).toEqual([]);
+      expect(first.violations).toEqual([]);
+    } finally {
+      await second?.stop();
+      rmSync(first.dataDir, { recursive: true, force: true });
+      await dispose();
+    }
+  });
+});
