@@ -2,6 +2,7 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { simpleParser, type ParsedMail } from 'mailparser';
+import type { ConfigInput } from '../../src/config.js';
 
 export interface ReceivedMail {
   envelope: { from: string; to: string[] };
@@ -106,4 +107,22 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
     waitFor: (n, timeoutMs = 15_000) => until(() => (messages.length >= n ? messages : undefined), timeoutMs, `${n} emails (got ${messages.length})`),
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Config that makes a test server send its email to this capture (plain SMTP on loopback, fast retries). */
+export function smtpConfig(port: number, extra: NonNullable<ConfigInput['mail']> = {}): ConfigInput {
+  return {
+    mail: {
+      from: 'Tessera Test <is@is.test>',
+      smtp: { host: '127.0.0.1', port, tls: 'none' },
+      retryBaseMs: 50,
+      retryMaxMs: 200,
+      ...extra,
+    },
+  };
+}
+
+/** The same as TESSERA_* environment variables, for spawned processes. */
+export function smtpEnv(port: number): Record<string, string> {
+  return { TESSERA_SMTP_HOST: '127.0.0.1', TESSERA_SMTP_PORT: String(port), TESSERA_SMTP_TLS: 'none', TESSERA_MAIL_FROM: 'Tessera Test <is@is.test>' };
 }

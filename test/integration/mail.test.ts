@@ -6,10 +6,9 @@ import nacl from 'tweetnacl';
 import { simpleParser } from 'mailparser';
 import { testDatabases, type TestDatabase } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { freePort, startSmtp, until, type ReceivedMail, type TestSmtp } from '../helpers/smtp.js';
+import { freePort, smtpConfig, startSmtp, until, type ReceivedMail, type TestSmtp } from '../helpers/smtp.js';
 import type { Authenticator } from '../../src/http/security.js';
 import { insertMail, type KnexStore } from '../../src/store/KnexStore.js';
-import type { ConfigInput } from '../../src/config.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
@@ -30,18 +29,6 @@ const invite = (address: string, over: Record<string, unknown> = {}) => ({
   sender_display_name: 'Bob',
   ...over,
 });
-
-function smtpConfig(port: number, extra: ConfigInput['mail'] = {}): ConfigInput {
-  return {
-    mail: {
-      from: 'Tessera Test <is@is.test>',
-      smtp: { host: '127.0.0.1', port, tls: 'none' },
-      retryBaseMs: 50,
-      retryMaxMs: 200,
-      ...extra,
-    },
-  };
-}
 
 const knexOf = (srv: TestServer) => (srv.service.deps.store as KnexStore).knex;
 
