@@ -1,5 +1,6 @@
 // The binding lifecycle over real HTTP on every database: validation sessions, bind, lookups, sign-ed25519,
-// and onbind delivery to a homeserver on loopback (signatures checked with tweetnacl).
+// and onbind delivery by the real federation client to an HTTPS fake homeserver on loopback (signatures checked
+// with tweetnacl). Emails go to a real SMTP server; tests read tokens and links from them as a user would.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -7,15 +8,16 @@ import type { Knex } from 'knex';
 import nacl from 'tweetnacl';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { readVerificationMail } from '../helpers/verificationMail.js';
-import { loopbackFederationClient, startLoopbackHomeserver, type LoopbackHomeserver } from '../helpers/loopbackFederation.js';
+import { readInviteMail, readVerificationMail, sentTo, verificationMailCount } from '../helpers/verificationMail.js';
+import { smtpConfig, startSmtp, type TestSmtp } from '../helpers/smtp.js';
+import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
+import { ONBIND, routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
 import { verifyMatrixSignature } from '../helpers/signatures.js';
 import type { Authenticator } from '../../src/http/security.js';
 import type { KnexStore } from '../../src/store/KnexStore.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
-const ONBIND = '/_matrix/federation/v1/3pid/onbind';
 
 /** v2 tokens: `tok:<mxid>` authenticates as <mxid> with the terms accepted. */
 const testAuth: Authenticator = {
@@ -40,7 +42,9 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 
 describe.each(testDatabases())('binding on $name', (db) => {
   let srv: TestServer;
-  let hs: LoopbackHomeserver;
+  let hs: FakeHomeserver;
+  let onbind: OnbindEndpoint;
+  let smtp: TestSmtp;
   let dispose: () => Promise<void>;
   let knex: Knex;
   let offset = 0;
@@ -49,13 +53,16 @@ describe.each(testDatabases())('binding on $name', (db) => {
   beforeAll(async () => {
     const created = await db.create();
     dispose = created.dispose;
-    hs = await startLoopbackHomeserver();
+    hs = await startFakeHomeserver();
+    onbind = routeOnbind(hs);
+    smtp = await startSmtp();
     srv = await startTestServer({
       dbUrl: created.url,
       clock: () => Date.now() + offset,
       auth: testAuth,
-      federation: loopbackFederationClient,
       overrides: {
+        ...smtpConfig(smtp.port),
+        federation: { verifyTls: false, allow: ['127.0.0.1/32'] },
         onbind: { initialBackoffMs: 20, maxBackoffMs: 200, pollIntervalMs: 100, leaseMs: 5000, invitesPerCall: 100 },
         rateLimits: { storeInvitePerIp: 100_000, storeInvitePerSender: 100_000, storeInvitePerAddress: 100_000 },
         server: { bodyLimitBytes: 1_000_000 },
@@ -66,17 +73,18 @@ describe.each(testDatabases())('binding on $name', (db) => {
   });
   afterAll(async () => {
     await srv?.stop();
-    await hs?.close();
+    await hs?.stop();
+    await smtp?.stop();
     await dispose?.();
   });
   beforeEach(() => {
     offset = 0;
-    hs.calls.length = 0;
-    hs.respond = () => ({ status: 200, body: {} });
+    onbind.reset();
+    onbind.respond = () => ({ status: 200, body: {} });
   });
   afterEach(() => {
     expect(srv.violations.splice(0)).toEqual([]);
-    expect(hs.violations.splice(0)).toEqual([]);
+    expect(onbind.violations()).toEqual([]);
   });
 
   const storeInvite = async (address: string, over: Record<string, unknown> = {}) => {
@@ -90,9 +98,10 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const base = opts.version === 'v2' ? V2 : V1;
     const headers = opts.version === 'v2' ? bearer(opts.mxid!) : {};
     const clientSecret = `secret-${counter++}`;
+    const sent = verificationMailCount(smtp, address);
     const req = await srv.call('POST', `${base}/validate/email/requestToken`, { client_secret: clientSecret, email: address, send_attempt: 1 }, headers);
     expect(req.status, JSON.stringify(req.body)).toBe(200);
-    const mail = await readVerificationMail(knex, address);
+    const mail = await readVerificationMail(smtp, address, { count: sent + 1 });
     const sub = await srv.call('POST', `${base}/validate/email/submitToken`, { sid: req.body.sid, client_secret: clientSecret, token: mail.token }, headers);
     expect(sub.body).toEqual({ success: true });
     return { sid: req.body.sid as string, clientSecret };
@@ -122,8 +131,8 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(association.not_after).toBeGreaterThan(association.ts);
     expect(verifyMatrixSignature(association, 'is.test', 'ed25519:0', serverKey)).toBe(true);
 
-    await hs.waitForCalls(1);
-    const call = hs.calls[0]!;
+    await onbind.waitForCalls(1);
+    const call = onbind.calls[0]!;
     expect(call.method).toBe('POST');
     expect(call.path).toBe(ONBIND);
     const body = call.body;
@@ -141,7 +150,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
       return rows.length === 2 && rows;
     });
     expect(delivered).toHaveLength(2);
-    expect(hs.calls).toHaveLength(1);
+    expect(onbind.calls).toHaveLength(1);
 
     // store-invite now answers M_THREEPID_IN_USE with the bound mxid
     const inUse = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address, room_id: '!r:hs.example', sender: '@alice:hs.example' });
@@ -187,7 +196,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
 
     // nothing secret reached the log: tokens, client secrets, the address
     const logs = srv.logs.join('\n');
-    const mail = await readVerificationMail(knex, address);
+    const mail = await readVerificationMail(smtp, address);
     for (const secret of [mail.token, clientSecret, address, address.toLowerCase(), inv1.token, inv2.token]) expect(logs).not.toContain(secret);
   });
 
@@ -208,7 +217,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(v1NoSession.status).toBe(403);
     const owner = await srv.call('POST', `${V2}/3pid/unbind`, { mxid, threepid: { medium: 'email', address } }, bearer(mxid));
     expect(owner.status).toBe(200);
-    expect(hs.calls).toHaveLength(0); // no pending invites: no onbind call
+    expect(onbind.calls).toHaveLength(0); // no pending invites: no onbind call
   });
 
   it('makes requestToken idempotent per send_attempt, and checks the address and next_link', async () => {
@@ -222,7 +231,9 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const c = await srv.call('POST', `${V1}/validate/email/requestToken`, { ...body, send_attempt: 2 });
     expect(c.body.sid).toBe(a.body.sid);
     expect(await count()).toBe(2);
-    const mail = await readVerificationMail(knex, address);
+    // two emails arrive (one per send_attempt), and the newer one carries the session's token
+    const mail = await readVerificationMail(smtp, address, { count: 2 });
+    expect(sentTo(smtp, address)).toHaveLength(2);
     expect(mail.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
     const link = new URL(mail.link);
     expect(`${link.origin}${link.pathname}`).toBe(`${srv.url}${V1}/validate/email/submitToken`);
@@ -262,11 +273,11 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const wrong = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: 'wrong' });
     expect(wrong.status).toBe(400);
     expect(wrong.body.errcode).toBe('M_INVALID_PARAM');
-    const wrongSecret = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-x', token: (await readVerificationMail(knex, address)).token });
+    const wrongSecret = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-x', token: (await readVerificationMail(smtp, address)).token });
     expect(wrongSecret.status).toBe(404);
     // an expired token cannot validate
     offset = srv.service.deps.config.binding.tokenLifetimeMs + 1;
-    const late = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: (await readVerificationMail(knex, address)).token });
+    const late = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: (await readVerificationMail(smtp, address)).token });
     expect(late.body.errcode === 'M_INVALID_PARAM' || late.body.errcode === 'M_SESSION_EXPIRED').toBe(true);
     offset = srv.service.deps.config.binding.sessionLifetimeMs + 1;
     const expired = await get(sid, 'cs-gus');
@@ -280,7 +291,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
   it('validates through the emailed GET link: a page, or a redirect only to the session next_link', async () => {
     const address = uniqueAddress('hana');
     const req = await srv.call('POST', `${V2}/validate/email/requestToken`, { client_secret: 'cs-hana', email: address, send_attempt: 1, next_link: 'https://app.example.org/done?x=1' }, bearer('@hana:hs.example'));
-    const mail = await readVerificationMail(knex, address);
+    const mail = await readVerificationMail(smtp, address);
     expect(mail.link.startsWith(`${srv.url}${V2}/validate/email/submitToken?`)).toBe(true);
     expect(new URL(mail.link).searchParams.get('next_link')).toBe('https://app.example.org/done?x=1');
     // a tampered next_link is not followed
@@ -297,7 +308,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
 
     const plainAddress = uniqueAddress('ivan');
     await srv.call('POST', `${V1}/validate/email/requestToken`, { client_secret: 'cs-ivan', email: plainAddress, send_attempt: 1 });
-    const plain = await readVerificationMail(knex, plainAddress);
+    const plain = await readVerificationMail(smtp, plainAddress);
     const bad = new URL(plain.link);
     bad.searchParams.set('token', 'wrong<script>');
     const badPage = await fetch(bad);
@@ -324,8 +335,9 @@ describe.each(testDatabases())('binding on $name', (db) => {
   it('signs invitation details with the invitation own ephemeral key only (sign-ed25519)', async () => {
     const address = uniqueAddress('jo');
     const inv = await storeInvite(address);
-    const row = await knex('mail_outbox').where({ kind: 'invite', recipient: address }).orderBy('id', 'desc').first();
-    const privateKey = JSON.parse(row.payload).ephemeralPrivateKey as string;
+    const signurl = new URL((await readInviteMail(smtp, address)).signurl);
+    const privateKey = signurl.searchParams.get('private_key')!;
+    expect(signurl.searchParams.get('token')).toBe(inv.token);
     const ephemeralPublic = inv.public_keys[1]!.public_key;
     const res = await srv.call('POST', `${V2}/sign-ed25519`, { mxid: '@jo:hs.example', token: inv.token, private_key: privateKey }, bearer('@jo:hs.example'));
     expect(res.status).toBe(200);
@@ -348,7 +360,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
   });
 
   it('retries a failing homeserver with backoff: three 500s, then exactly one success', async () => {
-    hs.respond = (_c, i) => (i < 3 ? { status: 500, body: { errcode: 'M_UNKNOWN', error: 'down' } } : { status: 200, body: {} });
+    onbind.respond = (_c, i) => (i < 3 ? { status: 500, body: { errcode: 'M_UNKNOWN', error: 'down' } } : { status: 200, body: {} });
     const address = uniqueAddress('kim');
     const inv = await storeInvite(address);
     await bind(address, `@kim:${hs.serverName}`);
@@ -356,17 +368,17 @@ describe.each(testDatabases())('binding on $name', (db) => {
       const r = (await outboxRows()).find((x) => JSON.parse(x.body).address === address.toLowerCase());
       return r?.status === 'delivered' && r;
     });
-    expect(hs.calls).toHaveLength(4);
+    expect(onbind.calls).toHaveLength(4);
     expect(Number(row.attempts)).toBe(4);
     expect(Number(row.last_status)).toBe(200);
     // every retry sent the very same signed body
-    for (const c of hs.calls) expect(c.body).toEqual(hs.calls[0]!.body);
+    for (const c of onbind.calls) expect(c.body).toEqual(onbind.calls[0]!.body);
     const invite = await knex('invites').where({ token: inv.token }).first();
     expect(invite.delivered_at).not.toBeNull();
   });
 
   it('stops on a permanent 403 and records why', async () => {
-    hs.respond = (c) => (c.body?.mxid?.startsWith('@lee:') ? { status: 403, body: { errcode: 'M_FORBIDDEN', error: 'no thanks' } } : { status: 200, body: {} });
+    onbind.respond = (c) => (c.body?.mxid?.startsWith('@lee:') ? { status: 403, body: { errcode: 'M_FORBIDDEN', error: 'no thanks' } } : { status: 200, body: {} });
     const address = uniqueAddress('lee');
     const inv = await storeInvite(address);
     await bind(address, `@lee:${hs.serverName}`);
@@ -380,8 +392,8 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const other = uniqueAddress('mo');
     await storeInvite(other);
     await bind(other, `@mo:${hs.serverName}`);
-    await until('second delivery', async () => hs.calls.some((c) => c.body.mxid.startsWith('@mo:')));
-    expect(hs.calls.filter((c) => c.body.mxid.startsWith('@lee:'))).toHaveLength(1);
+    await until('second delivery', async () => onbind.calls.some((c) => c.body.mxid.startsWith('@mo:')));
+    expect(onbind.calls.filter((c) => c.body.mxid.startsWith('@lee:'))).toHaveLength(1);
     expect((await knex('invites').where({ token: inv.token }).first()).delivered_at).toBeNull();
   });
 
@@ -389,22 +401,22 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const address = uniqueAddress('pat');
     const old = await storeInvite(address);
     // the first owner's homeserver is down while they bind, then they unbind
-    hs.respond = (c) => (c.body?.mxid?.startsWith('@pat-old:') ? { status: 503 } : { status: 200, body: {} });
+    onbind.respond = (c) => (c.body?.mxid?.startsWith('@pat-old:') ? { status: 503 } : { status: 200, body: {} });
     const first = await bind(address, `@pat-old:${hs.serverName}`);
-    await hs.waitForCalls(1);
+    await onbind.waitForCalls(1);
     const unbind = await srv.call('POST', `${V1}/3pid/unbind`, { mxid: `@pat-old:${hs.serverName}`, threepid: { medium: 'email', address }, sid: first.sid, client_secret: first.clientSecret });
     expect(unbind.status).toBe(200);
     // the address goes to someone else, who is then invited
     const fresh = await storeInvite(address, { room_id: '!new:hs.example' });
     await bind(address, `@pat-new:${hs.serverName}`);
-    await until('the new owner onbind', async () => hs.calls.some((c) => c.body.mxid.startsWith('@pat-new:')));
-    const toNew = hs.calls.filter((c) => c.body.mxid.startsWith('@pat-new:'));
+    await until('the new owner onbind', async () => onbind.calls.some((c) => c.body.mxid.startsWith('@pat-new:')));
+    const toNew = onbind.calls.filter((c) => c.body.mxid.startsWith('@pat-new:'));
     expect(toNew).toHaveLength(1);
     expect(toNew[0]!.body.invites.map((i: any) => i.token)).toEqual([fresh.token]);
     // the old invite is the first binder's only: its retries still go to the first binder
-    hs.respond = () => ({ status: 200, body: {} });
+    onbind.respond = () => ({ status: 200, body: {} });
     await until('old invite delivered to the first owner', async () => (await knex('invites').where({ token: old.token }).first()).delivered_at !== null);
-    for (const c of hs.calls) {
+    for (const c of onbind.calls) {
       const tokens = c.body.invites.map((i: any) => i.token);
       if (tokens.includes(old.token)) expect(c.body.mxid).toBe(`@pat-old:${hs.serverName}`);
     }
@@ -425,7 +437,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
     }
     await bind(address, `@quinn:${hs.serverName}`);
     await until('all 500 delivered', async () => Number((await knex('invites').whereIn('token', tokens).whereNotNull('delivered_at').count({ n: '*' }))[0]!.n) === 500, 60_000);
-    const calls = hs.calls.filter((c) => c.body.mxid.startsWith('@quinn:'));
+    const calls = onbind.calls.filter((c) => c.body.mxid.startsWith('@quinn:'));
     expect(calls).toHaveLength(5);
     for (const c of calls) {
       expect(c.body.invites.length).toBeLessThanOrEqual(100);

@@ -8,7 +8,7 @@ import { lookupHash } from '../../src/binding/hash.js';
 import { buildOnbindBody } from '../../src/binding/bind.js';
 import { KeyRing } from '../../src/keys/KeyRing.js';
 import { generateKeyPair } from '../../src/keys/ed25519.js';
-import { onbindBodyErrors } from '../helpers/loopbackFederation.js';
+import { onbindBodyErrors } from '../helpers/onbind.js';
 import { verifyMatrixSignature } from '../helpers/signatures.js';
 import type { Config } from '../../src/config.js';
 import { randomBytes } from 'node:crypto';
