@@ -740,7 +740,7 @@ export interface paths {
         put?: never;
         /**
          * Sign invitation details with the ephemeral key
-         * @description Signs `{mxid, sender, token}` (sender = the invitation's inviter) with the supplied ephemeral private key, under this server's name and key id `ed25519:0`. Unknown token: `404 M_UNRECOGNIZED`; a private key that is not the one made for that token: `403 M_UNAUTHORIZED`. The v1 form also takes the three values as query parameters, as old web clients send them.
+         * @description Signs `{mxid, sender, token}` (sender = the invitation's inviter) with the supplied ephemeral private key, under this server's name and key id `ed25519:0`. Unknown token: `404 M_UNRECOGNIZED`; a private key that is not the one made for that token: `403 M_UNAUTHORIZED`. On v2 the three values come in the JSON body only; `mxid`, `token` and `private_key` are all required, and the missing ones are listed in a `400 M_MISSING_PARAMS`. Invitation emails point their signurl at the v1 form while v1 is served, since a web client following it has no identity-server access token.
          */
         post: operations["blindlySignStuff"];
         delete?: never;
@@ -761,7 +761,7 @@ export interface paths {
         /**
          * Sign invitation details with the ephemeral key (v1)
          * @deprecated
-         * @description Signs `{mxid, sender, token}` (sender = the invitation's inviter) with the supplied ephemeral private key, under this server's name and key id `ed25519:0`. Unknown token: `404 M_UNRECOGNIZED`; a private key that is not the one made for that token: `403 M_UNAUTHORIZED`. The v1 form also takes the three values as query parameters, as old web clients send them.
+         * @description Signs `{mxid, sender, token}` (sender = the invitation's inviter) with the supplied ephemeral private key, under this server's name and key id `ed25519:0`. Unknown token: `404 M_UNRECOGNIZED`; a private key that is not the one made for that token: `403 M_UNAUTHORIZED`. Each of `mxid`, `token` and `private_key` may come in the JSON body or in the query string (the body's value wins): matrix-js-sdk POSTs only `{mxid}` to the invitation email's signurl, which carries `?token=…&private_key=…`. All three are required from one place or the other; the missing ones are listed in a `400 M_MISSING_PARAMS`.
          */
         post: operations["blindlySignStuffV1"];
         delete?: never;
@@ -983,7 +983,7 @@ export interface components {
         BulkLookupResponse: {
             threepids: string[][];
         };
-        /** @description On v1 the body may be empty and the three values come in the query string. */
+        /** @description mxid, token and private_key are all required, but on v1 any of them may come in the query string instead (the body wins), so the schema requires none; the handler answers M_MISSING_PARAMS listing what is missing from both. */
         SignEd25519Request: {
             mxid?: components["schemas"]["MatrixId"];
             token?: string;

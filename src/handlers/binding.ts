@@ -82,6 +82,12 @@ export async function handleBulkLookupV1(req: Req<'bulkLookupV1'>, deps: Deps): 
 }
 
 /** v1 also takes the three values from the query string (old web clients); the body wins. */
+/**
+ * sign-ed25519. On v1 each value comes from the JSON body, else from the query string, because matrix-js-sdk POSTs
+ * only `{mxid}` to the invite email's signurl (`…/sign-ed25519?token=…&private_key=…`); the body wins. The OpenAPI
+ * schema cannot require them (either place will do), so required-ness is checked here: M_MISSING_PARAMS lists what
+ * is missing from both. v2 reads the body only (its signurl is used only when v1 is disabled: see mail/links.ts).
+ */
 export async function handleSignEd25519(req: Req<'blindlySignStuff'> | Req<'blindlySignStuffV1'>, deps: Deps): Promise<Reply<'blindlySignStuff'>> {
   const query = (req.version === 'v1' ? req.query : {}) as { mxid?: string; token?: string; private_key?: string };
   const body = (req.body ?? {}) as { mxid?: string; token?: string; private_key?: string };

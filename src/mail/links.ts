@@ -18,9 +18,15 @@ export function webClientLocation(mail: MailConfig, requested: unknown): string 
   return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
 }
 
-/** This server's sign-ed25519 endpoint on the API the invite came in on, carrying the token and key as web clients expect. */
-export function signUrl(publicBaseUrl: string, version: 'v1' | 'v2', token: string, privateKey: string): string {
-  const base = `${publicBaseUrl}/_matrix/identity/${version === 'v1' ? 'api/v1' : 'v2'}/sign-ed25519`;
+/**
+ * The invite email's signurl: this server's sign-ed25519, carrying the token and key in the query string because
+ * matrix-js-sdk POSTs only `{mxid}` to it. It points at the v1 endpoint whenever v1 is served, whatever API the
+ * invitation came in on: v2 sign-ed25519 requires an identity-server access token, and a web client following the
+ * signurl sends none, so a v2 signurl would answer 401 to every client that follows it. Only when v1 is disabled
+ * does it point at v2 (the one endpoint left; clients holding an identity-server token can still use it).
+ */
+export function signUrl(server: { publicBaseUrl: string; v1Enabled: boolean }, token: string, privateKey: string): string {
+  const base = `${server.publicBaseUrl}/_matrix/identity/${server.v1Enabled ? 'api/v1' : 'v2'}/sign-ed25519`;
   return `${base}?token=${encodeURIComponent(token)}&private_key=${encodeURIComponent(privateKey)}`;
 }
 

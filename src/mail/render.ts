@@ -119,7 +119,6 @@ export class MailRenderer {
     if (typeof p.token !== 'string' || typeof p.ephemeralPrivateKey !== 'string') throw new PermanentMailError('invite payload without token or key');
     const f = fields as Record<string, unknown>;
     const { config } = this.deps;
-    const version = p.version === 'v2' ? 'v2' : 'v1';
     const vars: Record<string, string> = {};
     for (const k of OPTIONAL_INVITE_FIELDS) vars[k] = '';
     // Every string field of the request, as Sydent passes them (extra keys included), cleaned to one line.
@@ -129,7 +128,8 @@ export class MailRenderer {
     const sender = vars.sender ?? '';
     const verifiedSender = typeof p.verifiedSender === 'string' ? oneLine(p.verifiedSender) : '';
     const webClient = webClientLocation(config.mail, f['org.matrix.web_client_location']);
-    const signurl = signUrl(config.server.publicBaseUrl, version, p.token, p.ephemeralPrivateKey);
+    // v1 whenever v1 is served, even for a v2 invitation: see signUrl.
+    const signurl = signUrl(config.server, p.token, p.ephemeralPrivateKey);
     const link = joinLink({
       webClient,
       roomId: vars.room_id ?? '',

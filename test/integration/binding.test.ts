@@ -357,6 +357,34 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(unknown.body.errcode).toBe('M_UNRECOGNIZED');
     const missing = await srv.call('POST', `${V1}/sign-ed25519`, { mxid: '@jo:hs.example' });
     expect(missing.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: token,private_key' });
+    expect((await srv.call('POST', `${V1}/sign-ed25519?token=${inv.token}`)).body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: mxid,private_key' });
+    const v2Missing = await srv.call('POST', `${V2}/sign-ed25519?${q.toString()}`, { mxid: '@jo:hs.example' }, bearer('@jo:hs.example'));
+    expect(v2Missing.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: token,private_key' });
+    // each value from the body or the query string; the body's value wins
+    const mixed = await srv.call('POST', `${V1}/sign-ed25519?mxid=%40ignored%3Ahs.example&token=${inv.token}`, { mxid: '@jo:hs.example', private_key: privateKey });
+    expect(mixed.status, JSON.stringify(mixed.body)).toBe(200);
+    expect(mixed.body.mxid).toBe('@jo:hs.example');
+    const bodyWins = await srv.call('POST', `${V1}/sign-ed25519?${q.toString()}`, { token: 'not-the-token' });
+    expect(bodyWins.status).toBe(404);
+  });
+
+  it('signs through the invite email signurl exactly as a web client follows it: POST {mxid}, no access token', async () => {
+    for (const version of ['v1', 'v2'] as const) {
+      const address = uniqueAddress(`sign${version}`);
+      const res = await srv.call('POST', `${version === 'v1' ? V1 : V2}/store-invite`, { medium: 'email', address, room_id: '!sign:hs.example', sender: '@alice:hs.example' }, version === 'v2' ? bearer('@alice:hs.example') : {});
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const ephemeral = res.body.public_keys[1].public_key as string;
+      const { signurl } = await readInviteMail(smtp, address);
+      // v1 is served, so even a v2 invitation's signurl is the v1 endpoint a token-less client can use
+      expect(signurl.startsWith(`${srv.url}${V1}/sign-ed25519?`), signurl).toBe(true);
+      const mxid = `@invitee-${version}:hs.example`;
+      const signed = await fetch(signurl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mxid }) });
+      const body = (await signed.json()) as any;
+      expect(signed.status, JSON.stringify(body)).toBe(200);
+      expect(body).toMatchObject({ mxid, sender: '@alice:hs.example', token: res.body.token });
+      expect(verifyMatrixSignature(body, 'is.test', 'ed25519:0', ephemeral)).toBe(true);
+      expect(verifyMatrixSignature(body, 'is.test', 'ed25519:0', serverKey)).toBe(false);
+    }
   });
 
   it('retries a failing homeserver with backoff: three 500s, then exactly one success', async () => {
@@ -472,6 +500,34 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const lookups = queries.filter((q) => /from [`"]associations[`"]/i.test(q));
     expect(lookups).toHaveLength(3);
     for (const q of lookups) expect(q).toMatch(/[`"]lookup_hash[`"] in/i);
+  });
+});
+
+describe.each(testDatabases())('the invite signurl with v1 disabled on $name', (db) => {
+  it('points at v2, which signs only for a client holding an identity-server access token', async () => {
+    const { url, dispose } = await db.create();
+    const smtp = await startSmtp();
+    const srv = await startTestServer({ dbUrl: url, auth: testAuth, overrides: { ...smtpConfig(smtp.port), server: { v1Enabled: false } } });
+    try {
+      const address = uniqueAddress('nov1');
+      const res = await srv.call('POST', `${V2}/store-invite`, { medium: 'email', address, room_id: '!sign:hs.example', sender: '@alice:hs.example' }, bearer('@alice:hs.example'));
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const { signurl } = await readInviteMail(smtp, address);
+      expect(signurl.startsWith(`${srv.url}${V2}/sign-ed25519?`), signurl).toBe(true);
+      const post = (headers: Record<string, string>) =>
+        fetch(signurl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ mxid: '@nov1:hs.example' }) });
+      expect((await post({})).status).toBe(401);
+      // v2 reads the body only, so the signurl's query string does not help: the client must send all three
+      const u = new URL(signurl);
+      const signed = await srv.call('POST', `${V2}/sign-ed25519`, { mxid: '@nov1:hs.example', token: u.searchParams.get('token'), private_key: u.searchParams.get('private_key') }, bearer('@nov1:hs.example'));
+      expect(signed.status, JSON.stringify(signed.body)).toBe(200);
+      expect(verifyMatrixSignature(signed.body, 'is.test', 'ed25519:0', res.body.public_keys[1].public_key)).toBe(true);
+      expect(srv.violations).toEqual([]);
+    } finally {
+      await srv.stop();
+      await smtp.stop();
+      await dispose();
+    }
   });
 });
 

@@ -118,13 +118,13 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
     expect(srv.logs.join('\n')).not.toContain('first@example.org');
   });
 
-  it('points a v2 invite at the v2 sign endpoint, names the verified sender, and words spaces', async () => {
+  it('points a v2 invite at the v1 sign endpoint (v1 is served; v2 needs a token), names the verified sender, and words spaces', async () => {
     const res = await srv.call('POST', `${V2}/store-invite`, invite('second@example.org', { room_type: 'm.space' }), { authorization: 'Bearer good-token' });
     expect(res.status).toBe(200);
     const [mail] = await until(() => (to('second@example.org').length ? to('second@example.org') : undefined));
     const link = linkOf(mail!);
     const sign = new URL(link.searchParams.get('signurl')!);
-    expect(`${sign.origin}${sign.pathname}`).toBe(`${srv.url}${V2}/sign-ed25519`);
+    expect(`${sign.origin}${sign.pathname}`).toBe(`${srv.url}${V1}/sign-ed25519`);
     expect(link.searchParams.get('room_type')).toBe('m.space');
     expect(mail!.parsed.subject).toBe('Bob has invited you to a space');
     expect(mail!.parsed.text).toContain('has invited you to join the space "Tea party"');

@@ -6,7 +6,7 @@ import { loadConfig, type ConfigInput } from '../../src/config.js';
 import { MailRenderer, PermanentMailError, encodeSubject } from '../../src/mail/render.js';
 import { renderVerifyResponsePage } from '../../src/mail/pages.js';
 import { resolveBrand } from '../../src/mail/brand.js';
-import { webClientLocation } from '../../src/mail/links.js';
+import { signUrl, webClientLocation } from '../../src/mail/links.js';
 import { truncate, oneLine } from '../../src/mail/text.js';
 import type { Deps } from '../../src/deps.js';
 import type { MailJob } from '../../src/store/types.js';
@@ -147,13 +147,33 @@ describe('the built-in invite email', () => {
     expect(parsed.text).toContain('Bob (@bob:hs.example) has invited you to join the space "Tea party" (#tea:hs.example) on Matrix.');
     expect(parsed.text).toContain('Space avatar: mxc://hs.example/abc');
     const link = parsed.text!.split('\n').find((l) => l.startsWith('https://'))!;
-    const signurl = 'https://is.example/_matrix/identity/v2/sign-ed25519?token=TOKENtokenTOKENtokenTOKENtoken12&private_key=cHJpdmF0ZS1rZXktc2VlZC1mb3ItdGVzdHMtb25seS0';
+    // a v2 invitation still gets the v1 signurl: v1 is served, and v2 sign-ed25519 needs a token web clients lack
+    const signurl = 'https://is.example/_matrix/identity/api/v1/sign-ed25519?token=TOKENtokenTOKENtokenTOKENtoken12&private_key=cHJpdmF0ZS1rZXktc2VlZC1mb3ItdGVzdHMtb25seS0';
     expect(link).toBe(
       `https://app.element.io/#/room/!tea%3Ahs.example?email=alice%40example.org&signurl=${encodeURIComponent(signurl)}` +
         '&room_name=Tea%20party&room_avatar_url=mxc%3A%2F%2Fhs.example%2Fabc&inviter_name=Bob&room_type=m.space',
     );
     expect(parsed.html).toContain(`href="${link.replace(/&/g, '&amp;')}"`);
     expect(parsed.html).toContain('Join the space');
+  });
+
+  it('points the signurl at v1 whenever v1 is served, and at v2 only when v1 is disabled', async () => {
+    const key = 'cHJpdmF0ZS1rZXktc2VlZC1mb3ItdGVzdHMtb25seS0';
+    const signurlOf = async (r: MailRenderer, version: 'v1' | 'v2') => {
+      const text = (await simpleParser((await r.render(invite({}, { version }))).raw)).text!;
+      const link = new URL(text.split('\n').find((l) => l.startsWith('https://app.element.io/'))!);
+      return new URLSearchParams(link.hash.slice(link.hash.indexOf('?') + 1)).get('signurl');
+    };
+    const v1 = 'https://is.example/_matrix/identity/api/v1/sign-ed25519?token=TOKENtokenTOKENtokenTOKENtoken12&private_key=' + key;
+    expect(await signurlOf(renderer(), 'v1')).toBe(v1);
+    expect(await signurlOf(renderer(), 'v2')).toBe(v1);
+    const noV1 = config();
+    noV1.server.v1Enabled = false;
+    const r = new MailRenderer({ config: noV1, clock: () => NOW, random: fixedRandom() });
+    const v2 = 'https://is.example/_matrix/identity/v2/sign-ed25519?token=TOKENtokenTOKENtokenTOKENtoken12&private_key=' + key;
+    expect(await signurlOf(r, 'v1')).toBe(v2);
+    expect(await signurlOf(r, 'v2')).toBe(v2);
+    expect(signUrl({ publicBaseUrl: 'https://is.example', v1Enabled: true }, 'a+b&c', 'k/=')).toBe('https://is.example/_matrix/identity/api/v1/sign-ed25519?token=a%2Bb%26c&private_key=k%2F%3D');
   });
 
   it('honours org.matrix.web_client_location only for allow-listed https hosts', async () => {
