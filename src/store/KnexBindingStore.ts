@@ -1,12 +1,11 @@
 // Validation sessions, associations (bind, lookup) and the onbind outbox on Knex (SQLite and MySQL/MariaDB).
 import type { Knex } from 'knex';
 import type { Dialect } from './db.js';
-import { insertMail } from './KnexStore.js';
+import { insertMail, toInvite, type InviteRow } from './KnexStore.js';
 import type {
   Association,
   BindOptions,
   BindResult,
-  InviteRecord,
   NewMail,
   OnbindJob,
   StoredAssociation,
@@ -160,10 +159,10 @@ export class KnexBindingStore {
           .where('claimed_by', association.id)
           .andWhere('id', '>', lastId)
           .orderBy('id')
-          .limit(opts.invitesPerCall)) as InviteRowLite[];
+          .limit(opts.invitesPerCall)) as InviteRow[];
         if (rows.length === 0) break;
         lastId = rows[rows.length - 1]!.id;
-        const invites = rows.map(toInviteLite);
+        const invites = rows.map(toInvite);
         const body = opts.buildBody(association, invites);
         await trx('onbind_outbox').insert({
           destination: opts.destination,
@@ -287,31 +286,4 @@ export class KnexBindingStore {
     await this.knex('onbind_outbox').whereIn('id', ids).delete();
     return ids.length;
   }
-}
-
-interface InviteRowLite {
-  id: number;
-  medium: string;
-  address: string;
-  room_id: string;
-  sender: string;
-  token: string;
-  fields: string;
-  created_at: number | string;
-  expires_at: number | string;
-}
-
-function toInviteLite(r: InviteRowLite): InviteRecord {
-  return {
-    id: r.id,
-    medium: r.medium,
-    address: r.address,
-    roomId: r.room_id,
-    sender: r.sender,
-    token: r.token,
-    ephemeralPublicKey: '',
-    fields: JSON.parse(r.fields) as Record<string, unknown>,
-    createdAt: Number(r.created_at),
-    expiresAt: Number(r.expires_at),
-  };
 }

@@ -8,7 +8,8 @@ import { lookupHash } from '../binding/hash.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 import { KnexMailStore } from './KnexMailStore.js';
 
-interface InviteRow {
+/** An `invites` row, optionally joined with its ephemeral key. */
+export interface InviteRow {
   id: number;
   medium: string;
   address: string;
@@ -18,7 +19,7 @@ interface InviteRow {
   fields: string;
   created_at: number | string;
   expires_at: number | string;
-  public_key: string | null;
+  public_key?: string | null;
 }
 
 export class KnexStore implements Store {
@@ -216,7 +217,7 @@ export async function insertMail(trx: Knex | Knex.Transaction, mail: NewMail): P
   });
 }
 
-function toInvite(row: InviteRow): InviteRecord {
+export function toInvite(row: InviteRow): InviteRecord {
   return {
     id: row.id,
     medium: row.medium,
