@@ -45,6 +45,8 @@ export interface Config {
     blockedServers: string[];
     /** Invitations into these rooms are refused. */
     blockedRooms: string[];
+    /** Invitations whose room name, alias or sender display name contains one of these (case-insensitive) are refused. */
+    blockedKeywords: string[];
     /** How often expired invitations are deleted. */
     sweepIntervalMs: number;
   };
@@ -171,7 +173,7 @@ export function defaults(): Config {
     dataDir: './data',
     database: { url: '', sqliteSynchronous: 'full', poolMax: 8 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
-    invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], sweepIntervalMs: 3600 * 1000 },
+    invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], blockedKeywords: [], sweepIntervalMs: 3600 * 1000 },
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
     rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10 },
     log: { level: 'info' },
@@ -307,6 +309,7 @@ const SCHEMA = {
         lifetimeMs: { type: 'integer', minimum: 60_000 },
         blockedServers: { type: 'array', items: { type: 'string' } },
         blockedRooms: { type: 'array', items: { type: 'string' } },
+        blockedKeywords: { type: 'array', items: { type: 'string', minLength: 1 } },
         sweepIntervalMs: { type: 'integer', minimum: 1000 },
       },
     },

@@ -141,7 +141,7 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
 export function errorResponse(err: unknown, deps: Pick<Deps, 'log'>, path: string): ApiResponse {
   const matrix = toMatrixError(err);
   if (matrix) return { status: matrix.status, body: matrix.toJSON() };
-  deps.log.error('unhandled error', { path, err: err instanceof Error ? err : String(err) });
+  deps.log.error('unhandled error', { path, err: err instanceof Error ? err : typeof err });
   const e = unknownError();
   return { status: e.status, body: e.toJSON() };
 }

@@ -43,6 +43,11 @@ export function toMatrixError(err: unknown): MatrixError | undefined {
     const [status, errcode] = DOMAIN_TABLE[err.code];
     return new MatrixError(status, errcode, err.message, err.extra);
   }
+  // A path or query with broken percent-encoding (thrown while routing, before any handler).
+  if (err instanceof URIError) return new MatrixError(400, 'M_INVALID_PARAM', 'Malformed URL encoding');
+  // A body whose Content-Encoding does not match its bytes (zlib errors carry no HTTP status).
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('Z_')) return new MatrixError(400, 'M_NOT_JSON', 'Could not decode the request body');
   // koa-bodyparser (co-body, raw-body) throws errors carrying an HTTP status: map them to the body errors.
   const status = (err as { status?: unknown } | null)?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) {

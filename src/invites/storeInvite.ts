@@ -35,22 +35,50 @@ export interface StoreInviteContext {
   brand?: string;
 }
 
+function bucketHash(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+/** A server name without its port, lower-cased: `Evil.Example:8448` and `evil.example` are one server. */
+function hostOf(serverName: string): string {
+  const name = serverName.toLowerCase();
+  const bracket = name.startsWith('[') ? name.indexOf(']') : -1;
+  if (bracket >= 0) return name.slice(0, bracket + 1);
+  const colon = name.lastIndexOf(':');
+  return colon >= 0 ? name.slice(0, colon) : name;
+}
+
+/** Operator block lists: rooms, the sender's server (any port) and keywords in the names shown to the invitee. */
+function checkPolicy(policy: Deps['config']['invites'], input: InvitationInput): void {
+  if (policy.blockedRooms.includes(input.room_id)) {
+    throw new DomainError('blocked', 'Invitations into this room are not allowed');
+  }
+  const server = hostOf(serverNameOf(input.sender));
+  if (policy.blockedServers.some((s) => hostOf(s) === server)) {
+    throw new DomainError('blocked', "Invitations from this sender's server are not allowed");
+  }
+  if (policy.blockedKeywords.length > 0) {
+    const shown = [input.room_name, input.room_alias, input.sender_display_name, input.sender]
+      .filter((v): v is string => typeof v === 'string')
+      .join('\n')
+      .toLowerCase();
+    if (policy.blockedKeywords.some((k) => k && shown.includes(k.toLowerCase()))) {
+      throw new DomainError('blocked', 'This invitation is not allowed');
+    }
+  }
+}
+
 /** Checks run in the order of the wire contract's table; nothing is written unless all pass. */
 export async function storeInvite(deps: Deps, input: InvitationInput, ctx: StoreInviteContext): Promise<StoredInvitation> {
   const { config, store } = deps;
-  if (config.invites.blockedRooms.includes(input.room_id)) {
-    throw new DomainError('blocked', 'Invitations into this room are not allowed');
-  }
-  if (config.invites.blockedServers.includes(serverNameOf(input.sender).toLowerCase())) {
-    throw new DomainError('blocked', "Invitations from this sender's server are not allowed");
-  }
+  checkPolicy(config.invites, input);
   const address = normaliseAddress(input.medium, input.address);
   const limits = config.rateLimits;
   await deps.limiter.check([
     { bucket: `invite-ip:${ctx.ip}`, max: limits.storeInvitePerIp },
-    { bucket: `invite-sender:${ctx.verifiedSender ?? input.sender}`, max: limits.storeInvitePerSender },
-    // hashed: the counter table never holds an address
-    { bucket: `invite-to:${createHash('sha256').update(`${input.medium} ${address}`).digest('base64url')}`, max: limits.storeInvitePerAddress },
+    // Hashed, so any length fits the bucket column and the table never holds an address.
+    { bucket: `invite-sender:${bucketHash(ctx.verifiedSender ?? input.sender)}`, max: limits.storeInvitePerSender },
+    { bucket: `invite-to:${bucketHash(`${input.medium} ${address}`)}`, max: limits.storeInvitePerAddress },
   ]);
   const now = deps.clock();
   const bound = await store.findAssociation(input.medium, address, now);

@@ -35,6 +35,8 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
         timezone: 'Z',
       },
       pool: { min: 0, max: opts.poolMax ?? 8 },
+      // Error messages must not embed bound values: they hold tokens, keys and addresses.
+      compileSqlOnError: false,
       acquireConnectionTimeout: 10_000,
     });
     return { knex, dialect: 'mysql' };
@@ -46,6 +48,7 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
     client: 'better-sqlite3',
     connection: { filename },
     useNullAsDefault: true,
+    compileSqlOnError: false,
     pool: {
       min: 1,
       max: 1,

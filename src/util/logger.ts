@@ -12,11 +12,25 @@ export interface Logger {
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
+/**
+ * What an unexpected error may put in the log. Database drivers put the failing values in their
+ * messages (duplicate keys, data too long), and those values are tokens, keys and addresses, so
+ * for driver errors only the error's name, code and stack frames are logged.
+ */
+export function loggableError(err: Error): string {
+  const e = err as Error & { code?: unknown; errno?: unknown; sqlMessage?: unknown };
+  const frames = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).join('\n');
+  if (e.sqlMessage !== undefined || e.errno !== undefined || typeof e.code === 'string') {
+    return `${e.name} code=${String(e.code ?? e.errno ?? '?')}\n${frames}`;
+  }
+  return e.stack ?? `${e.name}: ${e.message}`;
+}
+
 function render(fields: LogFields | undefined): string {
   if (!fields) return '';
   return Object.entries(fields)
     .map(([k, v]) => {
-      if (v instanceof Error) return ` ${k}=${JSON.stringify(v.stack ?? v.message)}`;
+      if (v instanceof Error) return ` ${k}=${JSON.stringify(loggableError(v))}`;
       return ` ${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v)}`;
     })
     .join('');

@@ -16,7 +16,8 @@ const DOMAIN_LABEL = /^(?!-)[A-Za-z0-9\u0080-\uFFFF-]{1,63}(?<!-)$/u;
  * no quoting, comments, IP literals, whitespace or control characters (which could inject headers).
  */
 export function isPlainMailbox(address: string): boolean {
-  if (address.length > 254 || /[\u0000-\u0020\u007f\u2028\u2029]/u.test(address)) return false;
+  // Case folding can lengthen an address (ß -> ss); the stored, folded form must fit too.
+  if (normaliseAddress('email', address).length > 254 || /[\u0000-\u0020\u007f\u2028\u2029]/u.test(address)) return false;
   const at = address.indexOf('@');
   if (at <= 0 || at !== address.lastIndexOf('@')) return false;
   const local = address.slice(0, at);

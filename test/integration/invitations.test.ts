@@ -251,6 +251,25 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     }
   });
 
+  it('stores large but valid invitations, long senders, and refuses addresses that outgrow the column when folded', async () => {
+    const big = await srv.call('POST', `${V1}/store-invite`, invite({ 'com.example.big': 'r'.repeat(60_000) }));
+    expect(big.status).toBe(200);
+    const longSender = await srv.call('POST', `${V1}/store-invite`, invite({ sender: `@${'s'.repeat(240)}:hs.example` }));
+    expect(longSender.status).toBe(200);
+    const folded = await srv.call('POST', `${V1}/store-invite`, invite({ address: `a@${'ß'.repeat(60)}.${'ß'.repeat(60)}.${'ß'.repeat(60)}.example` }));
+    expect(folded.status).toBe(400);
+    expect(folded.body.errcode).toBe('M_INVALID_EMAIL');
+  });
+
+  it('answers broken percent-encoding and undecodable bodies with 400, not 500', async () => {
+    const path = await srv.call('GET', `${V2}/pubkey/%E0%A4%A`);
+    expect(path.status).toBe(400);
+    expect(path.body.errcode).toBe('M_INVALID_PARAM');
+    const gz = await srv.call('POST', `${V1}/store-invite`, 'not gzip at all', { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    expect(gz.status).toBe(400);
+    expect(gz.body.errcode).toBe('M_NOT_JSON');
+  });
+
   it('never logs tokens, private keys or full addresses', async () => {
     const res = await srv.call('POST', `${V1}/store-invite`, invite({ address: 'secret.person@private.example' }));
     const joined = srv.logs.join('\n');
@@ -303,11 +322,17 @@ describe('restarts and configuration', () => {
   it('refuses invitations the operator blocked', async () => {
     const [db] = testDatabases();
     const { url, dispose } = await db!.create();
-    const srv = await startTestServer({ dbUrl: url, overrides: { invites: { blockedServers: ['spam.example'], blockedRooms: ['!bad:hs.example'] } } });
+    const srv = await startTestServer({ dbUrl: url, overrides: { invites: { blockedServers: ['Spam.Example'], blockedRooms: ['!bad:hs.example'], blockedKeywords: ['Free Crypto'] } } });
     try {
-      const a = await srv.call('POST', `${V1}/store-invite`, invite({ sender: '@x:spam.example' }));
-      expect(a.status).toBe(403);
-      expect(a.body.errcode).toBe('M_UNAUTHORIZED');
+      for (const sender of ['@x:spam.example', '@x:SPAM.example:8448']) {
+        const a = await srv.call('POST', `${V1}/store-invite`, invite({ sender }));
+        expect(a.status, sender).toBe(403);
+        expect(a.body.errcode, sender).toBe('M_UNAUTHORIZED');
+      }
+      expect((await srv.call('POST', `${V1}/store-invite`, invite({ sender: '@x:notspam.example' }))).status).toBe(200);
+      const keyword = await srv.call('POST', `${V1}/store-invite`, invite({ room_name: 'get FREE crypto now' }));
+      expect(keyword.status).toBe(403);
+      expect((await srv.call('POST', `${V1}/store-invite`, invite({ sender_display_name: 'freedom crypto' }))).status).toBe(200);
       const b = await srv.call('POST', `${V1}/store-invite`, invite({ room_id: '!bad:hs.example' }));
       expect(b.status).toBe(403);
       expect(srv.violations).toEqual([]);

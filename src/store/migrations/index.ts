@@ -6,6 +6,7 @@ import * as m002 from './002_mail.js';
 import * as m003 from './003_accounts.js';
 import * as m004 from './004_binding.js';
 import * as m005 from './005_rate_limits.js';
+import * as m006 from './006_wider_text.js';
 
 const migrations: Record<string, Knex.Migration> = {
   '001_initial': m001,
@@ -13,6 +14,7 @@ const migrations: Record<string, Knex.Migration> = {
   '003_accounts': m003,
   '004_binding': m004,
   '005_rate_limits': m005,
+  '006_wider_text': m006,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
