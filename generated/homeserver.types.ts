@@ -64,10 +64,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/_matrix/key/v2/server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The homeserver's own signing keys, self-signed
+         * @description Fetched from the `origin` of an `Authorization: X-Matrix` request
+         *     (homeserver-signed `/3pid/unbind`). Tessera uses a key only when the
+         *     answer matches this schema, `server_name` is the origin,
+         *     `valid_until_ts` is in the future and the answer carries a valid
+         *     signature by that very key. Keys are cached until `valid_until_ts`,
+         *     at most an hour, for at most 1000 servers. `old_verify_keys` are
+         *     never used to accept a request.
+         */
+        get: operations["getServerKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        ServerKeys: {
+            server_name: string;
+            valid_until_ts: number;
+            verify_keys: {
+                [key: string]: {
+                    key: string;
+                };
+            };
+            old_verify_keys?: Record<string, never>;
+            signatures: {
+                [key: string]: {
+                    [key: string]: string;
+                };
+            };
+        };
         MatrixError: {
             errcode: string;
             error: string;
@@ -205,6 +246,43 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+        };
+    };
+    getServerKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The server's current verify keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "server_name": "example.org",
+                     *       "valid_until_ts": 1652262000000,
+                     *       "verify_keys": {
+                     *         "ed25519:abc123": {
+                     *           "key": "VGhpcyBzaG91bGQgYmUgYSByZWFsIGVkMjU1MTkgcGF5bG9hZA"
+                     *         }
+                     *       },
+                     *       "old_verify_keys": {},
+                     *       "signatures": {
+                     *         "example.org": {
+                     *           "ed25519:abc123": "VGhpcyBzaG91bGQgYWN0dWFsbHkgYmUgYSBzaWduYXR1cmUgb2YgYW4gZWQyNTUxOSBrZXkgYnV0IGl0IGlzIG5vdAAAAAAAAAAAAAA"
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ServerKeys"];
                 };
             };
         };

@@ -5,6 +5,7 @@ export interface OperationValidators {
   method: string;
   path: string;
   secured: boolean;
+  xMatrix: boolean;
   termsExempt: boolean;
   body?: ValidateFunction;
   query?: ValidateFunction;
@@ -16,4 +17,5 @@ export declare const operations: {
   "getWellKnownServer": OperationValidators;
   "getOpenIdUserInfo": OperationValidators;
   "onBindThreePid": OperationValidators;
+  "getServerKeys": OperationValidators;
 };

@@ -618,6 +618,8 @@ export interface paths {
         /**
          * Remove an association
          * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address, or (v2) when the access token's user is `mxid`. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
+         *
+         *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme), as Synapse does when a user removes an address or deactivates their account: it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `401 M_UNAUTHORIZED`, as does a request with neither a valid access token nor a valid signature.
          */
         post: operations["unbind"];
         delete?: never;
@@ -639,6 +641,8 @@ export interface paths {
          * Remove an association (v1)
          * @deprecated
          * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address, or (v2) when the access token's user is `mxid`. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
+         *
+         *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme): it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `401 M_UNAUTHORIZED`. Without an `Authorization: X-Matrix` header the request is judged by its session alone, as before.
          */
         post: operations["unbindV1"];
         delete?: never;
@@ -1060,6 +1064,15 @@ export interface components {
         };
         /** @description `M_UNAUTHORIZED`: no access token, or one this server does not know. */
         Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["MatrixError"];
+            };
+        };
+        /** @description `M_UNAUTHORIZED`: neither a known access token (v2) nor a valid homeserver signature (`X-Matrix`): bad header, unknown or expired key, wrong destination, signature that does not verify. */
+        UnbindUnauthorized: {
             headers: {
                 [name: string]: unknown;
             };
@@ -2073,7 +2086,7 @@ export interface operations {
         responses: {
             200: components["responses"]["EmptyObject"];
             400: components["responses"]["SessionBadRequest"];
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["UnbindUnauthorized"];
             403: components["responses"]["BindingForbidden"];
             404: components["responses"]["NotBound"];
             413: components["responses"]["TooLarge"];
@@ -2095,6 +2108,7 @@ export interface operations {
         responses: {
             200: components["responses"]["EmptyObject"];
             400: components["responses"]["SessionBadRequest"];
+            401: components["responses"]["UnbindUnauthorized"];
             403: components["responses"]["BindingForbidden"];
             404: components["responses"]["NotBound"];
             413: components["responses"]["TooLarge"];

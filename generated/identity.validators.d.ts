@@ -5,6 +5,7 @@ export interface OperationValidators {
   method: string;
   path: string;
   secured: boolean;
+  xMatrix: boolean;
   termsExempt: boolean;
   body?: ValidateFunction;
   query?: ValidateFunction;

@@ -52,6 +52,8 @@ interface OperationInfo {
   method: string;
   path: string;
   secured: boolean;
+  /** Some security requirement names the `xMatrix` scheme: a homeserver's signed request is accepted. */
+  xMatrix: boolean;
   /** `x-tessera-terms-exempt: true`: reachable before the account has accepted the terms. */
   termsExempt: boolean;
   body?: string;
@@ -115,11 +117,15 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
       if (!op) continue;
       const id = op.operationId as string;
       const params = [...((pathItem.parameters as Json[]) ?? []), ...((op.parameters as Json[]) ?? [])].map((p) => follow(doc, p));
+      const requirements = (Array.isArray(op.security) ? op.security : Array.isArray(doc.security) ? doc.security : []) as Obj[];
+      // Secured: some requirement applies and none is `{}` (which lets anonymous requests through).
+      const anonymous = requirements.some((r) => Object.keys(r).length === 0);
       const info: OperationInfo = {
         operationId: id,
         method,
         path,
-        secured: Array.isArray(op.security) ? op.security.length > 0 : globalSecured,
+        secured: (Array.isArray(op.security) ? op.security.length > 0 : globalSecured) && !anonymous,
+        xMatrix: requirements.some((r) => 'xMatrix' in r),
         termsExempt: op['x-tessera-terms-exempt'] === true,
         responses: {},
       };
@@ -149,6 +155,7 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
       `method: ${JSON.stringify(o.method)}`,
       `path: ${JSON.stringify(o.path)}`,
       `secured: ${o.secured}`,
+      `xMatrix: ${o.xMatrix}`,
       `termsExempt: ${o.termsExempt}`,
     ];
     if (o.body) parts.push(`body: ${o.body}`);
@@ -161,7 +168,7 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
   js = `${HEADER}/* eslint-disable */\n${UCS2LENGTH}\n${js}\n\nexport const operations = {\n${ops.map(entry).join('\n')}\n};\n`;
   const dts =
     `${HEADER}import type { ValidateFunction } from 'ajv';\n\n` +
-    `export interface OperationValidators {\n  method: string;\n  path: string;\n  secured: boolean;\n  termsExempt: boolean;\n` +
+    `export interface OperationValidators {\n  method: string;\n  path: string;\n  secured: boolean;\n  xMatrix: boolean;\n  termsExempt: boolean;\n` +
     `  body?: ValidateFunction;\n  query?: ValidateFunction;\n  params?: ValidateFunction;\n` +
     `  responses: Record<string, ValidateFunction>;\n}\n\n` +
     `export declare const operations: {\n${ops.map((o) => `  ${JSON.stringify(o.operationId)}: OperationValidators;`).join('\n')}\n};\n`;

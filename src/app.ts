@@ -71,6 +71,7 @@ export async function createApp(deps: Deps): Promise<Koa> {
       headers: ctx.headers,
       body: ctx.request.body,
       ip: ctx.ip,
+      url: ctx.originalUrl,
     });
     ctx.status = res.status;
     if (res.headers) ctx.set(res.headers);

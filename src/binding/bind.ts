@@ -83,8 +83,17 @@ export interface UnbindInput {
   client_secret?: string;
 }
 
-/** Allowed with a session that validated this address, or for the authenticated owner (v2). */
-export async function unbindThreepid(deps: Deps, input: UnbindInput, accountUserId: string | undefined): Promise<void> {
+/** Who is asking to unbind: the v2 access token's user, or the homeserver whose X-Matrix signature was verified. */
+export interface UnbindCaller {
+  accountUserId?: string;
+  origin?: string;
+}
+
+/**
+ * Allowed with a session that validated this address, for the authenticated owner (v2), or for the homeserver of
+ * `mxid` (X-Matrix): a homeserver may unbind its own users only (Sydent's rule).
+ */
+export async function unbindThreepid(deps: Deps, input: UnbindInput, caller: UnbindCaller = {}): Promise<void> {
   const medium = input.threepid.medium;
   const address = normaliseAddress(medium, input.threepid.address);
   if (input.sid !== undefined || input.client_secret !== undefined) {
@@ -93,10 +102,12 @@ export async function unbindThreepid(deps: Deps, input: UnbindInput, accountUser
     if (session.medium !== medium || session.address !== address) {
       throw new DomainError('forbidden', 'The session did not validate this address');
     }
-  } else if (accountUserId === undefined || accountUserId !== input.mxid) {
+  } else if (caller.origin !== undefined) {
+    if (serverNameOf(input.mxid) !== caller.origin) throw new DomainError('forbidden', "A homeserver may only unbind its own users: 'mxid' is not on the signing server");
+  } else if (caller.accountUserId === undefined || caller.accountUserId !== input.mxid) {
     throw new DomainError('forbidden', 'Unbinding needs a session that validated the address, or the access token of the bound user');
   }
   const removed = await deps.store.deleteAssociation(medium, address, input.mxid);
   if (!removed) throw new DomainError('not_found', 'That address is not bound to that Matrix ID');
-  deps.log.info('unbound address', { to: redactForLog(address) });
+  deps.log.info('unbound address', { to: redactForLog(address), ...(caller.origin !== undefined ? { by: caller.origin } : {}) });
 }

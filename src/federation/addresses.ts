@@ -25,6 +25,7 @@ export const DEFAULT_DENIED_CIDRS: readonly string[] = [
   '::1/128', // loopback
   '64:ff9b:1::/48', // local-use NAT64
   '100::/64', // discard
+  '2001::/32', // Teredo: tunnels to an IPv4 address we cannot see (obfuscated in the low bits)
   '2001:db8::/32', // documentation
   'fc00::/7', // unique local
   'fe80::/10', // link-local
@@ -34,6 +35,48 @@ export const DEFAULT_DENIED_CIDRS: readonly string[] = [
 
 const MAPPED = new BlockList();
 MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
+
+/** Parses an IPv6 literal (optionally with a dotted IPv4 tail and a zone) into 16 bytes; undefined when malformed. */
+export function ipv6Bytes(ip: string): Uint8Array | undefined {
+  let text = ip.split('%')[0]!;
+  if (isIP(text) !== 6) return undefined;
+  const lastColon = text.lastIndexOf(':');
+  const last = text.slice(lastColon + 1);
+  if (last.includes('.')) {
+    // A dotted IPv4 tail is two 16-bit groups.
+    const o = last.split('.').map(Number) as [number, number, number, number];
+    text = `${text.slice(0, lastColon + 1)}${((o[0] << 8) | o[1]).toString(16)}:${((o[2] << 8) | o[3]).toString(16)}`;
+  }
+  const halves = text.split('::');
+  const parse = (part: string | undefined): number[] => (part ? part.split(':').map((g) => parseInt(g, 16)) : []);
+  const left = parse(halves[0]);
+  const right = parse(halves[1]);
+  const groups = halves.length === 1 ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff)) return undefined;
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
+  return out;
+}
+
+const dotted = (b: Uint8Array, at: number): string => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+
+/**
+ * The IPv4 address an IPv6 address carries when packets to it end up at that IPv4 host: NAT64
+ * (64:ff9b::/96, RFC 6052), 6to4 (2002::/16, RFC 3056) and IPv4-compatible (::/96, deprecated).
+ * (IPv4-mapped ::ffff:0:0/96 is refused outright; Teredo 2001::/32 is on the deny list.)
+ */
+export function embeddedIpv4(ip: string): string | undefined {
+  const b = ipv6Bytes(ip);
+  if (!b) return undefined;
+  const zeros = (from: number, to: number): boolean => b.subarray(from, to).every((x) => x === 0);
+  if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && zeros(4, 12)) return dotted(b, 12);
+  if (b[0] === 0x20 && b[1] === 0x02) return dotted(b, 2);
+  if (zeros(0, 12)) return dotted(b, 12);
+  return undefined;
+}
 
 export interface CidrRange {
   address: string;
@@ -106,6 +149,13 @@ export class AddressPolicy {
     // IPv4-mapped IPv6 (::ffff:a.b.c.d) would reach any IPv4 address, private ones included: refused
     // outright. (It has its own list: in one BlockList, Node matches plain IPv4 against a mapped range.)
     if (family === 'ipv6' && MAPPED.check(ip, 'ipv6')) return false;
+    // NAT64, 6to4 and IPv4-compatible addresses deliver to the IPv4 address inside them: it must pass
+    // the IPv4 deny list too (64:ff9b::a9fe:a9fe is the metadata endpoint 169.254.169.254). The allow
+    // list is not consulted for it: an operator allows the forms they dial, not every wrapping of them.
+    if (family === 'ipv6') {
+      const inner = embeddedIpv4(ip);
+      if (inner !== undefined && this.denied.check(inner, 'ipv4')) return false;
+    }
     return true;
   }
 }

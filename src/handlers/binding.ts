@@ -61,7 +61,7 @@ export async function handleBind(req: Req<'bind'> | Req<'bindV1'>, deps: Deps): 
 }
 
 export async function handleUnbind(req: Req<'unbind'> | Req<'unbindV1'>, deps: Deps): Promise<Reply<'unbind'>> {
-  await unbindThreepid(deps, req.body, req.account?.userId);
+  await unbindThreepid(deps, req.body, { accountUserId: req.account?.userId, origin: req.origin });
   return { status: 200, body: {} };
 }
 

@@ -9,6 +9,7 @@ import type { HandlerTable } from '../handlers/index.js';
 import { V1_BASE } from '../handlers/paths.js';
 import { MatrixError, toMatrixError, unknownError, validationError } from './errors.js';
 import { accessTokenOf } from './security.js';
+import { isXMatrix, ServerKeyCache, XMatrixVerifier } from '../federation/xMatrix.js';
 import type { OperationId, Req } from './types.js';
 
 export interface ApiRequest {
@@ -18,6 +19,8 @@ export interface ApiRequest {
   headers: Record<string, string | string[] | undefined>;
   body: unknown;
   ip: string;
+  /** Path and query exactly as received (what an X-Matrix signature covers); `path` + query when absent. */
+  url?: string;
 }
 
 export interface ApiResponse {
@@ -58,6 +61,9 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
   // Authentication runs in `run`, after request validation, because the wire contract orders
   // M_MISSING_PARAMS/M_INVALID_PARAM before M_UNAUTHORIZED; openapi-backend's own step only lets it through.
   api.registerSecurityHandler('bearer', () => true);
+  api.registerSecurityHandler('xMatrix', () => true);
+  // Homeserver-signed requests (unbind): the origin's keys are fetched over the federation client and cached.
+  const xMatrix = new XMatrixVerifier(deps.config.server.name, new ServerKeyCache({ federation: deps.federation, clock: deps.clock, log: deps.log }));
   api.register({
     notFound: () => {
       throw new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request');
@@ -87,7 +93,17 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
     if (meta.params && !meta.params(params)) throw validationError(meta.params.errors);
     if (meta.query && !meta.query(req.query)) throw validationError(meta.query.errors);
     let account;
-    if (meta.secured) {
+    let origin: string | undefined;
+    if (meta.xMatrix && isXMatrix(req.headers.authorization)) {
+      // A homeserver's signature stands in for the access token; it is checked here, and a bad one is refused
+      // (never passed on as an anonymous request). Which users it may act for is the handler's decision.
+      const result = await xMatrix.verify(req.headers.authorization, { method: req.method.toUpperCase(), uri: req.url ?? rawUrlOf(req), content: req.body });
+      if ('error' in result) {
+        deps.log.info('X-Matrix request refused', { op, reason: result.error });
+        throw new MatrixError(401, 'M_UNAUTHORIZED', `Invalid X-Matrix authorization: ${result.error}`);
+      }
+      origin = result.origin;
+    } else if (meta.secured) {
       const token = accessTokenOf(req.headers, req.query);
       const auth = token === undefined ? undefined : await deps.auth.authenticate(token);
       if (!auth) {
@@ -109,6 +125,7 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
       headers: req.headers,
       ip: req.ip,
       account,
+      origin,
     } as unknown as Req<typeof op>;
     const handler = table[op] as (r: Req<typeof op>, d: Deps) => Promise<ApiResponse>;
     return handler(handlerReq, deps);
@@ -135,6 +152,13 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
     checkResponse(trace.operationId, res);
     return res;
   };
+}
+
+function rawUrlOf(req: ApiRequest): string {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(req.query)) for (const one of Array.isArray(v) ? v : v === undefined ? [] : [v]) qs.append(k, one);
+  const text = qs.toString();
+  return text ? `${req.path}?${text}` : req.path;
 }
 
 /** The one place an exception becomes a response: Matrix errors as they are, anything else a bare 500. */

@@ -24,6 +24,8 @@ export interface Req<Op extends OperationId> {
   ip: string;
   /** Set on operations that require an access token, once it has been checked. */
   account?: Account;
+  /** Set on operations that accept a homeserver's signature (X-Matrix), once it has been verified: the signing server. */
+  origin?: string;
 }
 
 export interface JsonReply<Op extends OperationId> {

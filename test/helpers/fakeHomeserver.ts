@@ -9,6 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import nacl from 'tweetnacl';
+import { canonical } from './signatures.js';
 
 export interface RecordedRequest {
   method: string;
@@ -152,4 +154,65 @@ export async function startFakeHomeserver(opts: { host?: string } = {}): Promise
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+export interface HomeserverSigningKey {
+  keyId: string;
+  /** Unpadded base64 public key, as /_matrix/key/v2/server publishes it. */
+  publicKey: string;
+  /** Signs `object` as Synapse's sign_json does: returns the unpadded base64 signature of its canonical JSON. */
+  sign(object: Record<string, unknown>): string;
+}
+
+export interface ServeKeyOptions {
+  keyId?: string;
+  /** valid_until_ts of the answer (default: a day from now). */
+  validUntilTs?: () => number;
+  /** server_name of the answer (default: the homeserver's own). */
+  serverName?: string;
+  /** Sign the answer with this key instead (default: the served key itself). */
+  signWith?: HomeserverSigningKey;
+}
+
+/**
+ * Gives the fake homeserver a real ed25519 signing key (tweetnacl) and serves it, self-signed, at
+ * GET /_matrix/key/v2/server as Synapse does. Returns the key, to sign requests with.
+ */
+export function serveSigningKey(hs: FakeHomeserver, opts: ServeKeyOptions = {}): HomeserverSigningKey {
+  const pair = nacl.sign.keyPair();
+  const keyId = opts.keyId ?? 'ed25519:a_test';
+  const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64').replace(/=+$/, '');
+  const key: HomeserverSigningKey = {
+    keyId,
+    publicKey: b64(pair.publicKey),
+    sign: (object) => b64(nacl.sign.detached(Buffer.from(canonical(object), 'utf8'), pair.secretKey)),
+  };
+  hs.route('GET', '/_matrix/key/v2/server', () => {
+    const serverName = opts.serverName ?? hs.serverName;
+    const body = {
+      server_name: serverName,
+      valid_until_ts: opts.validUntilTs ? opts.validUntilTs() : Date.now() + 24 * 3600 * 1000,
+      verify_keys: { [keyId]: { key: key.publicKey } },
+      old_verify_keys: {},
+    };
+    const signer = opts.signWith ?? key;
+    return { status: 200, body: { ...body, signatures: { [serverName]: { [signer.keyId]: signer.sign(body) } } } };
+  });
+  return key;
+}
+
+/**
+ * The Authorization header Synapse sends with an unbind (synapse/http/matrixfederationclient.py build_auth_headers,
+ * called with destination=None and destination_is=<identity server>): the signed JSON holds method, uri, origin,
+ * destination_is and content; the header carries origin, key and sig (and `destination` only when asked).
+ */
+export function synapseAuthHeader(
+  key: HomeserverSigningKey,
+  req: { origin: string; identityServer: string; method: string; uri: string; content?: unknown; headerDestination?: string; signedDestination?: 'destination_is' | 'destination' },
+): string {
+  const signed: Record<string, unknown> = { method: req.method, uri: req.uri, origin: req.origin, [req.signedDestination ?? 'destination_is']: req.identityServer };
+  if (req.content !== undefined) signed.content = req.content;
+  const sig = key.sign(signed);
+  const destination = req.headerDestination === undefined ? '' : `,destination="${req.headerDestination}"`;
+  return `X-Matrix origin="${req.origin}"${destination},key="${key.keyId}",sig="${sig}"`;
 }

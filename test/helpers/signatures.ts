@@ -1,7 +1,7 @@
 // Independent checks of Matrix signatures for tests: tweetnacl plus a canonical JSON written separately from src/.
 import nacl from 'tweetnacl';
 
-function canonical(v: unknown): string {
+export function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;

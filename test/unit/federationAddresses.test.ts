@@ -1,6 +1,6 @@
 // The outbound address policy and server-name parsing, without any network.
 import { describe, expect, it } from 'vitest';
-import { AddressPolicy, parseCidr } from '../../src/federation/addresses.js';
+import { AddressPolicy, embeddedIpv4, ipv6Bytes, parseCidr } from '../../src/federation/addresses.js';
 import { parseServerName } from '../../src/federation/discovery.js';
 
 describe('AddressPolicy (default deny list)', () => {
@@ -34,6 +34,58 @@ describe('AddressPolicy (default deny list)', () => {
 
   it.each(['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '2001:4860:4860::8888', '2a00:1450::1'])('permits public %s', (ip) => {
     expect(policy.permits(ip)).toBe(true);
+  });
+});
+
+describe('AddressPolicy: IPv6 forms that carry an IPv4 address', () => {
+  const policy = new AddressPolicy();
+
+  it.each([
+    ['64:ff9b::a9fe:a9fe', 'NAT64 of 169.254.169.254 (metadata)'],
+    ['64:ff9b::169.254.169.254', 'NAT64, dotted tail'],
+    ['64:ff9b::7f00:1', 'NAT64 of 127.0.0.1'],
+    ['64:ff9b::a00:1', 'NAT64 of 10.0.0.1'],
+    ['64:ff9b:1::8.8.8.8', 'local-use NAT64 (refused whatever it embeds)'],
+    ['2002:7f00:1::1', '6to4 of 127.0.0.1'],
+    ['2002:a9fe:a9fe::', '6to4 of 169.254.169.254'],
+    ['2002:c0a8:101:1::5', '6to4 of 192.168.1.1'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'Teredo (refused outright)'],
+    ['2001::1', 'Teredo prefix'],
+    ['::7f00:1', 'IPv4-compatible 127.0.0.1'],
+    ['::127.0.0.1', 'IPv4-compatible, dotted'],
+    ['::a9fe:a9fe', 'IPv4-compatible 169.254.169.254'],
+    ['::0.0.0.2', 'IPv4-compatible 0.0.0.2'],
+  ])('refuses %s (%s)', (ip) => {
+    expect(policy.permits(ip)).toBe(false);
+  });
+
+  it.each(['64:ff9b::808:808', '64:ff9b::8.8.8.8', '2002:808:808::1', '::808:808'])('permits %s, whose embedded IPv4 is public', (ip) => {
+    expect(policy.permits(ip)).toBe(true);
+  });
+
+  it('an IPv4 allow-list entry does not let the same address through wrapped in IPv6', () => {
+    const allowing = new AddressPolicy(['127.0.0.1/32']);
+    expect(allowing.permits('127.0.0.1')).toBe(true);
+    for (const ip of ['64:ff9b::7f00:1', '2002:7f00:1::1', '::7f00:1']) expect(allowing.permits(ip)).toBe(false);
+  });
+
+  it('extracts the embedded address of each form, and nothing from plain IPv6', () => {
+    expect(embeddedIpv4('64:ff9b::a9fe:a9fe')).toBe('169.254.169.254');
+    expect(embeddedIpv4('2002:7f00:1::1')).toBe('127.0.0.1');
+    expect(embeddedIpv4('::7f00:1')).toBe('127.0.0.1');
+    expect(embeddedIpv4('64:ff9b::1.2.3.4')).toBe('1.2.3.4');
+    expect(embeddedIpv4('2001:4860:4860::8888')).toBeUndefined();
+    expect(embeddedIpv4('64:ff9b:0:1::1')).toBeUndefined();
+    expect(embeddedIpv4('1.2.3.4')).toBeUndefined();
+  });
+
+  it('parses IPv6 literals to bytes', () => {
+    expect(Buffer.from(ipv6Bytes('::1')!).toString('hex')).toBe('00000000000000000000000000000001');
+    expect(Buffer.from(ipv6Bytes('fe80::1%eth0')!).toString('hex')).toBe('fe800000000000000000000000000001');
+    expect(Buffer.from(ipv6Bytes('1:2:3:4:5:6:7:8')!).toString('hex')).toBe('00010002000300040005000600070008');
+    expect(Buffer.from(ipv6Bytes('::ffff:1.2.3.4')!).toString('hex')).toBe('00000000000000000000ffff01020304');
+    expect(ipv6Bytes('1.2.3.4')).toBeUndefined();
+    expect(ipv6Bytes('nonsense')).toBeUndefined();
   });
 });
 
