@@ -205,6 +205,10 @@ export class KnexBindingStore {
     await this.knex('binding_settings').insert({ name, value }).onConflict('name').merge();
   }
 
+  async insertBindingSettingIfAbsent(name: string, value: string): Promise<void> {
+    await this.knex('binding_settings').insert({ name, value }).onConflict('name').ignore();
+  }
+
   async rehashAssociations(hash: (address: string, medium: string) => string, batch: number): Promise<number> {
     let lastId = 0;
     let total = 0;
