@@ -107,6 +107,8 @@ export interface Config {
     concurrency: number;
     /** Finished (delivered or failed) outbox rows are deleted after this long. */
     keepFinishedMs: number;
+    /** Retryable failures (5xx, 429, DNS, timeouts) are given up this long after the bind. 0: invites.lifetimeMs. */
+    giveUpAfterMs: number;
   };
 }
 
@@ -176,7 +178,7 @@ export function defaults(): Config {
     rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10 },
     log: { level: 'info' },
     binding: { sessionLifetimeMs: DAY, tokenLifetimeMs: DAY, associationLifetimeMs: 100 * 365 * DAY, lookupPepper: '' },
-    onbind: { invitesPerCall: 100, initialBackoffMs: 5000, maxBackoffMs: 3600 * 1000, leaseMs: 60_000, pollIntervalMs: 30_000, concurrency: 4, keepFinishedMs: 7 * DAY },
+    onbind: { invitesPerCall: 100, initialBackoffMs: 5000, maxBackoffMs: 3600 * 1000, leaseMs: 60_000, pollIntervalMs: 30_000, concurrency: 4, keepFinishedMs: 7 * DAY, giveUpAfterMs: 0 },
     federation: { verifyTls: true, allow: [], requestTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 },
     accounts: { tokenLifetimeMs: 30 * DAY, allowedServers: [] },
     terms: { file: '' },
@@ -235,6 +237,7 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_ONBIND_LEASE_MS', 'onbind.leaseMs', 'int'],
   ['TESSERA_ONBIND_POLL_INTERVAL_MS', 'onbind.pollIntervalMs', 'int'],
   ['TESSERA_ONBIND_CONCURRENCY', 'onbind.concurrency', 'int'],
+  ['TESSERA_ONBIND_GIVE_UP_AFTER_MS', 'onbind.giveUpAfterMs', 'int'],
   ['TESSERA_FEDERATION_VERIFY_TLS', 'federation.verifyTls', 'bool'],
   ['TESSERA_FEDERATION_ALLOW', 'federation.allow', 'list'],
   ['TESSERA_FEDERATION_TIMEOUT_MS', 'federation.requestTimeoutMs', 'int'],
@@ -342,6 +345,7 @@ const SCHEMA = {
         pollIntervalMs: { type: 'integer', minimum: 10 },
         concurrency: { type: 'integer', minimum: 1, maximum: 64 },
         keepFinishedMs: { type: 'integer', minimum: 0 },
+        giveUpAfterMs: { type: 'integer', minimum: 0 },
       },
     },
     federation: {
@@ -507,6 +511,8 @@ function finish(c: Config): Config {
     database: { ...c.database, url: c.database.url || join(dataDir, 'tessera.sqlite') },
     keys: { ...c.keys, signingKeyFile: c.keys.signingKeyFile || join(dataDir, 'signing.key') },
     mail: finishMail(c.mail, new URL(publicBaseUrl).hostname),
+    // An onbind is useless once its invites have expired: by default give up retrying then.
+    onbind: { ...c.onbind, giveUpAfterMs: c.onbind.giveUpAfterMs || c.invites.lifetimeMs },
   };
 }
 

@@ -203,6 +203,8 @@ export interface OnbindJob {
   destination: string;
   body: string;
   attempts: number;
+  /** When the bind queued it: retryable failures give up once it is older than onbind.giveUpAfterMs. */
+  createdAt: number;
 }
 
 export interface OnbindOutboxStore {
