@@ -54,6 +54,9 @@ export interface Config {
     storeInvitePerIp: number;
     storeInvitePerSender: number;
     storeInvitePerAddress: number;
+    /** validate/email/requestToken: sessions created or emails re-sent per client IP, and per address (issue 5 review). */
+    requestTokenPerIp: number;
+    requestTokenPerAddress: number;
   };
   log: { level: LogLevel };
   /** Outgoing calls to homeservers (OpenID userinfo, onbind). */
@@ -175,7 +178,7 @@ export function defaults(): Config {
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], sweepIntervalMs: 3600 * 1000 },
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
-    rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10 },
+    rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10, requestTokenPerIp: 60, requestTokenPerAddress: 5 },
     log: { level: 'info' },
     binding: { sessionLifetimeMs: DAY, tokenLifetimeMs: DAY, associationLifetimeMs: 100 * 365 * DAY, lookupPepper: '' },
     onbind: { invitesPerCall: 100, initialBackoffMs: 5000, maxBackoffMs: 3600 * 1000, leaseMs: 60_000, pollIntervalMs: 30_000, concurrency: 4, keepFinishedMs: 7 * DAY, giveUpAfterMs: 0 },
@@ -226,6 +229,8 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_RATELIMIT_INVITES_PER_IP', 'rateLimits.storeInvitePerIp', 'int'],
   ['TESSERA_RATELIMIT_INVITES_PER_SENDER', 'rateLimits.storeInvitePerSender', 'int'],
   ['TESSERA_RATELIMIT_INVITES_PER_ADDRESS', 'rateLimits.storeInvitePerAddress', 'int'],
+  ['TESSERA_RATELIMIT_REQUEST_TOKEN_PER_IP', 'rateLimits.requestTokenPerIp', 'int'],
+  ['TESSERA_RATELIMIT_REQUEST_TOKEN_PER_ADDRESS', 'rateLimits.requestTokenPerAddress', 'int'],
   ['TESSERA_LOG_LEVEL', 'log.level', 'string'],
   ['TESSERA_SESSION_LIFETIME_MS', 'binding.sessionLifetimeMs', 'int'],
   ['TESSERA_VALIDATION_TOKEN_LIFETIME_MS', 'binding.tokenLifetimeMs', 'int'],
@@ -321,6 +326,8 @@ const SCHEMA = {
         storeInvitePerIp: { type: 'integer', minimum: 0 },
         storeInvitePerSender: { type: 'integer', minimum: 0 },
         storeInvitePerAddress: { type: 'integer', minimum: 0 },
+        requestTokenPerIp: { type: 'integer', minimum: 0 },
+        requestTokenPerAddress: { type: 'integer', minimum: 0 },
       },
     },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error', 'silent'] } } },
