@@ -353,7 +353,7 @@ export interface paths {
         put?: never;
         /**
          * Request an email validation token
-         * @description Creates a validation session for an email address and emails it a token (through the durable mail outbox). A repeated call with the same `client_secret`, address and a `send_attempt` not greater than the last one answers the same `sid` and sends nothing.
+         * @description Creates a validation session for an email address and emails it a token (through the durable mail outbox). A repeated call with the same `client_secret`, address and a `send_attempt` not greater than the last one answers the same `sid` and sends nothing. Sessions created and emails sent are rate-limited per client IP and per address (`rateLimits.requestTokenPerIp`, `rateLimits.requestTokenPerAddress`): over either, 429 `M_LIMIT_EXCEEDED` with `retry_after_ms`; a repeat that sends nothing is not counted.
          */
         post: operations["emailRequestToken"];
         delete?: never;
@@ -374,7 +374,7 @@ export interface paths {
         /**
          * Request an email validation token (v1)
          * @deprecated
-         * @description Creates a validation session for an email address and emails it a token (through the durable mail outbox). A repeated call with the same `client_secret`, address and a `send_attempt` not greater than the last one answers the same `sid` and sends nothing.
+         * @description Creates a validation session for an email address and emails it a token (through the durable mail outbox). A repeated call with the same `client_secret`, address and a `send_attempt` not greater than the last one answers the same `sid` and sends nothing. Sessions created and emails sent are rate-limited per client IP and per address (`rateLimits.requestTokenPerIp`, `rateLimits.requestTokenPerAddress`): over either, 429 `M_LIMIT_EXCEEDED` with `retry_after_ms`; a repeat that sends nothing is not counted.
          */
         post: operations["emailRequestTokenV1"];
         delete?: never;
@@ -1777,6 +1777,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["BindingForbidden"];
             413: components["responses"]["TooLarge"];
+            429: components["responses"]["LimitExceeded"];
             500: components["responses"]["Unknown"];
         };
     };
@@ -1796,6 +1797,7 @@ export interface operations {
             200: components["responses"]["SidResponse"];
             400: components["responses"]["RequestTokenBadRequest"];
             413: components["responses"]["TooLarge"];
+            429: components["responses"]["LimitExceeded"];
             500: components["responses"]["Unknown"];
         };
     };

@@ -56,6 +56,9 @@ export interface Config {
     storeInvitePerIp: number;
     storeInvitePerSender: number;
     storeInvitePerAddress: number;
+    /** validate/email/requestToken: sessions created or emails re-sent per client IP, and per address (issue 5 review). */
+    requestTokenPerIp: number;
+    requestTokenPerAddress: number;
   };
   log: { level: LogLevel };
   /** Outgoing calls to homeservers (OpenID userinfo, onbind). */
@@ -109,6 +112,8 @@ export interface Config {
     concurrency: number;
     /** Finished (delivered or failed) outbox rows are deleted after this long. */
     keepFinishedMs: number;
+    /** Retryable failures (5xx, 429, DNS, timeouts) are given up this long after the bind. 0: invites.lifetimeMs. */
+    giveUpAfterMs: number;
   };
 }
 
@@ -175,10 +180,10 @@ export function defaults(): Config {
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], blockedKeywords: [], sweepIntervalMs: 3600 * 1000 },
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
-    rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10 },
+    rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10, requestTokenPerIp: 60, requestTokenPerAddress: 5 },
     log: { level: 'info' },
     binding: { sessionLifetimeMs: DAY, tokenLifetimeMs: DAY, associationLifetimeMs: 100 * 365 * DAY, lookupPepper: '' },
-    onbind: { invitesPerCall: 100, initialBackoffMs: 5000, maxBackoffMs: 3600 * 1000, leaseMs: 60_000, pollIntervalMs: 30_000, concurrency: 4, keepFinishedMs: 7 * DAY },
+    onbind: { invitesPerCall: 100, initialBackoffMs: 5000, maxBackoffMs: 3600 * 1000, leaseMs: 60_000, pollIntervalMs: 30_000, concurrency: 4, keepFinishedMs: 7 * DAY, giveUpAfterMs: 0 },
     federation: { verifyTls: true, allow: [], requestTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 },
     accounts: { tokenLifetimeMs: 30 * DAY, allowedServers: [] },
     terms: { file: '' },
@@ -226,6 +231,8 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_RATELIMIT_INVITES_PER_IP', 'rateLimits.storeInvitePerIp', 'int'],
   ['TESSERA_RATELIMIT_INVITES_PER_SENDER', 'rateLimits.storeInvitePerSender', 'int'],
   ['TESSERA_RATELIMIT_INVITES_PER_ADDRESS', 'rateLimits.storeInvitePerAddress', 'int'],
+  ['TESSERA_RATELIMIT_REQUEST_TOKEN_PER_IP', 'rateLimits.requestTokenPerIp', 'int'],
+  ['TESSERA_RATELIMIT_REQUEST_TOKEN_PER_ADDRESS', 'rateLimits.requestTokenPerAddress', 'int'],
   ['TESSERA_LOG_LEVEL', 'log.level', 'string'],
   ['TESSERA_SESSION_LIFETIME_MS', 'binding.sessionLifetimeMs', 'int'],
   ['TESSERA_VALIDATION_TOKEN_LIFETIME_MS', 'binding.tokenLifetimeMs', 'int'],
@@ -237,6 +244,7 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_ONBIND_LEASE_MS', 'onbind.leaseMs', 'int'],
   ['TESSERA_ONBIND_POLL_INTERVAL_MS', 'onbind.pollIntervalMs', 'int'],
   ['TESSERA_ONBIND_CONCURRENCY', 'onbind.concurrency', 'int'],
+  ['TESSERA_ONBIND_GIVE_UP_AFTER_MS', 'onbind.giveUpAfterMs', 'int'],
   ['TESSERA_FEDERATION_VERIFY_TLS', 'federation.verifyTls', 'bool'],
   ['TESSERA_FEDERATION_ALLOW', 'federation.allow', 'list'],
   ['TESSERA_FEDERATION_TIMEOUT_MS', 'federation.requestTimeoutMs', 'int'],
@@ -321,6 +329,8 @@ const SCHEMA = {
         storeInvitePerIp: { type: 'integer', minimum: 0 },
         storeInvitePerSender: { type: 'integer', minimum: 0 },
         storeInvitePerAddress: { type: 'integer', minimum: 0 },
+        requestTokenPerIp: { type: 'integer', minimum: 0 },
+        requestTokenPerAddress: { type: 'integer', minimum: 0 },
       },
     },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error', 'silent'] } } },
@@ -345,6 +355,7 @@ const SCHEMA = {
         pollIntervalMs: { type: 'integer', minimum: 10 },
         concurrency: { type: 'integer', minimum: 1, maximum: 64 },
         keepFinishedMs: { type: 'integer', minimum: 0 },
+        giveUpAfterMs: { type: 'integer', minimum: 0 },
       },
     },
     federation: {
@@ -510,6 +521,8 @@ function finish(c: Config): Config {
     database: { ...c.database, url: c.database.url || join(dataDir, 'tessera.sqlite') },
     keys: { ...c.keys, signingKeyFile: c.keys.signingKeyFile || join(dataDir, 'signing.key') },
     mail: finishMail(c.mail, new URL(publicBaseUrl).hostname),
+    // An onbind is useless once its invites have expired: by default give up retrying then.
+    onbind: { ...c.onbind, giveUpAfterMs: c.onbind.giveUpAfterMs || c.invites.lifetimeMs },
   };
 }
 

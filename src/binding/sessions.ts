@@ -1,4 +1,5 @@
 // Email validation sessions (identity-api.md section 8): requestToken, submitToken, getValidated3pid.
+import { createHash } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { DomainError } from '../domainErrors.js';
 import { basePath } from '../handlers/paths.js';
@@ -31,6 +32,18 @@ function verificationLink(deps: Deps, version: 'v1' | 'v2', s: Pick<ValidationSe
   return `${deps.config.server.publicBaseUrl}${basePath(version)}/validate/email/submitToken?${q.toString()}`;
 }
 
+/**
+ * Every new session or re-send emails someone, and v1 needs no login: limit per client IP and per address
+ * (hashed, so the counter table never holds one) before anything is written or sent.
+ */
+async function checkSendLimits(deps: Deps, address: string, ip: string): Promise<void> {
+  const limits = deps.config.rateLimits;
+  await deps.limiter.check([
+    { bucket: `reqtoken-ip:${ip}`, max: limits.requestTokenPerIp },
+    { bucket: `reqtoken-to:${createHash('sha256').update(`email ${address}`).digest('base64url')}`, max: limits.requestTokenPerAddress },
+  ]);
+}
+
 export async function requestEmailToken(deps: Deps, input: RequestTokenInput, ctx: { version: 'v1' | 'v2'; ip: string }): Promise<{ sid: string }> {
   if (!isPlainMailbox(input.email)) throw new DomainError('invalid_email', 'Invalid email address');
   const nextLink = input.next_link ?? null;
@@ -48,12 +61,14 @@ export async function requestEmailToken(deps: Deps, input: RequestTokenInput, ct
   if (existing) {
     // A repeated send_attempt is a client retrying the same request: answer the same session, send nothing.
     if (input.send_attempt <= existing.sendAttempt) return { sid: existing.sid };
+    await checkSendLimits(deps, address, ctx.ip);
     const token = existing.tokenExpiresAt > now ? existing.token : newSecret(deps.random);
     const update = { token, tokenExpiresAt: existing.tokenExpiresAt > now ? existing.tokenExpiresAt : now + config.binding.tokenLifetimeMs, sendAttempt: input.send_attempt, nextLink };
     await store.resendSession(existing.sid, update, mail({ sid: existing.sid, clientSecret: existing.clientSecret, token, nextLink }));
     deps.signals.mailQueued();
     return { sid: existing.sid };
   }
+  await checkSendLimits(deps, address, ctx.ip);
   const session: ValidationSession = {
     sid: newSecret(deps.random),
     medium: 'email',

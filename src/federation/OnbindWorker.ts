@@ -1,5 +1,6 @@
 // Drains the onbind outbox (identity-api.md section 5): POST each signed body to the invitee's homeserver,
-// at least once, across restarts; capped exponential backoff with jitter; permanent 4xx (not 429) stops it.
+// at least once, across restarts; capped exponential backoff with jitter; permanent 4xx (not 429) stops it,
+// and so does onbind.giveUpAfterMs after the bind for failures that would otherwise be retried.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Deps } from '../deps.js';
@@ -103,6 +104,13 @@ export class OnbindWorker {
     if (permanent) {
       await store.failOnbind(job.id, this.id, now, error, status);
       log.warn('onbind failed permanently; not retrying', { id: job.id, server: job.destination, error });
+      return;
+    }
+    // Unreachable, timing out or failing homeservers are not retried forever: anyone can queue such rows over v1.
+    if (now - job.createdAt >= config.onbind.giveUpAfterMs) {
+      const reason = `gave up after ${job.attempts + 1} attempts over ${now - job.createdAt} ms; last error: ${error}`.slice(0, 500);
+      await store.failOnbind(job.id, this.id, now, reason, status);
+      log.warn('onbind given up; not retrying', { id: job.id, server: job.destination, attempts: job.attempts + 1, error });
       return;
     }
     const at = now + backoffMs(job.attempts, config.onbind.initialBackoffMs, config.onbind.maxBackoffMs, this.random);

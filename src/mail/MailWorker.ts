@@ -176,6 +176,13 @@ export class MailWorker {
     } catch (err) {
       log.error('deleting finished mail rows failed', { err: err as Error });
     }
+    try {
+      // Without SMTP every message stays on disk as an .eml file, invitation private keys included.
+      const files = (await this.d.transport.sweep?.(clock() - mail.retentionMs)) ?? 0;
+      if (files > 0) log.info('deleted old mail files', { count: files });
+    } catch (err) {
+      log.error('deleting old mail files failed', { err: err as Error });
+    }
   }
 
   /** Runs the retention sweep now (tests). */

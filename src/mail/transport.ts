@@ -1,5 +1,5 @@
 // Where rendered messages go (issue 3): SMTP through nodemailer, or .eml files when no SMTP is configured.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import type { MailConfig } from '../config.js';
@@ -17,6 +17,8 @@ export interface MailTransport {
   /** Resolves with a short description for the log (never the address); rejects with the SMTP/IO error. */
   send(mail: OutgoingMail): Promise<string>;
   close(): void;
+  /** Deletes what the transport kept of messages older than `before` (ms); returns how many. File transport only. */
+  sweep?(before: number): Promise<number>;
 }
 
 export function smtpTransport(mail: MailConfig): MailTransport {
@@ -53,7 +55,10 @@ export function smtpTransport(mail: MailConfig): MailTransport {
   };
 }
 
-/** The embedded default: each message as a complete .eml file (mode 0600: it holds the invitation's key). */
+/**
+ * The embedded default: each message as a complete .eml file (mode 0600: it holds the invitation's key), deleted
+ * by the mail worker's retention sweep once older than mail.retentionMs.
+ */
 export function fileTransport(dir: string): MailTransport {
   return {
     kind: 'file',
@@ -66,6 +71,30 @@ export function fileTransport(dir: string): MailTransport {
       return path;
     },
     close() {},
+    async sweep(before) {
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+        throw err;
+      }
+      let deleted = 0;
+      for (const name of names) {
+        if (!name.endsWith('.eml') && !name.endsWith('.eml.tmp')) continue;
+        const path = join(dir, name);
+        try {
+          // Names start with the row's created_at; a retry may have written the file later, hence the mtime too.
+          const createdAt = Number(/^(\d+)-/.exec(name)?.[1] ?? 0);
+          if (Math.max(createdAt, statSync(path).mtimeMs) >= before) continue;
+          unlinkSync(path);
+          deleted++;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // another instance deleted it first
+        }
+      }
+      return deleted;
+    },
   };
 }
 

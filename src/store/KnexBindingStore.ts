@@ -205,6 +205,10 @@ export class KnexBindingStore {
     await this.knex('binding_settings').insert({ name, value }).onConflict('name').merge();
   }
 
+  async insertBindingSettingIfAbsent(name: string, value: string): Promise<void> {
+    await this.knex('binding_settings').insert({ name, value }).onConflict('name').ignore();
+  }
+
   async rehashAssociations(hash: (address: string, medium: string) => string, batch: number): Promise<number> {
     let lastId = 0;
     let total = 0;
@@ -250,8 +254,8 @@ export class KnexBindingStore {
         .andWhere('status', 'pending')
         .andWhere((q) => q.whereNull('locked_until').orWhere('locked_until', '<', now))
         .update({ locked_by: worker, locked_until: now + leaseMs });
-      const rows = await trx('onbind_outbox').select('id', 'destination', 'body', 'attempts').whereIn('id', ids).andWhere({ locked_by: worker, locked_until: now + leaseMs });
-      return rows.map((r) => ({ id: r.id as number, destination: r.destination as string, body: r.body as string, attempts: Number(r.attempts) }));
+      const rows = await trx('onbind_outbox').select('id', 'destination', 'body', 'attempts', 'created_at').whereIn('id', ids).andWhere({ locked_by: worker, locked_until: now + leaseMs });
+      return rows.map((r) => ({ id: r.id as number, destination: r.destination as string, body: r.body as string, attempts: Number(r.attempts), createdAt: Number(r.created_at) }));
       // READ COMMITTED: no gap locks, so SKIP LOCKED claimers do not block or deadlock one another.
     }, this.dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined);
   }

@@ -198,6 +198,7 @@ export class KnexStore implements Store {
   getBindingSetting(name: string) { return this.binding.getBindingSetting(name); }
   putBindingSetting(name: string, value: string) { return this.binding.putBindingSetting(name, value); }
   rehashAssociations(hash: (address: string, medium: string) => string, batch: number) { return this.binding.rehashAssociations(hash, batch); }
+  insertBindingSettingIfAbsent(name: string, value: string) { return this.binding.insertBindingSettingIfAbsent(name, value); }
   claimOnbind(worker: string, now: number, leaseMs: number, limit: number) { return this.binding.claimOnbind(worker, now, leaseMs, limit); }
   completeOnbind(id: number, worker: string, now: number, status: number) { return this.binding.completeOnbind(id, worker, now, status); }
   retryOnbind(id: number, worker: string, nextAttemptAt: number, error: string, status: number | null) { return this.binding.retryOnbind(id, worker, nextAttemptAt, error, status); }

@@ -194,6 +194,8 @@ export interface BindingStore {
   putBindingSetting(name: string, value: string): Promise<void>;
   /** Recomputes lookup_hash of every association for a new pepper, in batches; returns how many. */
   rehashAssociations(hash: (address: string, medium: string) => string, batch: number): Promise<number>;
+  /** Writes the setting only if it has no value yet (concurrent first starts agree on one value). */
+  insertBindingSettingIfAbsent(name: string, value: string): Promise<void>;
 }
 
 export interface OnbindJob {
@@ -201,6 +203,8 @@ export interface OnbindJob {
   destination: string;
   body: string;
   attempts: number;
+  /** When the bind queued it: retryable failures give up once it is older than onbind.giveUpAfterMs. */
+  createdAt: number;
 }
 
 export interface OnbindOutboxStore {

@@ -42,8 +42,8 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
     env: {},
     overrides: {
       ...opts.overrides,
-      // Tests send many invites for one address and sender; the rate-limit tests set their own.
-      rateLimits: { storeInvitePerIp: 0, storeInvitePerSender: 0, storeInvitePerAddress: 0, ...opts.overrides?.rateLimits },
+      // Tests send many invites and verification emails for one address and sender; the rate-limit tests set their own.
+      rateLimits: { storeInvitePerIp: 0, storeInvitePerSender: 0, storeInvitePerAddress: 0, requestTokenPerIp: 0, requestTokenPerAddress: 0, ...opts.overrides?.rateLimits },
       dataDir,
       server: { host: '127.0.0.1', port, publicBaseUrl: url, name: 'is.test', ...opts.overrides?.server },
       database: { url: opts.dbUrl, ...opts.overrides?.database },

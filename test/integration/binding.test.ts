@@ -283,8 +283,8 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const expired = await get(sid, 'cs-gus');
     expect(expired.status).toBe(400);
     expect(expired.body.errcode).toBe('M_SESSION_EXPIRED');
-    // and the housekeeping deletes expired sessions
-    expect(await srv.service.deps.store.deleteExpiredSessions(Date.now() + offset, 1000)).toBeGreaterThan(0);
+    // and the housekeeping deletes expired sessions (the onbind worker's own pass, polling every 100 ms, may be first)
+    await srv.service.deps.store.deleteExpiredSessions(Date.now() + offset, 1000);
     expect(await srv.service.deps.store.findSession(sid)).toBeUndefined();
   });
 
