@@ -2,13 +2,14 @@
 // the handler: body shape -> generated validators -> access token and terms -> handler -> reply.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { OpenAPIBackend, type Context, type Document } from 'openapi-backend';
+import { OpenAPIBackend, type Document } from 'openapi-backend';
 import { operations } from '../../generated/identity.validators.js';
 import type { Deps } from '../deps.js';
 import type { HandlerTable } from '../handlers/index.js';
 import { V1_BASE } from '../handlers/paths.js';
 import { MatrixError, toMatrixError, unknownError, validationError } from './errors.js';
 import { accessTokenOf } from './security.js';
+import { compileRoutes, type RouteSpec } from './router.js';
 import type { OperationId, Req } from './types.js';
 
 export interface ApiRequest {
@@ -49,26 +50,17 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
 
   const definition = parseYaml(readFileSync(IDENTITY_DOCUMENT, 'utf8')) as Document;
   const api = new OpenAPIBackend({ definition, validate: false, quick: true, strict: true, ignoreTrailingSlashes: true });
-  // Authentication runs in `run`, after request validation, because the wire contract orders
-  // M_MISSING_PARAMS/M_INVALID_PARAM before M_UNAUTHORIZED; openapi-backend's own step only lets it through.
-  api.registerSecurityHandler('bearer', () => true);
-  api.register({
-    notFound: () => {
-      throw new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request');
-    },
-    methodNotAllowed: () => {
-      throw new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request: method not allowed');
-    },
-  });
-  for (const op of opIds) {
-    api.register(op, (c: Context, req: ApiRequest, trace: Trace) => run(op, c, req, trace));
-  }
+  // Requests are matched by the compiled router (./router.ts), not api.handleRequest: openapi-backend's
+  // per-request matching cost ~20% of a request's CPU (issue 6's profile). The backend still parses the document
+  // at start-up so a stale generated/ is caught below. Authentication runs in `run`, after request validation,
+  // because the wire contract orders M_MISSING_PARAMS/M_INVALID_PARAM before M_UNAUTHORIZED.
+  const route = compileRoutes(operations as Record<OperationId, RouteSpec>);
   await api.init();
   const documentOps = new Set(Object.values(api.definition.paths ?? {}).flatMap((item) => Object.values(item ?? {}).map((o) => (o as { operationId?: string }).operationId)).filter(Boolean));
   const stale = [...documentOps].filter((op) => !(op! in operations));
   if (stale.length > 0) throw new Error(`generated/ is stale (no validators for ${stale.join(', ')}); run npm run generate`);
 
-  async function run(op: OperationId, c: Context, req: ApiRequest, trace: Trace): Promise<ApiResponse> {
+  async function run(op: OperationId, params: Record<string, unknown>, req: ApiRequest, trace: Trace): Promise<ApiResponse> {
     trace.operationId = op;
     const meta = operations[op];
     let body: unknown;
@@ -77,7 +69,6 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
       body = withoutNulls(req.body);
       if (!meta.body(body)) throw validationError(meta.body.errors);
     }
-    const params = (c.request.params ?? {}) as Record<string, unknown>;
     if (meta.params && !meta.params(params)) throw validationError(meta.params.errors);
     if (meta.query && !meta.query(req.query)) throw validationError(meta.query.errors);
     let account;
@@ -118,7 +109,13 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
     const trace: Trace = {};
     let res: ApiResponse;
     try {
-      res = (await api.handleRequest({ method: req.method, path: req.path, query: req.query as Record<string, string | string[]>, headers: req.headers as Record<string, string | string[]>, body: req.body }, req, trace)) as ApiResponse;
+      const match = route(req.method, req.path);
+      if (match.status !== 200) {
+        throw match.status === 404
+          ? new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request')
+          : new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request: method not allowed');
+      }
+      res = await run(match.operationId, match.params, req, trace);
     } catch (err) {
       res = errorResponse(err, deps, req.path);
     }
