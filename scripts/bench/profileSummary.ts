@@ -1,6 +1,7 @@
 // Summarises a V8 .cpuprofile (from `npm run bench -- --profile DIR`, which runs Tessera under node --cpu-prof):
 // self time by function and by package, and inclusive time of the heaviest frames.
-// Usage: tsx scripts/bench/profileSummary.ts FILE.cpuprofile [top=25]
+// Usage: tsx scripts/bench/profileSummary.ts FILE.cpuprofile [top=25] [busiest-seconds]
+// With busiest-seconds, only the samples of the busiest window of that length count (skips start-up and idle).
 import { readFileSync } from 'node:fs';
 
 interface Node {
@@ -14,7 +15,7 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const [file, topArg] = process.argv.slice(2);
+const [file, topArg, windowArg] = process.argv.slice(2);
 if (!file) {
   process.stderr.write('usage: tsx scripts/bench/profileSummary.ts FILE.cpuprofile [top]\n');
   process.exit(2);
@@ -24,8 +25,32 @@ const prof = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();
 for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+let from = 0;
+let to = prof.samples.length;
+if (windowArg) {
+  // the window of `windowArg` seconds with the most non-idle time
+  const idleId = prof.nodes.find((n) => n.callFrame.functionName === '(idle)')?.id;
+  const times: number[] = [];
+  let t = 0;
+  for (const d of prof.timeDeltas) times.push((t += d));
+  const span = Number(windowArg) * 1e6;
+  const busy = (k: number) => (prof.samples[k] === idleId ? 0 : (prof.timeDeltas[k] ?? 0));
+  let best = -1;
+  for (let i = 0, j = 0, b = 0; i < times.length; i++) {
+    while (j < times.length && times[j]! - times[i]! < span) b += busy(j++);
+    if (b > best) {
+      best = b;
+      from = i;
+      to = j;
+    }
+    b -= busy(i);
+  }
+}
 const selfUs = new Map<number, number>();
-prof.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
+for (let i = from; i < to; i++) {
+  const id = prof.samples[i]!;
+  selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+}
 const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
 
 const pkg = (url: string) => {
