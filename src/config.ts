@@ -47,6 +47,11 @@ export interface Config {
     sweepIntervalMs: number;
   };
   log: { level: LogLevel };
+  /** Issue 6: request-path speed-ups that are switchable because they trade something. */
+  performance: {
+    /** How long an ephemeral-key validity answer may be reused in memory, ms (0 = never, at most 1000). */
+    keyValidityCacheMs: number;
+  };
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -69,6 +74,7 @@ export function defaults(): Config {
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], sweepIntervalMs: 3600 * 1000 },
     log: { level: 'info' },
+    performance: { keyValidityCacheMs: 1000 },
   };
 }
 
@@ -90,6 +96,7 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_REDACT_CHARS', 'invites.redactChars', 'int'],
   ['TESSERA_INVITE_LIFETIME_MS', 'invites.lifetimeMs', 'int'],
   ['TESSERA_LOG_LEVEL', 'log.level', 'string'],
+  ['TESSERA_KEY_VALIDITY_CACHE_MS', 'performance.keyValidityCacheMs', 'int'],
 ];
 
 const SCHEMA = {
@@ -147,6 +154,11 @@ const SCHEMA = {
       },
     },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error', 'silent'] } } },
+    performance: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { keyValidityCacheMs: { type: 'integer', minimum: 0, maximum: 1000 } },
+    },
   },
 };
 

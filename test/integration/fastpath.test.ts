@@ -122,3 +122,22 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     expect(lastValidAskedAt).toBeLessThan(1000);
   });
 });
+
+describe('performance.keyValidityCacheMs', () => {
+  it('0 turns the validity cache off; the environment variable sets it', async () => {
+    const { loadConfig } = await import('../../src/config.js');
+    expect(loadConfig({ argv: [], env: { TESSERA_KEY_VALIDITY_CACHE_MS: '250' } }).performance.keyValidityCacheMs).toBe(250);
+    expect(() => loadConfig({ argv: [], env: { TESSERA_KEY_VALIDITY_CACHE_MS: '5000' } })).toThrow(/keyValidityCacheMs/);
+    const created = await testDatabases()[0]!.create();
+    const srv = await startTestServer({ dbUrl: created.url, overrides: { performance: { keyValidityCacheMs: 0 } } });
+    try {
+      const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'nocache@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
+      const key = res.body.public_keys[1].public_key as string;
+      expect((await srv.call('GET', `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`)).body).toEqual({ valid: true });
+      expect((srv.service.deps.store as KnexStore).keyCache.size).toBe(0);
+    } finally {
+      await srv.stop();
+      await created.dispose();
+    }
+  });
+});
