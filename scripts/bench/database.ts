@@ -53,11 +53,12 @@ const DAY = 24 * 3600 * 1000;
 
 /**
  * Inserts `count` unexpired invitations with their ephemeral keys, `batch` rows per statement, in transactions of
- * 20 batches. Keys are 32 random bytes in the store's encoding (the store only ever looks them up by value).
+ * 50 batches. Keys are 32 random bytes in the store's encoding (the store only ever looks them up by value).
  * No mail-outbox rows: a million queued emails would measure the mail worker, not store-invite.
  * Returns a sample of the seeded public keys for look-up scenarios.
  */
-export async function seedInvites(knex: Knex, count: number, onProgress: (done: number) => void, batch = 1000): Promise<string[]> {
+export async function seedInvites(knex: Knex, count: number, onProgress: (done: number) => void, batch = 400): Promise<string[]> {
+  // 400 rows per INSERT: knex writes SQLite multi-row inserts as a compound SELECT, limited to 500 terms.
   const [row] = await knex('invites').max({ m: 'id' });
   let nextId = Number(row?.m ?? 0) + 1;
   const now = Date.now();
@@ -66,7 +67,7 @@ export async function seedInvites(knex: Knex, count: number, onProgress: (done: 
   let done = 0;
   while (done < count) {
     await knex.transaction(async (trx) => {
-      for (let b = 0; b < 20 && done < count; b++) {
+      for (let b = 0; b < 50 && done < count; b++) {
         const n = Math.min(batch, count - done);
         const invites = [];
         const keys = [];

@@ -305,7 +305,9 @@ process.on('exit', () => killAllChildren());
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    // (SQL errors quote the whole statement: keep the message readable)
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    log(`failed: ${text.length > 2000 ? `${text.slice(0, 1000)} ... ${text.slice(-800)}` : text}`);
     killAllChildren();
     process.exit(1);
   },
