@@ -86,6 +86,11 @@ export interface Config {
   };
   /** Email: SMTP, templates, links, delivery (issue 3). */
   mail: MailConfig;
+  /** Issue 6: request-path speed-ups that are switchable because they trade something. */
+  performance: {
+    /** How long an ephemeral-key validity answer may be reused in memory, ms (0 = never, at most 1000). */
+    keyValidityCacheMs: number;
+  };
   /** Validation sessions, associations and lookups (issue 5). */
   binding: {
     /** How long a validation session lives: from creation until validated, then from validation until bound. */
@@ -182,6 +187,7 @@ export function defaults(): Config {
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
     rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10, requestTokenPerIp: 60, requestTokenPerAddress: 5 },
     log: { level: 'info' },
+    performance: { keyValidityCacheMs: 1000 },
     binding: { sessionLifetimeMs: DAY, tokenLifetimeMs: DAY, associationLifetimeMs: 100 * 365 * DAY, lookupPepper: '' },
     onbind: { invitesPerCall: 100, initialBackoffMs: 5000, maxBackoffMs: 3600 * 1000, leaseMs: 60_000, pollIntervalMs: 30_000, concurrency: 4, keepFinishedMs: 7 * DAY, giveUpAfterMs: 0 },
     federation: { verifyTls: true, allow: [], requestTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 },
@@ -234,6 +240,7 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_RATELIMIT_REQUEST_TOKEN_PER_IP', 'rateLimits.requestTokenPerIp', 'int'],
   ['TESSERA_RATELIMIT_REQUEST_TOKEN_PER_ADDRESS', 'rateLimits.requestTokenPerAddress', 'int'],
   ['TESSERA_LOG_LEVEL', 'log.level', 'string'],
+  ['TESSERA_KEY_VALIDITY_CACHE_MS', 'performance.keyValidityCacheMs', 'int'],
   ['TESSERA_SESSION_LIFETIME_MS', 'binding.sessionLifetimeMs', 'int'],
   ['TESSERA_VALIDATION_TOKEN_LIFETIME_MS', 'binding.tokenLifetimeMs', 'int'],
   ['TESSERA_ASSOCIATION_LIFETIME_MS', 'binding.associationLifetimeMs', 'int'],
@@ -334,6 +341,11 @@ const SCHEMA = {
       },
     },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['debug', 'info', 'warn', 'error', 'silent'] } } },
+    performance: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { keyValidityCacheMs: { type: 'integer', minimum: 0, maximum: 1000 } },
+    },
     binding: {
       type: 'object',
       additionalProperties: false,

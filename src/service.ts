@@ -53,6 +53,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
     url: config.database.url,
     sqliteSynchronous: config.database.sqliteSynchronous,
     poolMax: config.database.poolMax,
+    keyValidityCacheMs: config.performance.keyValidityCacheMs,
   });
   try {
     const keys = KeyRing.load({

@@ -2,7 +2,7 @@
 // the handler: body shape -> generated validators -> access token and terms -> handler -> reply.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { OpenAPIBackend, type Context, type Document } from 'openapi-backend';
+import { OpenAPIBackend, type Document } from 'openapi-backend';
 import { operations } from '../../generated/identity.validators.js';
 import type { Deps } from '../deps.js';
 import type { HandlerTable } from '../handlers/index.js';
@@ -58,29 +58,15 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
 
   const definition = parseYaml(readFileSync(IDENTITY_DOCUMENT, 'utf8')) as Document;
   const api = new OpenAPIBackend({ definition, validate: false, quick: true, strict: true, ignoreTrailingSlashes: true });
-  // Authentication runs in `run`, after request validation, because the wire contract orders
-  // M_MISSING_PARAMS/M_INVALID_PARAM before M_UNAUTHORIZED; openapi-backend's own step only lets it through.
-  api.registerSecurityHandler('bearer', () => true);
-  api.registerSecurityHandler('xMatrix', () => true);
   // Homeserver-signed requests (unbind): the origin's keys are fetched over the federation client and cached.
   const xMatrix = new XMatrixVerifier(deps.config.server.name, new ServerKeyCache({ federation: deps.federation, clock: deps.clock, log: deps.log }));
-  api.register({
-    notFound: () => {
-      throw new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request');
-    },
-    methodNotAllowed: () => {
-      throw new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request: method not allowed');
-    },
-  });
-  for (const op of opIds) {
-    api.register(op, (c: Context, req: ApiRequest, trace: Trace) => run(op, c, req, trace));
-  }
   await api.init();
   const documentOps = new Set(Object.values(api.definition.paths ?? {}).flatMap((item) => Object.values(item ?? {}).map((o) => (o as { operationId?: string }).operationId)).filter(Boolean));
   const stale = [...documentOps].filter((op) => !(op! in operations));
   if (stale.length > 0) throw new Error(`generated/ is stale (no validators for ${stale.join(', ')}); run npm run generate`);
+  const route = memoizedRouter(api);
 
-  async function run(op: OperationId, c: Context, req: ApiRequest, trace: Trace): Promise<ApiResponse> {
+  async function run(op: OperationId, params: Record<string, unknown>, req: ApiRequest, trace: Trace): Promise<ApiResponse> {
     trace.operationId = op;
     const meta = operations[op];
     let body: unknown;
@@ -89,7 +75,6 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
       body = withoutNulls(req.body);
       if (!meta.body(body)) throw validationError(meta.body.errors);
     }
-    const params = (c.request.params ?? {}) as Record<string, unknown>;
     if (meta.params && !meta.params(params)) throw validationError(meta.params.errors);
     if (meta.query && !meta.query(req.query)) throw validationError(meta.query.errors);
     let account;
@@ -145,7 +130,13 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
     const trace: Trace = {};
     let res: ApiResponse;
     try {
-      res = (await api.handleRequest({ method: req.method, path: req.path, query: req.query as Record<string, string | string[]>, headers: req.headers as Record<string, string | string[]>, body: req.body }, req, trace)) as ApiResponse;
+      const match = route(req.method, req.path);
+      if (match.status !== 200) {
+        throw match.status === 404
+          ? new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request')
+          : new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request: method not allowed');
+      }
+      res = await run(match.operationId, { ...match.params }, req, trace);
     } catch (err) {
       res = errorResponse(err, deps, req.path);
     }
@@ -159,6 +150,44 @@ function rawUrlOf(req: ApiRequest): string {
   for (const [k, v] of Object.entries(req.query)) for (const one of Array.isArray(v) ? v : v === undefined ? [] : [v]) qs.append(k, one);
   const text = qs.toString();
   return text ? `${req.path}?${text}` : req.path;
+}
+
+export type RouteMatch = { status: 200; operationId: OperationId; params: Record<string, string> } | { status: 404 | 405 };
+
+/** Distinct method+path pairs remembered; the cache is emptied when full, so it stays bounded. */
+const ROUTE_CACHE_MAX = 10_000;
+
+/**
+ * openapi-backend's router decides which operation a request is, and with which path parameters. Its
+ * matcher rebuilds the operation list and a RegExp per path template on every call (about a fifth of a
+ * request's CPU in the issue 6 profile), and the answer depends only on method and path, so it is
+ * remembered per method+path. Errors (a malformed percent-escape) are not remembered: they throw again.
+ */
+export function memoizedRouter(api: OpenAPIBackend): (method: string, path: string) => RouteMatch {
+  const cache = new Map<string, RouteMatch>();
+  const resolve = (method: string, path: string): RouteMatch => {
+    const request = { method, path, headers: {}, query: {} };
+    try {
+      const operation = api.router.matchOperation(request, true);
+      const params = api.router.parseRequest(request, operation).params as Record<string, string>;
+      return { status: 200, operationId: operation.operationId as OperationId, params };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : '';
+      if (message.startsWith('404')) return { status: 404 };
+      if (message.startsWith('405')) return { status: 405 };
+      throw err;
+    }
+  };
+  return (method, path) => {
+    const key = `${method} ${path}`;
+    let match = cache.get(key);
+    if (!match) {
+      match = resolve(method, path);
+      if (cache.size >= ROUTE_CACHE_MAX) cache.clear();
+      cache.set(key, match);
+    }
+    return match;
+  };
 }
 
 /** The one place an exception becomes a response: Matrix errors as they are, anything else a bare 500. */

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { DomainError } from '../domainErrors.js';
-import { generateKeyPair } from '../keys/ed25519.js';
+import { generateRawKeyPair } from '../keys/ed25519.js';
 import { encodeUrlSafe } from '../util/base64.js';
 import { isPlainMailbox, normaliseAddress, serverNameOf } from '../util/threepid.js';
 import { redactForLog } from '../util/logger.js';
@@ -93,7 +93,7 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
   }
 
   const token = newInviteToken(deps.random);
-  const pair = generateKeyPair();
+  const pair = await generateRawKeyPair();
   const ephemeralPublicKey = encodeUrlSafe(pair.publicKey);
   await store.insertInvite(
     {

@@ -7,6 +7,8 @@ import { KnexBindingStore } from './KnexBindingStore.js';
 import { lookupHash } from '../binding/hash.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 import { KnexMailStore } from './KnexMailStore.js';
+import { GroupCommitter } from './groupCommit.js';
+import { KeyValidityCache, touchesKeys } from './validityCache.js';
 
 /** An `invites` row, optionally joined with its ephemeral key. */
 export interface InviteRow {
@@ -23,10 +25,28 @@ export interface InviteRow {
 }
 
 export class KnexStore implements Store {
+  /** Concurrent insertInvite calls share transactions (issue 6; see groupCommit.ts). */
+  private readonly inviteCommits: GroupCommitter<{ invite: NewInvite; mail: NewMail }>;
+
+  /** Ephemeral-key validity, kept <= 1 s (issue 6; see validityCache.ts). */
+  readonly keyCache: KeyValidityCache;
+
   private readonly binding: KnexBindingStore;
 
-  private constructor(readonly knex: Knex, readonly dialect: Dialect) {
+  private constructor(readonly knex: Knex, readonly dialect: Dialect, keyValidityCacheMs = 1000) {
     this.binding = new KnexBindingStore(knex, dialect);
+    this.inviteCommits = new GroupCommitter(
+      (items) => this.knex.transaction((trx) => writeInvites(trx, items)),
+      // SQLite has one writer (and knex one connection); MySQL commits in parallel on its pool.
+      dialect === 'sqlite' ? 1 : 4,
+    );
+    this.keyCache = new KeyValidityCache(Math.min(keyValidityCacheMs, 1000));
+    // Any DELETE/UPDATE of invites or keys through this knex (whoever's code runs it) drops the cache at once.
+    const onQuery = (q: { sql?: string }) => {
+      if (q.sql && touchesKeys(q.sql)) this.keyCache.invalidate();
+    };
+    knex.on('query', onQuery);
+    knex.on('query-response', (_r: unknown, q: { sql?: string }) => onQuery(q));
   }
 
   /** Opens the database and brings its schema up to date. */
@@ -38,7 +58,7 @@ export class KnexStore implements Store {
       await knex.destroy();
       throw err;
     }
-    return new KnexStore(knex, dialect);
+    return new KnexStore(knex, dialect, opts.keyValidityCacheMs);
   }
 
   async close(): Promise<void> {
@@ -46,25 +66,7 @@ export class KnexStore implements Store {
   }
 
   async insertInvite(invite: NewInvite, mail: NewMail): Promise<void> {
-    await this.knex.transaction(async (trx) => {
-      const [id] = await trx('invites').insert({
-        medium: invite.medium,
-        address: invite.address,
-        room_id: invite.roomId,
-        sender: invite.sender,
-        token: invite.token,
-        fields: JSON.stringify(invite.fields),
-        created_at: invite.createdAt,
-        expires_at: invite.expiresAt,
-      });
-      await trx('ephemeral_keys').insert({
-        public_key: invite.ephemeralPublicKey,
-        invite_id: id,
-        created_at: invite.createdAt,
-        expires_at: invite.expiresAt,
-      });
-      await insertMail(trx, mail);
-    });
+    await this.inviteCommits.submit({ invite, mail });
   }
 
   async findInviteByToken(token: string): Promise<InviteRecord | undefined> {
@@ -77,8 +79,14 @@ export class KnexStore implements Store {
   }
 
   async isEphemeralKeyValid(publicKey: string, now: number): Promise<boolean> {
+    const cached = this.keyCache.get(publicKey, now);
+    if (cached !== undefined) return cached;
+    const ticket = this.keyCache.ticket();
+    const readAt = this.keyCache.now();
     const row = await this.knex('ephemeral_keys').select('expires_at').where('public_key', publicKey).first();
-    return row !== undefined && Number(row.expires_at) > now;
+    const expiresAt = row === undefined ? null : Number(row.expires_at);
+    this.keyCache.set(publicKey, expiresAt, ticket, readAt);
+    return expiresAt !== null && expiresAt > now;
   }
 
   async deleteExpiredInvites(now: number, limit: number): Promise<number> {
@@ -204,6 +212,55 @@ export class KnexStore implements Store {
   retryOnbind(id: number, worker: string, nextAttemptAt: number, error: string, status: number | null) { return this.binding.retryOnbind(id, worker, nextAttemptAt, error, status); }
   failOnbind(id: number, worker: string, now: number, error: string, status: number | null) { return this.binding.failOnbind(id, worker, now, error, status); }
   deleteFinishedOnbind(before: number, limit: number) { return this.binding.deleteFinishedOnbind(before, limit); }
+}
+
+/**
+ * A group commit's rows in one transaction (issue 6): invites and keys as one multi-row INSERT each (ids
+ * found again by token, which is unique, so no dialect's RETURNING or auto-increment order is relied on),
+ * the emails one by one through insertMail (the mail issue owns that row's shape).
+ */
+async function writeInvites(trx: Knex.Transaction, items: { invite: NewInvite; mail: NewMail }[]): Promise<void> {
+  if (items.length === 1) return writeInvite(trx, items[0]!.invite, items[0]!.mail);
+  for (let i = 0; i < items.length; i += 100) {
+    await trx('invites').insert(items.slice(i, i + 100).map(({ invite }) => inviteRow(invite)));
+  }
+  const ids = new Map<string, number>();
+  for (let i = 0; i < items.length; i += 100) {
+    const rows = (await trx('invites').select('id', 'token').whereIn('token', items.slice(i, i + 100).map(({ invite }) => invite.token))) as { id: number; token: string }[];
+    for (const r of rows) ids.set(r.token, Number(r.id));
+  }
+  for (let i = 0; i < items.length; i += 100) {
+    await trx('ephemeral_keys').insert(items.slice(i, i + 100).map(({ invite }) => {
+      const id = ids.get(invite.token);
+      if (id === undefined) throw new Error('an invitation row vanished inside its own transaction');
+      return keyRow(invite, id);
+    }));
+  }
+  for (const { mail } of items) await insertMail(trx, mail);
+}
+
+function inviteRow(invite: NewInvite) {
+  return {
+    medium: invite.medium,
+    address: invite.address,
+    room_id: invite.roomId,
+    sender: invite.sender,
+    token: invite.token,
+    fields: JSON.stringify(invite.fields),
+    created_at: invite.createdAt,
+    expires_at: invite.expiresAt,
+  };
+}
+
+function keyRow(invite: NewInvite, inviteId: number) {
+  return { public_key: invite.ephemeralPublicKey, invite_id: inviteId, created_at: invite.createdAt, expires_at: invite.expiresAt };
+}
+
+/** One invitation's rows (invite, its ephemeral key, its email) inside the caller's transaction. */
+async function writeInvite(trx: Knex.Transaction, invite: NewInvite, mail: NewMail): Promise<void> {
+  const [id] = await trx('invites').insert(inviteRow(invite));
+  await trx('ephemeral_keys').insert(keyRow(invite, id!));
+  await insertMail(trx, mail);
 }
 
 export async function insertMail(trx: Knex | Knex.Transaction, mail: NewMail): Promise<void> {

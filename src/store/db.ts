@@ -13,6 +13,8 @@ export interface DatabaseOptions {
   sqliteSynchronous?: 'full' | 'normal';
   /** MySQL connection pool size. */
   poolMax?: number;
+  /** How long an ephemeral-key validity answer may be reused, ms (capped at 1000; 0 = never). */
+  keyValidityCacheMs?: number;
 }
 
 export function dialectOf(url: string): Dialect {

@@ -79,3 +79,14 @@ describe('ed25519 signing', () => {
     expect(() => parseSigningKey('ed25519 0 c2hvcnQ')).toThrow();
   });
 });
+
+describe('generateRawKeyPair', () => {
+  it('returns a 32-byte seed whose derived public key is the returned one', async () => {
+    const { generateRawKeyPair, keyPairFromSeed } = await import('../../src/keys/ed25519.js');
+    const a = await generateRawKeyPair();
+    expect(a.seed).toHaveLength(32);
+    expect(a.publicKey).toHaveLength(32);
+    expect(keyPairFromSeed(a.seed).publicKey.equals(a.publicKey)).toBe(true);
+    expect((await generateRawKeyPair()).seed.equals(a.seed)).toBe(false);
+  });
+});

@@ -1,0 +1,320 @@
+// npm run bench [-- --quick] [--json FILE] [--seed N] [--mysql] [--duration S] [--connections 1,16,64] [--reps N]
+//                  [--scenarios a,b] [--profile DIR]
+//
+// Starts Tessera (a child process, fresh SQLite or MariaDB database, log level warn), an SMTP sink that
+// discards mail, and a bare Koa JSON endpoint (another child process) as the baseline. Drives each with
+// autocannon at each connection count for a fixed time, in interleaved repetitions (baseline, then every
+// scenario, per repetition and connection count), and prints medians with each scenario's throughput as a
+// ratio to the baseline of the same repetition. Loopback only; every child is killed on exit, error or SIGINT.
+// Exits non-zero only when the harness itself breaks (a process does not start, a scenario gets no 2xx at all).
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import autocannon from 'autocannon';
+import type { Knex } from 'knex';
+import { freePort, firstLine, killAllChildren, memoryOf, sampleRss, startChild, waitReady, type Child } from './children.js';
+import { startSmtpSink, type SmtpSink } from './smtpSink.js';
+import { createBenchDatabase, openBenchKnex, seedInvites, storedKeys, type BenchDatabase } from './database.js';
+import { PENDING_SCENARIOS, SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
+import { formatTable, summarise, type RunResult } from './report.js';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+interface Options {
+  quick: boolean;
+  json?: string;
+  seed: number;
+  mysqlUrl?: string;
+  durationS: number;
+  warmupS: number;
+  connections: number[];
+  reps: number;
+  scenarios?: string[];
+  profileDir?: string;
+  spreadKeys: number;
+}
+
+function parseArgs(argv: string[]): Options {
+  const value = (flag: string) => {
+    const i = argv.indexOf(flag);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
+    return v;
+  };
+  const known = new Set(['--quick', '--json', '--seed', '--mysql', '--duration', '--connections', '--reps', '--scenarios', '--profile']);
+  for (const a of argv) if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}`);
+  const quick = argv.includes('--quick');
+  const num = (flag: string, dflt: number) => {
+    const v = value(flag);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} must be a non-negative number`);
+    return n;
+  };
+  const mysqlFlag = argv.includes('--mysql');
+  const envUrl = process.env.TESSERA_DB_URL;
+  return {
+    quick,
+    json: value('--json'),
+    seed: Math.floor(num('--seed', 0)),
+    mysqlUrl: envUrl && /^(mysql|mariadb):\/\//i.test(envUrl) ? envUrl : mysqlFlag ? 'mysql://root@127.0.0.1:3306/' : undefined,
+    durationS: num('--duration', quick ? 2 : 8),
+    warmupS: quick ? 0.5 : 2,
+    connections: (value('--connections') ?? (quick ? '1,64' : '1,16,64')).split(',').map(Number),
+    reps: Math.max(1, Math.floor(num('--reps', quick ? 1 : 3))),
+    scenarios: value('--scenarios')?.split(','),
+    profileDir: value('--profile'),
+    spreadKeys: quick ? 5_000 : 20_000,
+  };
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+interface Target {
+  id: string;
+  url: string;
+  requests?: autocannon.Request[];
+  /** Sample this pid's RSS during the run. */
+  pid?: number;
+}
+
+async function drive(t: Target, connections: number, durationS: number): Promise<autocannon.Result> {
+  return autocannon({
+    url: t.url,
+    connections,
+    duration: durationS,
+    requests: t.requests,
+    timeout: 10,
+  });
+}
+
+async function measure(phase: string, rep: number, connections: number, t: Target, durationS: number): Promise<RunResult> {
+  const rss = t.pid ? sampleRss(t.pid) : undefined;
+  const r = await drive(t, connections, durationS);
+  const rssPeakMiB = rss?.stop();
+  const ok = r['2xx'];
+  return {
+    phase,
+    rep,
+    connections,
+    target: t.id,
+    reqPerSec: ok / Math.max(r.duration, 0.001),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    non2xx: r.non2xx,
+    ok,
+    rssPeakMiB,
+  };
+}
+
+async function main(): Promise<number> {
+  const opts = parseArgs(process.argv.slice(2));
+  const tmp = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
+  let sink: SmtpSink | undefined;
+  let db: BenchDatabase | undefined;
+  let knex: Knex | undefined;
+  let tessera: Child | undefined;
+  let baseline: Child | undefined;
+  const cleanup = async () => {
+    await Promise.allSettled([tessera?.stop(), baseline?.stop()]);
+    killAllChildren();
+    await knex?.destroy().catch(() => {});
+    await sink?.close().catch(() => {});
+    await db?.dispose().catch((err: unknown) => log(`could not drop the bench database: ${String(err)}`));
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  let interrupted = false;
+  const onSignal = (sig: string) => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${sig}: stopping`);
+    killAllChildren();
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+
+  try {
+    const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
+    sink = await startSmtpSink();
+    const dataDir = join(tmp, 'data');
+    mkdirSync(dataDir);
+    db = await createBenchDatabase({ mysqlUrl: opts.mysqlUrl, dataDir });
+
+    const port = await freePort();
+    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TESSERA_')));
+    Object.assign(env, {
+      TESSERA_HOST: '127.0.0.1',
+      TESSERA_PORT: String(port),
+      TESSERA_DATA_DIR: dataDir,
+      TESSERA_DB_URL: db.url,
+      TESSERA_LOG_LEVEL: 'warn',
+      TESSERA_SMTP_HOST: '127.0.0.1',
+      TESSERA_SMTP_PORT: String(sink.port),
+      TESSERA_SMTP_TLS: 'none',
+      TESSERA_MAIL_FROM: 'bench@bench.example.org',
+      // One client IP and one sender send everything here; the limits would measure 429s, not us.
+      TESSERA_RATELIMIT_INVITES_PER_IP: '0',
+      TESSERA_RATELIMIT_INVITES_PER_SENDER: '0',
+      TESSERA_RATELIMIT_INVITES_PER_ADDRESS: '0',
+      TESSERA_RATELIMIT_REQUEST_TOKEN_PER_IP: '0',
+      TESSERA_RATELIMIT_REQUEST_TOKEN_PER_ADDRESS: '0',
+    });
+    const nodeArgs = ['--import', 'tsx'];
+    if (opts.profileDir) {
+      mkdirSync(opts.profileDir, { recursive: true });
+      nodeArgs.push('--cpu-prof', '--cpu-prof-dir', resolve(opts.profileDir));
+    }
+    log(`starting Tessera on ${db.kind} (port ${port}), the SMTP sink (port ${sink.port}) and the Koa baseline`);
+    tessera = startChild('tessera', [...nodeArgs, 'src/main.ts'], env, ROOT);
+    baseline = startChild('baseline', ['--import', 'tsx', 'scripts/bench/baselineServer.ts'], env, ROOT);
+    const tesseraUrl = `http://127.0.0.1:${port}`;
+    const [, baselineLine] = await Promise.all([
+      waitReady(tessera, 'Tessera', `${tesseraUrl}/_matrix/identity/versions`),
+      firstLine(baseline),
+    ]);
+    const baselineUrl = `http://127.0.0.1:${(JSON.parse(baselineLine) as { port: number }).port}/`;
+    knex = openBenchKnex(db.url);
+
+    const ctx: ScenarioContext = { url: tesseraUrl, keys: { few: [], spread: [] }, runId: randomBytes(4).toString('hex') };
+    const runs: RunResult[] = [];
+    let mailExpected = 0;
+
+    const targets = (list: Scenario[]): Target[] => [
+      { id: 'baseline (bare Koa)', url: baselineUrl },
+      ...list.map((s) => ({ id: s.id, url: tesseraUrl, requests: s.requests(ctx), pid: tessera!.pid })),
+    ];
+
+    const runPhase = async (phase: string, list: Scenario[], refreshSpread: boolean) => {
+      for (const s of list) await s.prepare?.(ctx);
+      if (refreshSpread && list.some((s) => s.id === 'isvalid-spread')) {
+        // Enough distinct stored keys that a one-second validity cache cannot serve the look-ups.
+        const have = await storedKeys(knex!, opts.spreadKeys);
+        if (have.length < opts.spreadKeys) {
+          const storeInvite = SCENARIOS.find((s) => s.id === 'store-invite')!;
+          const r = await autocannon({ url: tesseraUrl, connections: 64, amount: opts.spreadKeys - have.length, requests: storeInvite.requests(ctx), timeout: 10 });
+          mailExpected += r['2xx'];
+        }
+        ctx.keys.spread = await storedKeys(knex!, opts.spreadKeys);
+        log(`isvalid-spread rotates over ${ctx.keys.spread.length} stored keys`);
+      }
+      const ts = targets(list);
+      // Warm-up (not measured): JIT, connection pools, page cache.
+      for (const t of ts) {
+        const r = await drive(t, 16, opts.warmupS);
+        if (t.id === 'store-invite') mailExpected += r['2xx'];
+      }
+      for (let rep = 1; rep <= opts.reps; rep++) {
+        for (const c of opts.connections) {
+          let base: RunResult | undefined;
+          for (const t of ts) {
+            if (interrupted) throw new Error('interrupted');
+            const r = await measure(phase, rep, c, t, opts.durationS);
+            if (t.pid === undefined) {
+              r.rssPeakMiB = undefined;
+              base = r;
+            } else if (base) {
+              r.ratio = r.reqPerSec / base.reqPerSec;
+            }
+            if (list.find((s) => s.id === t.id)?.sendsMail) mailExpected += r.ok;
+            runs.push(r);
+            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}`);
+          }
+        }
+      }
+    };
+
+    await runPhase('empty', scenarios, true);
+    if (opts.seed > 0) {
+      log(`seeding ${opts.seed.toLocaleString('en-US')} invitations through knex`);
+      const started = Date.now();
+      let lastLog = 0;
+      const sample = await seedInvites(knex, opts.seed, (done) => {
+        if (Date.now() - lastLog > 5000) {
+          lastLog = Date.now();
+          log(`  ${done.toLocaleString('en-US')} seeded`);
+        }
+      });
+      log(`seeded in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      // The spread look-ups now go over keys sampled from the whole seeded range, so they land all over the index.
+      ctx.keys.spread = sample;
+      await runPhase(`seeded ${opts.seed.toLocaleString('en-US')}`, scenarios.filter((s) => s.seeded), false);
+    }
+
+    // Every stored invitation should become one email at the sink: wait (bounded) for the mail worker to drain.
+    let delivered = sink.messages;
+    if (mailExpected > 0) {
+      const until = Date.now() + (opts.quick ? 5_000 : 30_000);
+      let last = -1;
+      let lastChange = Date.now();
+      while (Date.now() < until && sink.messages < mailExpected) {
+        if (sink.messages !== last) {
+          last = sink.messages;
+          lastChange = Date.now();
+        } else if (Date.now() - lastChange > 3000) break; // no progress: the pipeline is absent or stuck
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      delivered = sink.messages;
+    }
+    const hwm = memoryOf(tessera.pid)?.hwmMiB;
+    const alive = tessera.proc.exitCode === null && tessera.proc.signalCode === null;
+    await tessera.stop();
+    await baseline.stop();
+
+    const summary = summarise(runs);
+    const machine = {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      loadavg: loadavg().map((x) => Number(x.toFixed(2))),
+    };
+    const out = process.stdout;
+    out.write(`\nTessera benchmark: ${db.kind}, ${opts.reps} repetition(s) x ${opts.durationS} s per run, connections ${opts.connections.join('/')}, ${new Date().toISOString()}\n`);
+    out.write(`machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, load average at end ${machine.loadavg.join(' ')}\n`);
+    out.write(`medians over repetitions; "x baseline" = req/s / the bare Koa endpoint's req/s in the same repetition and connection count\n\n`);
+    out.write(`${formatTable(summary)}\n\n`);
+    out.write(`Tessera peak RSS (VmHWM) over the whole run: ${hwm === undefined ? 'n/a' : `${hwm.toFixed(0)} MiB`}\n`);
+    out.write(`emails: ${mailExpected} invitations stored, ${delivered} messages reached the SMTP sink${delivered === 0 && mailExpected > 0 ? ' (no mail pipeline delivered anything: issue 3 not merged yet?)' : ''}\n`);
+    out.write(`not measured yet: ${PENDING_SCENARIOS.map((p) => `${p.id} (${p.waitsFor})`).join('; ')}\n`);
+
+    if (opts.json) {
+      writeFileSync(opts.json, `${JSON.stringify({ when: new Date().toISOString(), machine, database: db.kind, options: { ...opts, mysqlUrl: undefined }, summary, runs, emails: { expected: mailExpected, delivered }, tesseraPeakRssMiB: hwm, pending: PENDING_SCENARIOS }, null, 2)}\n`);
+      log(`results written to ${opts.json}`);
+    }
+
+    // The harness is broken (not merely slow) if Tessera died or a scenario got no successful response at all.
+    const broken = summary.filter((r) => r.reqPerSec === 0).map((r) => `${r.phase}/${r.target}/c=${r.connections}`);
+    if (!alive) {
+      log('Tessera exited during the run');
+      return 1;
+    }
+    if (broken.length > 0) {
+      log(`no successful responses: ${broken.join(', ')}`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+process.on('exit', () => killAllChildren());
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    // (SQL errors quote the whole statement: keep the message readable)
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    log(`failed: ${text.length > 2000 ? `${text.slice(0, 1000)} ... ${text.slice(-800)}` : text}`);
+    killAllChildren();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,84 @@
+// Summaries and the printed table: medians over repetitions, ratios to the same repetition's baseline.
+
+export interface RunResult {
+  phase: string;
+  rep: number;
+  connections: number;
+  target: string;
+  /** Successful (2xx) responses per second over the run. */
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  ok: number;
+  /** Peak VmRSS of the Tessera process during the run (MiB); undefined for the baseline. */
+  rssPeakMiB?: number;
+  /** reqPerSec / the baseline's reqPerSec in the same phase, repetition and connection count. */
+  ratio?: number;
+}
+
+export interface SummaryRow {
+  phase: string;
+  target: string;
+  connections: number;
+  reps: number;
+  reqPerSec: number;
+  ratio?: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  rssPeakMiB?: number;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function summarise(runs: RunResult[]): SummaryRow[] {
+  const groups = new Map<string, RunResult[]>();
+  for (const r of runs) {
+    const key = `${r.phase}\u0000${r.target}\u0000${r.connections}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => {
+    const ratios = g.map((r) => r.ratio).filter((x): x is number => x !== undefined);
+    const rss = g.map((r) => r.rssPeakMiB).filter((x): x is number => x !== undefined);
+    return {
+      phase: g[0]!.phase,
+      target: g[0]!.target,
+      connections: g[0]!.connections,
+      reps: g.length,
+      reqPerSec: median(g.map((r) => r.reqPerSec)),
+      ratio: ratios.length ? median(ratios) : undefined,
+      p50: median(g.map((r) => r.p50)),
+      p99: median(g.map((r) => r.p99)),
+      errors: g.reduce((n, r) => n + r.errors, 0),
+      non2xx: g.reduce((n, r) => n + r.non2xx, 0),
+      rssPeakMiB: rss.length ? Math.max(...rss) : undefined,
+    };
+  });
+}
+
+export function formatTable(rows: SummaryRow[]): string {
+  const header = ['phase', 'scenario', 'conns', 'req/s', 'x baseline', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'peak RSS MiB'];
+  const body = rows.map((r) => [
+    r.phase,
+    r.target,
+    String(r.connections),
+    Math.round(r.reqPerSec).toLocaleString('en-US'),
+    r.ratio === undefined ? '1.00' : r.ratio.toFixed(2),
+    r.p50.toFixed(r.p50 < 10 ? 1 : 0),
+    r.p99.toFixed(r.p99 < 10 ? 1 : 0),
+    String(r.errors),
+    String(r.non2xx),
+    r.rssPeakMiB === undefined ? '-' : r.rssPeakMiB.toFixed(0),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i <= 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w, i) => (i <= 1 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...body.map(line)].join('\n');
+}

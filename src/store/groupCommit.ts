@@ -1,0 +1,84 @@
+// Group commit (issue 6): writes that arrive while a transaction is in flight are queued and committed
+// together in the next transaction, so N concurrent store-invites cost one commit (one fsync on SQLite)
+// instead of N. Nothing waits for a batch to fill: a transaction starts on the next turn of the event loop
+// (setImmediate), which only lets the requests already read from the sockets in this turn join it.
+// That turn matters on SQLite: better-sqlite3 is synchronous, so a request's whole knex promise chain, commit
+// included, would otherwise run to completion in microtasks before the next socket is even read, and no two
+// requests would ever overlap to share a commit (the profile showed exactly that: batches of one).
+//
+// Guarantees (test/unit/groupCommit.test.ts):
+// - a caller's promise settles only after the transaction holding its rows committed or rolled back;
+// - one item's failure never loses or wrongly commits another's rows: if anything in a batch fails, the
+//   whole batch is rolled back and every item is retried in a transaction of its own, so each caller gets
+//   exactly its own outcome (all of its rows and success, or none of them and its own error).
+
+interface Pending<T> {
+  item: T;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+export class GroupCommitter<T> {
+  private queue: Pending<T>[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+
+  /**
+   * @param commit writes every item in ONE transaction; resolves after COMMIT, rejects after ROLLBACK.
+   * @param maxInFlight transactions at once (1 on SQLite, which has one writer anyway).
+   * @param maxBatch most items per transaction.
+   */
+  constructor(
+    private readonly commit: (items: T[]) => Promise<void>,
+    private readonly maxInFlight = 1,
+    private readonly maxBatch = 256,
+  ) {}
+
+  /** Queues `item`; resolves once its rows are committed. */
+  submit(item: T): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight++;
+      void this.flush(batch).finally(() => {
+        this.inFlight--;
+        this.schedule();
+      });
+    }
+  }
+
+  private async flush(batch: Pending<T>[]): Promise<void> {
+    try {
+      await this.commit(batch.map((p) => p.item));
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // Nothing of this batch was committed. Find out whose rows failed by giving each item its own transaction.
+      for (const p of batch) {
+        await this.commit([p.item]).then(
+          () => p.resolve(),
+          (e: unknown) => p.reject(e),
+        );
+      }
+      return;
+    }
+    for (const p of batch) p.resolve();
+  }
+}

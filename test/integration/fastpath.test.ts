@@ -1,0 +1,143 @@
+// Issue 6's fast path on real databases: group commit of concurrent store-invites, and the ephemeral-key
+// validity cache (expiry exact, deletes seen at once in-process and within one second from elsewhere).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { testDatabases } from '../helpers/databases.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import type { KnexStore } from '../../src/store/KnexStore.js';
+import { openDatabase } from '../../src/store/db.js';
+import type { NewInvite, NewMail } from '../../src/store/types.js';
+
+const V1 = '/_matrix/identity/api/v1';
+const V2 = '/_matrix/identity/v2';
+
+async function counts(store: KnexStore): Promise<number[]> {
+  const out: number[] = [];
+  for (const t of ['invites', 'ephemeral_keys', 'mail_outbox']) {
+    const [row] = await store.knex(t).count({ n: '*' });
+    out.push(Number(row!.n));
+  }
+  return out;
+}
+
+function newInvite(i: number, token = randomBytes(24).toString('base64url')): { invite: NewInvite; mail: NewMail } {
+  const address = `gc${i}.${randomBytes(3).toString('hex')}@example.org`;
+  return {
+    invite: { medium: 'email', address, roomId: '!r:hs.example', sender: '@s:hs.example', token, ephemeralPublicKey: randomBytes(32).toString('base64url'), fields: { address }, createdAt: 1, expiresAt: Date.now() + 3600_000 },
+    mail: { kind: 'invite', recipient: address, payload: { token }, createdAt: 1 },
+  };
+}
+
+describe.each(testDatabases())('fast path on $name', (db) => {
+  let srv: TestServer;
+  let dispose: () => Promise<void>;
+  let dbUrl: string;
+  let now = Date.now();
+  const store = () => srv.service.deps.store as KnexStore;
+
+  beforeAll(async () => {
+    const created = await db.create();
+    dispose = created.dispose;
+    dbUrl = created.url;
+    srv = await startTestServer({ dbUrl, clock: () => now });
+  });
+  afterAll(async () => {
+    await srv?.stop();
+    await dispose?.();
+  });
+
+  it('answers 60 concurrent store-invites, each after its own rows are stored, with all rows there', async () => {
+    const before = await counts(store());
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `many${i}@example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(60).fill(200));
+    expect(await counts(store())).toEqual(before.map((n) => n + 60));
+    for (const a of answers.slice(0, 5)) {
+      const key = a.body.public_keys[1].public_key;
+      const row = await store().knex('ephemeral_keys').join('invites', 'invites.id', 'ephemeral_keys.invite_id').where('ephemeral_keys.public_key', key).first('invites.token');
+      expect(row.token).toBe(a.body.token); // each key is linked to its own invitation
+    }
+    expect(srv.violations).toEqual([]);
+  });
+
+  it('a failing invitation in a group commit fails alone: the others are stored whole, it leaves no row', async () => {
+    const before = await counts(store());
+    const taken = (await store().knex('invites').first('token')).token as string; // a duplicate token violates the unique index
+    const items = [newInvite(1), newInvite(2, taken), newInvite(3), newInvite(4)];
+    const results = await Promise.allSettled(items.map((x) => store().insertInvite(x.invite, x.mail)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect(await counts(store())).toEqual(before.map((n) => n + 3));
+    const failedKey = await store().knex('ephemeral_keys').where('public_key', items[1]!.invite.ephemeralPublicKey).first();
+    expect(failedKey).toBeUndefined();
+    for (const i of [0, 2, 3]) expect(await store().isEphemeralKeyValid(items[i]!.invite.ephemeralPublicKey, now)).toBe(true);
+  });
+
+  it('isvalid: expiry takes effect at once even for a cached key', async () => {
+    const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'expiring@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
+    const key = encodeURIComponent(res.body.public_keys[1].public_key);
+    expect((await srv.call('GET', `${V2}/pubkey/ephemeral/isvalid?public_key=${key}`)).body).toEqual({ valid: true });
+    const saved = now;
+    now += srv.service.deps.config.invites.lifetimeMs;
+    try {
+      expect((await srv.call('GET', `${V2}/pubkey/ephemeral/isvalid?public_key=${key}`)).body).toEqual({ valid: false });
+    } finally {
+      now = saved;
+    }
+  });
+
+  it('isvalid: a key deleted through this process is invalid at once', async () => {
+    const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'revoked@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
+    const key = res.body.public_keys[1].public_key as string;
+    const url = `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`;
+    expect((await srv.call('GET', url)).body).toEqual({ valid: true });
+    await store().knex('ephemeral_keys').where('public_key', key).delete();
+    expect((await srv.call('GET', url)).body).toEqual({ valid: false });
+  });
+
+  it('isvalid: a key deleted by another process is invalid within one second', async () => {
+    const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'elsewhere@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
+    const key = res.body.public_keys[1].public_key as string;
+    const url = `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`;
+    expect((await srv.call('GET', url)).body).toEqual({ valid: true });
+    const other = openDatabase({ url: dbUrl }).knex; // another instance's connection: its deletes are not seen by our hook
+    try {
+      await other('ephemeral_keys').where('public_key', key).delete();
+    } finally {
+      await other.destroy();
+    }
+    const deleted = performance.now();
+    let valid = true;
+    let lastValidAskedAt = 0; // ms after the delete
+    while (valid && performance.now() - deleted < 3000) {
+      const askedAt = performance.now() - deleted;
+      valid = (await srv.call('GET', url)).body.valid;
+      if (valid) {
+        lastValidAskedAt = askedAt;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    expect(valid).toBe(false);
+    // no question asked one second or more after the delete was answered "valid"
+    expect(lastValidAskedAt).toBeLessThan(1000);
+  });
+});
+
+describe('performance.keyValidityCacheMs', () => {
+  it('0 turns the validity cache off; the environment variable sets it', async () => {
+    const { loadConfig } = await import('../../src/config.js');
+    expect(loadConfig({ argv: [], env: { TESSERA_KEY_VALIDITY_CACHE_MS: '250' } }).performance.keyValidityCacheMs).toBe(250);
+    expect(() => loadConfig({ argv: [], env: { TESSERA_KEY_VALIDITY_CACHE_MS: '5000' } })).toThrow(/keyValidityCacheMs/);
+    const created = await testDatabases()[0]!.create();
+    const srv = await startTestServer({ dbUrl: created.url, overrides: { performance: { keyValidityCacheMs: 0 } } });
+    try {
+      const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'nocache@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
+      const key = res.body.public_keys[1].public_key as string;
+      expect((await srv.call('GET', `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`)).body).toEqual({ valid: true });
+      expect((srv.service.deps.store as KnexStore).keyCache.size).toBe(0);
+    } finally {
+      await srv.stop();
+      await created.dispose();
+    }
+  });
+});

@@ -1,0 +1,72 @@
+// Group commit: batching, and that one item's failure never loses or wrongly commits another's rows.
+import { describe, expect, it } from 'vitest';
+import { GroupCommitter } from '../../src/store/groupCommit.js';
+
+/** A fake transactional table: a batch commits all its rows, or (any bad row) none of them. */
+function fakeDb() {
+  const committed: string[] = [];
+  const batches: string[][] = [];
+  const commit = async (items: string[]) => {
+    batches.push([...items]);
+    await new Promise((r) => setTimeout(r, 5)); // the transaction is in flight for a while
+    if (items.some((i) => i.startsWith('bad'))) throw new Error(`constraint failed: ${items.find((i) => i.startsWith('bad'))}`);
+    committed.push(...items);
+  };
+  return { committed, batches, commit };
+}
+
+describe('GroupCommitter', () => {
+  it('commits items that arrive while a transaction is in flight together, in the next transaction', async () => {
+    const db = fakeDb();
+    const gc = new GroupCommitter(db.commit);
+    const first = gc.submit('a');
+    await new Promise((r) => setImmediate(r)); // 'a' is now in flight
+    const rest = ['b', 'c', 'd'].map((x) => gc.submit(x));
+    await Promise.all([first, ...rest]);
+    expect(db.batches).toEqual([['a'], ['b', 'c', 'd']]);
+    expect(db.committed).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('settles each caller only after its own rows are committed', async () => {
+    const db = fakeDb();
+    const gc = new GroupCommitter(db.commit);
+    const seen: string[][] = [];
+    await Promise.all(['a', 'b', 'c'].map((x) => gc.submit(x).then(() => seen.push([x, ...db.committed]))));
+    for (const [x, ...committedThen] of seen) expect(committedThen).toContain(x);
+  });
+
+  it('a failing item fails alone: the others of its batch are committed, it is not', async () => {
+    const db = fakeDb();
+    const gc = new GroupCommitter(db.commit);
+    const results = await Promise.allSettled(['a', 'bad1', 'b', 'c'].map((x) => gc.submit(x)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toBe('constraint failed: bad1');
+    expect([...db.committed].sort()).toEqual(['a', 'b', 'c']);
+    // the batch was tried together first, then item by item
+    expect(db.batches[0]).toEqual(['a', 'bad1', 'b', 'c']);
+  });
+
+  it('two failing items each get their own error and nothing of theirs is committed', async () => {
+    const db = fakeDb();
+    const gc = new GroupCommitter(db.commit);
+    const results = await Promise.allSettled(['bad1', 'a', 'bad2'].map((x) => gc.submit(x)));
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'ok'))).toEqual(['constraint failed: bad1', 'ok', 'constraint failed: bad2']);
+    expect(db.committed).toEqual(['a']);
+  });
+
+  it('keeps at most maxBatch items per transaction and maxInFlight transactions at once', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const sizes: number[] = [];
+    const gc = new GroupCommitter<number>(async (items) => {
+      sizes.push(items.length);
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 2));
+      inFlight--;
+    }, 2, 10);
+    await Promise.all(Array.from({ length: 45 }, (_, i) => gc.submit(i)));
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(10);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(45);
+    expect(most).toBe(2);
+  });
+});
