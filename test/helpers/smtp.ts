@@ -92,6 +92,10 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
       });
     },
   });
+  // A client that refuses our test certificate closes the socket mid-handshake; smtp-server reports that
+  // as an 'error' event, which would otherwise be an uncaught exception in the test run.
+  const socketErrors: Error[] = [];
+  server.on('error', (err: Error) => socketErrors.push(err));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
