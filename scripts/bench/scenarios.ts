@@ -115,7 +115,7 @@ export const SCENARIOS: Scenario[] = [
  * (the hook is `prepare`: register an account / bind addresses first, then return the requests).
  */
 export const PENDING_SCENARIOS: { id: string; title: string; waitsFor: string }[] = [
-  { id: 'store-invite-v2', title: 'v2 store-invite with a real access token', waitsFor: 'added when issue 4 (accounts/terms) lands' },
-  { id: 'lookup', title: 'v2 lookup, sha256, 1,000 addresses per call', waitsFor: 'added when issue 5 (binding/lookup) lands' },
-  { id: 'bind-pending', title: 'bind with pending invites (onbind delivery)', waitsFor: 'added when issue 5 (binding/onbind) lands' },
+  { id: 'store-invite-v2', title: 'v2 store-invite with a real access token', waitsFor: 'needs an account, i.e. a fake homeserver answering OpenID userinfo, in the harness' },
+  { id: 'lookup', title: 'v2 lookup, sha256, 1,000 addresses per call', waitsFor: 'needs seeded associations' },
+  { id: 'bind-pending', title: 'bind with pending invites (onbind delivery)', waitsFor: 'needs validated sessions and a fake homeserver receiving onbind' },
 ];
