@@ -133,15 +133,7 @@ export class KnexBindingStore {
   private async bindOnce(a: Association, opts: BindOptions): Promise<BindResult> {
     return this.knex.transaction(async (trx) => {
       await trx('associations').where({ medium: a.medium, address: a.address }).delete();
-      const [id] = (await trx('associations').insert({
-        medium: a.medium,
-        address: a.address,
-        mxid: a.mxid,
-        ts: a.ts,
-        not_before: a.notBefore,
-        not_after: a.notAfter,
-        lookup_hash: opts.lookupHash,
-      })) as number[];
+      const [id] = (await trx('associations').insert(associationRow(a, opts.lookupHash))) as number[];
       const association: StoredAssociation = { ...a, id: id! };
       // Claim, atomically: only invites nobody has claimed before, created up to this bind.
       const claimedInvites = await trx('invites')
@@ -290,4 +282,17 @@ export class KnexBindingStore {
     await this.knex('onbind_outbox').whereIn('id', ids).delete();
     return ids.length;
   }
+}
+
+/** An `associations` row; `lookupHash` is null until a pepper exists. */
+export function associationRow(a: Association, lookupHash: string | null) {
+  return {
+    medium: a.medium,
+    address: a.address,
+    mxid: a.mxid,
+    ts: a.ts,
+    not_before: a.notBefore,
+    not_after: a.notAfter,
+    lookup_hash: lookupHash,
+  };
 }

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { AcceptedPolicy, AccountToken, Association, InviteRecord, MailJob, MailKind, NewInvite, NewMail, Store } from './types.js';
 import { KnexAccountStore } from './KnexAccountStore.js';
 import type * as B from './types.js';
-import { KnexBindingStore } from './KnexBindingStore.js';
+import { associationRow, KnexBindingStore } from './KnexBindingStore.js';
 import { lookupHash } from '../binding/hash.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 import { KnexMailStore } from './KnexMailStore.js';
@@ -117,15 +117,7 @@ export class KnexStore implements Store {
 
   async insertAssociation(a: Association): Promise<void> {
     const pepper = await this.binding.getBindingSetting('lookup_pepper');
-    await this.knex('associations').insert({
-      medium: a.medium,
-      address: a.address,
-      mxid: a.mxid,
-      ts: a.ts,
-      not_before: a.notBefore,
-      not_after: a.notAfter,
-      lookup_hash: pepper === undefined ? null : lookupHash(a.address, a.medium, pepper),
-    });
+    await this.knex('associations').insert(associationRow(a, pepper === undefined ? null : lookupHash(a.address, a.medium, pepper)));
   }
 
   async hitRateLimits(buckets: string[], windowStart: number): Promise<number[]> {

@@ -9,7 +9,7 @@ import nacl from 'tweetnacl';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { readInviteMail, readVerificationMail, sentTo, verificationMailCount } from '../helpers/verificationMail.js';
-import { smtpConfig, startSmtp, type TestSmtp } from '../helpers/smtp.js';
+import { smtpConfig, startSmtp, until as waitUntil, type TestSmtp } from '../helpers/smtp.js';
 import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
 import { ONBIND, routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
 import { verifyMatrixSignature } from '../helpers/signatures.js';
@@ -30,15 +30,9 @@ const bearer = (mxid: string) => ({ authorization: `Bearer tok:${mxid}` });
 let counter = 0;
 const uniqueAddress = (tag: string) => `${tag}.${Date.now().toString(36)}${(counter++).toString(36)}@Example.org`;
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** The shared poller (test/helpers/smtp.ts), with this file's argument order. */
+const until = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> =>
+  waitUntil(probe, timeoutMs, what) as Promise<T>;
 
 describe.each(testDatabases())('binding on $name', (db) => {
   let srv: TestServer;

@@ -8,16 +8,11 @@ import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeser
 import { routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
 import type { KnexStore } from '../../src/store/KnexStore.js';
 import { loadConfig } from '../../src/config.js';
+import { until as waitUntil } from '../helpers/smtp.js';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** The shared poller (test/helpers/smtp.ts), with this file's argument order. */
+const until = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> =>
+  waitUntil(probe, timeoutMs, what) as Promise<T>;
 
 describe('onbind.giveUpAfterMs', () => {
   it('defaults to the invitation lifetime and reads TESSERA_ONBIND_GIVE_UP_AFTER_MS', () => {
