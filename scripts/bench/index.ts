@@ -149,7 +149,10 @@ async function main(): Promise<number> {
     db = await createBenchDatabase({ mysqlUrl: opts.mysqlUrl, dataDir });
 
     const port = await freePort();
-    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TESSERA_')));
+    // The harness sets Tessera's environment itself; only these tuning knobs pass through, so a run can
+    // compare them (e.g. TESSERA_SQLITE_SYNCHRONOUS=normal npm run bench).
+    const passThrough = new Set(['TESSERA_SQLITE_SYNCHRONOUS', 'TESSERA_KEY_VALIDITY_CACHE_MS', 'TESSERA_DB_POOL_MAX']);
+    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TESSERA_') || passThrough.has(k)));
     Object.assign(env, {
       TESSERA_HOST: '127.0.0.1',
       TESSERA_PORT: String(port),
