@@ -179,7 +179,7 @@ const DAY = 24 * 3600 * 1000;
 
 export function defaults(): Config {
   return {
-    server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 64 * 1024, v1Enabled: true, trustProxy: false },
+    server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 256 * 1024, v1Enabled: true, trustProxy: false },
     dataDir: './data',
     database: { url: '', sqliteSynchronous: 'full', poolMax: 8 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
