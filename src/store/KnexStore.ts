@@ -209,7 +209,7 @@ export class KnexStore implements Store {
 /**
  * A group commit's rows in one transaction (issue 6): invites and keys as one multi-row INSERT each (ids
  * found again by token, which is unique, so no dialect's RETURNING or auto-increment order is relied on),
- * the emails one by one through insertMail (the mail issue owns that row's shape).
+ * and the emails as one multi-row INSERT too.
  */
 async function writeInvites(trx: Knex.Transaction, items: { invite: NewInvite; mail: NewMail }[]): Promise<void> {
   if (items.length === 1) return writeInvite(trx, items[0]!.invite, items[0]!.mail);
@@ -228,7 +228,7 @@ async function writeInvites(trx: Knex.Transaction, items: { invite: NewInvite; m
       return keyRow(invite, id);
     }));
   }
-  for (const { mail } of items) await insertMail(trx, mail);
+  await insertMails(trx, items.map(({ mail }) => mail));
 }
 
 function inviteRow(invite: NewInvite) {
@@ -256,7 +256,18 @@ async function writeInvite(trx: Knex.Transaction, invite: NewInvite, mail: NewMa
 }
 
 export async function insertMail(trx: Knex | Knex.Transaction, mail: NewMail): Promise<void> {
-  await trx('mail_outbox').insert({
+  await insertMails(trx, [mail]);
+}
+
+/** Queues several emails with one multi-row INSERT per 100 (a group commit's worth). */
+export async function insertMails(trx: Knex | Knex.Transaction, mails: NewMail[]): Promise<void> {
+  for (let i = 0; i < mails.length; i += 100) {
+    await trx('mail_outbox').insert(mails.slice(i, i + 100).map(mailRow));
+  }
+}
+
+function mailRow(mail: NewMail) {
+  return {
     kind: mail.kind satisfies MailKind,
     recipient: mail.recipient,
     payload: JSON.stringify(mail.payload),
@@ -264,7 +275,7 @@ export async function insertMail(trx: Knex | Knex.Transaction, mail: NewMail): P
     attempts: 0,
     next_attempt_at: mail.createdAt,
     created_at: mail.createdAt,
-  });
+  };
 }
 
 export function toInvite(row: InviteRow): InviteRecord {
