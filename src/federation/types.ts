@@ -26,9 +26,3 @@ export interface FederationClient {
   getJson(serverName: string, path: string, query?: Record<string, string>): Promise<FederationResponse>;
   postJson(serverName: string, path: string, body: unknown): Promise<FederationResponse>;
 }
-
-/** The placeholder until a real client is configured: every call fails, retryably. */
-export const noFederation: FederationClient = {
-  getJson: () => Promise.reject(new FederationError('no federation client is configured')),
-  postJson: () => Promise.reject(new FederationError('no federation client is configured')),
-};

@@ -15,10 +15,6 @@ export interface Authenticator {
   authenticate(token: string): Promise<AuthResult | undefined>;
 }
 
-/** Until accounts exist, no token is valid: every authenticated endpoint answers 401. */
-export const noAccounts: Authenticator = {
-  authenticate: () => Promise.resolve(undefined),
-};
 
 /** The access token from `Authorization: Bearer`, else the deprecated `access_token` query parameter. */
 export function accessTokenOf(headers: Record<string, string | string[] | undefined>, query: Record<string, unknown>): string | undefined {
