@@ -186,7 +186,7 @@ async function main(): Promise<number> {
     const baselineUrl = `http://127.0.0.1:${(JSON.parse(baselineLine) as { port: number }).port}/`;
     knex = openBenchKnex(db.url);
 
-    const ctx: ScenarioContext = { url: tesseraUrl, keys: { few: [], spread: [] }, runId: randomBytes(4).toString('hex') };
+    const ctx: ScenarioContext = { url: tesseraUrl, keys: { few: [], spread: [] }, runId: randomBytes(4).toString('hex'), knex };
     const runs: RunResult[] = [];
     let mailExpected = 0;
 
