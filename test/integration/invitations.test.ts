@@ -1,4 +1,6 @@
 // store-invite and the public-key endpoints over real HTTP, on SQLite and (when configured) MariaDB.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -272,11 +274,25 @@ describe.each(testDatabases())('invitations on $name', (db) => {
 
   it('never logs tokens, private keys or full addresses', async () => {
     const res = await srv.call('POST', `${V1}/store-invite`, invite({ address: 'secret.person@private.example' }));
+    // wait for the email (an .eml file here, no SMTP) so the worker's log lines are in too
+    const mailDir = join(srv.dataDir, 'mail');
+    let privateKey: string | undefined;
+    for (let i = 0; i < 200 && !privateKey; i++) {
+      for (const f of existsSync(mailDir) ? readdirSync(mailDir).filter((n) => n.endsWith('.eml')) : []) {
+        const raw = readFileSync(join(mailDir, f), 'utf8').replace(/=\r?\n/g, '');
+        if (raw.includes(res.body.token)) privateKey = /private_key(?:=|%3D)([A-Za-z0-9_-]{43})/.exec(raw)?.[1];
+      }
+      if (!privateKey) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(privateKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const joined = srv.logs.join('\n');
+    expect(joined).toContain('mail written');
     expect(joined).not.toContain(res.body.token);
+    expect(joined).not.toContain(privateKey);
     expect(joined).not.toContain('secret.person@private.example');
     expect(joined).not.toContain('secret.person');
   });
+
 });
 
 describe('restarts and configuration', () => {

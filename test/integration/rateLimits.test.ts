@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import type { KnexStore } from '../../src/store/KnexStore.js';
 
 const V1 = '/_matrix/identity/api/v1';
 /** A multiple of the 60 s window, so retry_after_ms is predictable. */
@@ -32,6 +33,10 @@ describe.each(testDatabases())('rate limits on $name', (db) => {
     expect(over.status).toBe(429);
     expect(over.body.errcode).toBe('M_LIMIT_EXCEEDED');
     expect(over.body.retry_after_ms).toBe(60_000);
+    // the refused request stored nothing: three invitations and three emails for that address
+    const knex = (a.service.deps.store as KnexStore).knex;
+    expect((await knex('invites').where({ address: 'target@example.org' })).length).toBe(3);
+    expect((await knex('mail_outbox').whereRaw('LOWER(recipient) = ?', ['target@example.org'])).length).toBe(3);
     expect((await a.call('POST', `${V1}/store-invite`, invite('other@example.org'))).status).toBe(200);
     now += 60_000;
     expect((await a.call('POST', `${V1}/store-invite`, invite('target@example.org'))).status).toBe(200);

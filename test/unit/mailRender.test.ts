@@ -253,3 +253,25 @@ describe('the verify response page', () => {
     expect(page).not.toContain('<script>');
   });
 });
+
+describe('hostile input in fields that are not truncated', () => {
+  // CR/LF at the start of values, in fields that are not cut to 20/30 characters, and in an extra key.
+  const hostile = {
+    sender_display_name: '\r\nBcc: evil@example.net',
+    room_type: '\r\nX-Injected: yes',
+    sender: '@x:hs.example\r\nCc: evil@example.net',
+    com_example_note: '\r\n\r\n--boundary\r\nX-Injected: yes',
+  };
+  for (const [path, mail] of [['built-in', {}], ['Sydent template', { templatesDir: TEMPLATES }]] as const) {
+    it(`adds no header and no recipient (${path})`, async () => {
+      const out = await renderer(mail).render(invite(hostile));
+      expect(out.to).toBe('alice@example.org');
+      const parsed = await simpleParser(out.raw);
+      for (const h of ['bcc', 'cc', 'x-injected']) expect(parsed.headers.has(h), h).toBe(false);
+      expect((parsed.to as { value: unknown[] }).value).toHaveLength(1);
+      // every header line of the raw message is a header we expect, and none carries the payload
+      const head = out.raw.toString('utf8').split('\r\n\r\n')[0]!;
+      expect(head).not.toMatch(/^(bcc|cc|x-injected):/im);
+    });
+  }
+});
