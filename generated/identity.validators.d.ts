@@ -7,6 +7,7 @@ export interface OperationValidators {
   secured: boolean;
   xMatrix: boolean;
   termsExempt: boolean;
+  unknownToken: boolean;
   body?: ValidateFunction;
   query?: ValidateFunction;
   params?: ValidateFunction;

@@ -56,6 +56,8 @@ interface OperationInfo {
   xMatrix: boolean;
   /** `x-tessera-terms-exempt: true`: reachable before the account has accepted the terms. */
   termsExempt: boolean;
+  /** `x-tessera-unknown-token: true`: an unknown or expired token answers M_UNKNOWN_TOKEN, not M_UNAUTHORIZED. */
+  unknownToken: boolean;
   body?: string;
   query?: string;
   params?: string;
@@ -127,6 +129,7 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
         secured: (Array.isArray(op.security) ? op.security.length > 0 : globalSecured) && !anonymous,
         xMatrix: requirements.some((r) => 'xMatrix' in r),
         termsExempt: op['x-tessera-terms-exempt'] === true,
+        unknownToken: op['x-tessera-unknown-token'] === true,
         responses: {},
       };
       const body = ((follow(doc, op.requestBody ?? null)?.content as Obj | undefined)?.['application/json'] as Obj | undefined);
@@ -157,6 +160,7 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
       `secured: ${o.secured}`,
       `xMatrix: ${o.xMatrix}`,
       `termsExempt: ${o.termsExempt}`,
+      `unknownToken: ${o.unknownToken}`,
     ];
     if (o.body) parts.push(`body: ${o.body}`);
     if (o.query) parts.push(`query: ${o.query}`);
@@ -168,7 +172,7 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
   js = `${HEADER}/* eslint-disable */\n${UCS2LENGTH}\n${js}\n\nexport const operations = {\n${ops.map(entry).join('\n')}\n};\n`;
   const dts =
     `${HEADER}import type { ValidateFunction } from 'ajv';\n\n` +
-    `export interface OperationValidators {\n  method: string;\n  path: string;\n  secured: boolean;\n  xMatrix: boolean;\n  termsExempt: boolean;\n` +
+    `export interface OperationValidators {\n  method: string;\n  path: string;\n  secured: boolean;\n  xMatrix: boolean;\n  termsExempt: boolean;\n  unknownToken: boolean;\n` +
     `  body?: ValidateFunction;\n  query?: ValidateFunction;\n  params?: ValidateFunction;\n` +
     `  responses: Record<string, ValidateFunction>;\n}\n\n` +
     `export declare const operations: {\n${ops.map((o) => `  ${JSON.stringify(o.operationId)}: OperationValidators;`).join('\n')}\n};\n`;

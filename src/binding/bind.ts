@@ -1,7 +1,8 @@
 // POST /3pid/bind and /3pid/unbind (identity-api.md sections 5 and 8): signed associations, onbind queued in the bind transaction.
 import type { Deps } from '../deps.js';
 import { DomainError } from '../domainErrors.js';
-import { signJson, type Signatures } from '../keys/signJson.js';
+import { signJson } from '../keys/signJson.js';
+import type { Schema } from '../http/types.js';
 import type { Association, InviteRecord, StoredAssociation } from '../store/types.js';
 import { redactForLog } from '../util/logger.js';
 import { normaliseAddress, serverNameOf } from '../util/threepid.js';
@@ -9,18 +10,15 @@ import { lookupHash } from './hash.js';
 import { currentPepper } from './pepper.js';
 import { validatedSession } from './sessions.js';
 
-export interface SignedAssociation {
-  address: string;
-  medium: string;
-  mxid: string;
-  not_before: number;
-  not_after: number;
-  ts: number;
-  signatures: Signatures;
+export type SignedAssociation = Schema<'SignedAssociation'>;
+
+/** An association as it travels on the wire (bind answer, v1 lookup, onbind body), before signing. */
+function associationFields(a: Association) {
+  return { address: a.address, medium: a.medium, mxid: a.mxid, not_before: a.notBefore, not_after: a.notAfter, ts: a.ts };
 }
 
 export function signAssociation(deps: Pick<Deps, 'config' | 'keys'>, a: Association): SignedAssociation {
-  return signJson({ address: a.address, medium: a.medium, mxid: a.mxid, not_before: a.notBefore, not_after: a.notAfter, ts: a.ts }, deps.config.server.name, deps.keys.signingKey);
+  return signJson(associationFields(a), deps.config.server.name, deps.keys.signingKey);
 }
 
 /**
@@ -31,12 +29,7 @@ export function buildOnbindBody(deps: Pick<Deps, 'config' | 'keys'>, a: StoredAs
   const server = deps.config.server.name;
   return signJson(
     {
-      medium: a.medium,
-      address: a.address,
-      mxid: a.mxid,
-      ts: a.ts,
-      not_before: a.notBefore,
-      not_after: a.notAfter,
+      ...associationFields(a),
       invites: invites.map((i) => ({
         medium: i.medium,
         address: i.address,

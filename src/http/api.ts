@@ -44,9 +44,6 @@ function withoutNulls(body: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** Operations whose unknown (or expired) token answers `401 M_UNKNOWN_TOKEN` rather than `M_UNAUTHORIZED` (spec: /account, /account/logout). */
-const UNKNOWN_TOKEN_OPERATIONS: ReadonlySet<string> = new Set(['getAccount', 'logout']);
-
 interface Trace {
   operationId?: OperationId;
 }
@@ -92,8 +89,9 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
       const token = accessTokenOf(req.headers, req.query);
       const auth = token === undefined ? undefined : await deps.auth.authenticate(token);
       if (!auth) {
-        // The account endpoints tell a client its token is gone (logged out, expired), so it registers again.
-        if (token !== undefined && UNKNOWN_TOKEN_OPERATIONS.has(op)) throw new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Unrecognised access token');
+        // The account endpoints (`x-tessera-unknown-token` in the document) tell a client its token is gone
+        // (logged out, expired), so it registers again.
+        if (token !== undefined && meta.unknownToken) throw new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Unrecognised access token');
         throw new MatrixError(401, 'M_UNAUTHORIZED', 'Unauthorized');
       }
       if (!auth.termsAccepted && !meta.termsExempt) {

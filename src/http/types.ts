@@ -1,8 +1,11 @@
 // The one seam onto generated/ types: operation ids, typed requests and replies for handlers.
-import type { operations } from '../../generated/identity.types.js';
+import type { components, operations } from '../../generated/identity.types.js';
 import type { Account } from './security.js';
 
 export type OperationId = keyof operations;
+
+/** A named schema of the document, e.g. `Schema<'SignedAssociation'>`. */
+export type Schema<N extends keyof components['schemas']> = components['schemas'][N];
 
 type JsonOf<T> = T extends { content: { 'application/json': infer B } } ? B : never;
 type Params<Op extends OperationId> = operations[Op]['parameters'];

@@ -5,7 +5,7 @@
 // - expiry is exact: an entry keeps the key's expires_at and every answer compares it with the caller's clock;
 // - a deleted (revoked, swept, delivered) key answers false within `ttlMs` at worst. Deletes made through this
 //   process's knex are seen at once: KnexStore calls invalidate() for every DELETE/UPDATE statement on the
-//   invites or ephemeral_keys tables (see watchForDeletes), and a look-up that overlapped one is not cached.
+//   invites or ephemeral_keys tables (the knex query hooks in its constructor), and a look-up that overlapped one is not cached.
 //   Only deletes by another Tessera instance on a shared MySQL database wait for the entry to age out.
 // - it is bounded: at most `maxEntries`, the oldest entry going first.
 
