@@ -1,5 +1,4 @@
 // Email validation sessions (identity-api.md section 8): requestToken, submitToken, getValidated3pid.
-import { createHash } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { DomainError } from '../domainErrors.js';
 import { basePath } from '../handlers/paths.js';
@@ -39,8 +38,8 @@ function verificationLink(deps: Deps, version: 'v1' | 'v2', s: Pick<ValidationSe
 async function checkSendLimits(deps: Deps, address: string, ip: string): Promise<void> {
   const limits = deps.config.rateLimits;
   await deps.limiter.check([
-    { bucket: `reqtoken-ip:${ip}`, max: limits.requestTokenPerIp },
-    { bucket: `reqtoken-to:${createHash('sha256').update(`email ${address}`).digest('base64url')}`, max: limits.requestTokenPerAddress },
+    { kind: 'reqtoken-ip', key: ip, max: limits.requestTokenPerIp },
+    { kind: 'reqtoken-to', key: `email ${address}`, max: limits.requestTokenPerAddress },
   ]);
 }
 

@@ -1,5 +1,4 @@
 // store-invite (identity-api.md section 2): policy checks, then invite + ephemeral key + email in one transaction.
-import { createHash } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import { DomainError } from '../domainErrors.js';
 import { generateRawKeyPair } from '../keys/ed25519.js';
@@ -33,10 +32,6 @@ export interface StoreInviteContext {
   ip: string;
   /** The request's `brand` query parameter (issue 3): kept only when that template folder exists. */
   brand?: string;
-}
-
-function bucketHash(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
 }
 
 /** A server name without its port, lower-cased: `Evil.Example:8448` and `evil.example` are one server. */
@@ -75,10 +70,9 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
   const address = normaliseAddress(input.medium, input.address);
   const limits = config.rateLimits;
   await deps.limiter.check([
-    { bucket: `invite-ip:${ctx.ip}`, max: limits.storeInvitePerIp },
-    // Hashed, so any length fits the bucket column and the table never holds an address.
-    { bucket: `invite-sender:${bucketHash(ctx.verifiedSender ?? input.sender)}`, max: limits.storeInvitePerSender },
-    { bucket: `invite-to:${bucketHash(`${input.medium} ${address}`)}`, max: limits.storeInvitePerAddress },
+    { kind: 'invite-ip', key: ctx.ip, max: limits.storeInvitePerIp },
+    { kind: 'invite-sender', key: ctx.verifiedSender ?? input.sender, max: limits.storeInvitePerSender },
+    { kind: 'invite-to', key: `${input.medium} ${address}`, max: limits.storeInvitePerAddress },
   ]);
   const now = deps.clock();
   const bound = await store.findAssociation(input.medium, address, now);

@@ -1,11 +1,15 @@
 // Rate limits in shared storage (fixed windows), so several instances enforce one limit.
 // Unlike the reference server's in-memory, per-declared-sender limit, callers limit per client
 // IP, per (verified) sender and per recipient address at once.
+import { createHash } from 'node:crypto';
 import { DomainError } from '../domainErrors.js';
 import type { RateLimitStore } from '../store/types.js';
 
 export interface Limit {
-  bucket: string;
+  /** What is counted, e.g. `invite-ip`. */
+  kind: string;
+  /** Whose hits these are (an IP, a sender, an address); stored only as a hash, so any length fits. */
+  key: string;
   /** Hits allowed per window; 0 switches this limit off. */
   max: number;
 }
@@ -23,7 +27,8 @@ export class RateLimiter {
     if (active.length === 0) return;
     const now = this.clock();
     const windowStart = now - (now % this.windowMs);
-    const counts = await this.store.hitRateLimits(active.map((l) => l.bucket), windowStart);
+    const buckets = active.map((l) => `${l.kind}:${createHash('sha256').update(l.key).digest('base64url')}`);
+    const counts = await this.store.hitRateLimits(buckets, windowStart);
     if (active.some((l, i) => counts[i]! > l.max)) {
       throw new DomainError('rate_limited', 'Too many requests', { retry_after_ms: windowStart + this.windowMs - now });
     }
