@@ -66,4 +66,18 @@ describe.each(testDatabases())('rate limits on $name', (db) => {
     now += 120_000;
     expect(await a.service.deps.limiter.sweep()).toBeGreaterThan(0);
   });
+
+  it('counts per client IP from X-Forwarded-For only when the operator trusts a proxy', async () => {
+    for (const trustProxy of [false, true]) {
+      const { url, dispose } = await db.create();
+      cleanup.push(dispose);
+      const srv = await startTestServer({ dbUrl: url, clock: () => WINDOW_START, overrides: { server: { trustProxy }, rateLimits: { storeInvitePerIp: 1 } } });
+      cleanup.push(() => srv.stop());
+      const from = (ip: string, n: number) => srv.call('POST', `${V1}/store-invite`, invite(`p${n}@example.org`, `@s${n}:hs.example`), { 'x-forwarded-for': ip });
+      expect((await from('203.0.113.1', 1)).status).toBe(200);
+      // another claimed client: a separate bucket behind a trusted proxy, the same socket address otherwise
+      expect((await from('203.0.113.2', 2)).status, `trustProxy=${trustProxy}`).toBe(trustProxy ? 200 : 429);
+      expect((await from('203.0.113.1', 3)).status).toBe(429);
+    }
+  });
 });
