@@ -7,8 +7,6 @@ import type { Deps } from '../deps.js';
 import type { OnbindJob } from '../store/types.js';
 import { FederationError } from './types.js';
 
-const EXPIRED_SESSION_GRACE_MS = 24 * 3600 * 1000;
-
 export const ONBIND_PATH = '/_matrix/federation/v1/3pid/onbind';
 
 /** Delay before retry number `attempts + 1`: initial * 2^attempts, capped, times a jitter in [0.75, 1.25). */
@@ -133,15 +131,12 @@ export class OnbindWorker {
     this.retryTimer.unref();
   }
 
-  /** Finished outbox rows and long-expired validation sessions are deleted, at most once a minute. */
+  /** Finished outbox rows are deleted, at most once a minute. */
   private async housekeeping(): Promise<void> {
     const now = this.deps.clock();
     if (now - this.lastHousekeeping < 60_000) return;
     this.lastHousekeeping = now;
     const { store, config } = this.deps;
     while ((await store.deleteFinishedOnbind(now - config.onbind.keepFinishedMs, 1000)) === 1000);
-    // Expired sessions are kept a day longer, so a client asking about one hears M_SESSION_EXPIRED
-    // (which tells it to start again) rather than M_NO_VALID_SESSION.
-    while ((await store.deleteExpiredSessions(now - EXPIRED_SESSION_GRACE_MS, 1000)) === 1000);
   }
 }

@@ -1,6 +1,12 @@
-// Deletes expired invitations (with their ephemeral keys), expired access tokens and finished
-// rate-limit windows in batches, so no table grows without bound.
+// Deletes expired invitations (with their ephemeral keys), expired access tokens, long-expired validation
+// sessions and finished rate-limit windows in batches, so no table grows without bound.
 import type { Deps } from '../deps.js';
+
+/**
+ * Expired sessions are kept a day longer, so a client asking about one hears M_SESSION_EXPIRED (which tells
+ * it to start again) rather than M_NO_VALID_SESSION.
+ */
+const EXPIRED_SESSION_GRACE_MS = 24 * 3600 * 1000;
 
 export class Sweeper {
   private timer?: NodeJS.Timeout;
@@ -35,6 +41,7 @@ export class Sweeper {
       try {
         await this.drain('expired invitations', (now, limit) => store.deleteExpiredInvites(now, limit));
         await this.drain('expired access tokens', (now, limit) => store.deleteExpiredAccountTokens(now, limit));
+        await this.drain('expired validation sessions', (now, limit) => store.deleteExpiredSessions(now - EXPIRED_SESSION_GRACE_MS, limit));
         await limiter.sweep();
       } catch (err) {
         log.error('sweeping expired rows failed', { err: err as Error });

@@ -9,6 +9,7 @@ import nacl from 'tweetnacl';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { readInviteMail, readVerificationMail, sentTo, verificationMailCount } from '../helpers/verificationMail.js';
+import { Sweeper } from '../../src/workers/Sweeper.js';
 import { smtpConfig, startSmtp, until as waitUntil, type TestSmtp } from '../helpers/smtp.js';
 import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
 import { ONBIND, routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
@@ -277,8 +278,12 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const expired = await get(sid, 'cs-gus');
     expect(expired.status).toBe(400);
     expect(expired.body.errcode).toBe('M_SESSION_EXPIRED');
-    // and the housekeeping deletes expired sessions (the onbind worker's own pass, polling every 100 ms, may be first)
-    await srv.service.deps.store.deleteExpiredSessions(Date.now() + offset, 1000);
+    // the sweeper keeps an expired session for a day, so the answer stays M_SESSION_EXPIRED, then deletes it
+    const sweeper = new Sweeper(srv.service.deps, 3_600_000);
+    await sweeper.sweepOnce();
+    expect((await get(sid, 'cs-gus')).body.errcode).toBe('M_SESSION_EXPIRED');
+    offset += 24 * 3_600_000;
+    await sweeper.sweepOnce();
     expect(await srv.service.deps.store.findSession(sid)).toBeUndefined();
   });
 
