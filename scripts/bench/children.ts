@@ -122,6 +122,26 @@ export function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } | unde
   }
 }
 
+/**
+ * CPU time (user + system, seconds) a process has used so far, from /proc (Linux); undefined elsewhere.
+ * Compared before and after a run it gives the server's own CPU cost per request, a figure that does not
+ * depend on how much of the machine the load generator took.
+ */
+export function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of proc(5))
+    return Number.isFinite(ticks) ? ticks / CLOCK_TICKS_PER_SECOND : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node supports. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 /** Samples VmRSS every `everyMs` until stopped; returns the peak seen (MiB), or undefined off Linux. */
 export function sampleRss(pid: number, everyMs = 100): { stop(): number | undefined } {
   let peak: number | undefined;

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
 import type { Knex } from 'knex';
-import { freePort, firstLine, killAllChildren, memoryOf, sampleRss, startChild, waitReady, type Child } from './children.js';
+import { cpuSecondsOf, freePort, firstLine, killAllChildren, memoryOf, sampleRss, startChild, waitReady, type Child } from './children.js';
 import { startSmtpSink, type SmtpSink } from './smtpSink.js';
 import { createBenchDatabase, openBenchKnex, seedInvites, storedKeys, type BenchDatabase } from './database.js';
 import { PENDING_SCENARIOS, SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
@@ -79,8 +79,10 @@ interface Target {
   id: string;
   url: string;
   requests?: autocannon.Request[];
-  /** Sample this pid's RSS during the run. */
+  /** Sample this pid's RSS during the run (Tessera only). */
   pid?: number;
+  /** The server process, whose CPU time per request is reported. */
+  serverPid: number;
 }
 
 async function drive(t: Target, connections: number, durationS: number): Promise<autocannon.Result> {
@@ -95,9 +97,12 @@ async function drive(t: Target, connections: number, durationS: number): Promise
 
 async function measure(phase: string, rep: number, connections: number, t: Target, durationS: number): Promise<RunResult> {
   const rss = t.pid ? sampleRss(t.pid) : undefined;
+  const cpuBefore = cpuSecondsOf(t.serverPid);
   const r = await drive(t, connections, durationS);
+  const cpuAfter = cpuSecondsOf(t.serverPid);
   const rssPeakMiB = rss?.stop();
   const ok = r['2xx'];
+  const total = ok + r.non2xx;
   return {
     phase,
     rep,
@@ -111,6 +116,7 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
     non2xx: r.non2xx,
     ok,
     rssPeakMiB,
+    cpuUsPerReq: cpuBefore === undefined || cpuAfter === undefined || total === 0 ? undefined : ((cpuAfter - cpuBefore) * 1e6) / total,
   };
 }
 
@@ -191,8 +197,8 @@ async function main(): Promise<number> {
     let mailExpected = 0;
 
     const targets = (list: Scenario[]): Target[] => [
-      { id: 'baseline (bare Koa)', url: baselineUrl },
-      ...list.map((s) => ({ id: s.id, url: tesseraUrl, requests: s.requests(ctx), pid: tessera!.pid })),
+      { id: 'baseline (bare Koa)', url: baselineUrl, serverPid: baseline!.pid },
+      ...list.map((s) => ({ id: s.id, url: tesseraUrl, requests: s.requests(ctx), pid: tessera!.pid, serverPid: tessera!.pid })),
     ];
 
     const runPhase = async (phase: string, list: Scenario[], refreshSpread: boolean) => {
@@ -228,7 +234,7 @@ async function main(): Promise<number> {
             }
             if (list.find((s) => s.id === t.id)?.sendsMail) mailExpected += r.ok;
             runs.push(r);
-            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}`);
+            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}`);
           }
         }
       }
@@ -283,7 +289,8 @@ async function main(): Promise<number> {
     const out = process.stdout;
     out.write(`\nTessera benchmark: ${db.kind}, ${opts.reps} repetition(s) x ${opts.durationS} s per run, connections ${opts.connections.join('/')}, ${new Date().toISOString()}\n`);
     out.write(`machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, load average at end ${machine.loadavg.join(' ')}\n`);
-    out.write(`medians over repetitions; "x baseline" = req/s / the bare Koa endpoint's req/s in the same repetition and connection count\n\n`);
+    out.write(`medians over repetitions; "x baseline" = req/s / the bare Koa endpoint's req/s in the same repetition and connection count;\n`);
+    out.write(`"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort\n\n`);
     out.write(`${formatTable(summary)}\n\n`);
     out.write(`Tessera peak RSS (VmHWM) over the whole run: ${hwm === undefined ? 'n/a' : `${hwm.toFixed(0)} MiB`}\n`);
     out.write(`emails: ${mailExpected} invitations stored, ${delivered} messages reached the SMTP sink${delivered === 0 && mailExpected > 0 ? ' (no mail pipeline delivered anything: issue 3 not merged yet?)' : ''}\n`);

@@ -15,6 +15,8 @@ export interface RunResult {
   ok: number;
   /** Peak VmRSS of the Tessera process during the run (MiB); undefined for the baseline. */
   rssPeakMiB?: number;
+  /** Server CPU time (user + system) per answered request, microseconds (Linux). */
+  cpuUsPerReq?: number;
   /** reqPerSec / the baseline's reqPerSec in the same phase, repetition and connection count. */
   ratio?: number;
 }
@@ -31,6 +33,7 @@ export interface SummaryRow {
   errors: number;
   non2xx: number;
   rssPeakMiB?: number;
+  cpuUsPerReq?: number;
 }
 
 export function median(xs: number[]): number {
@@ -48,6 +51,7 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
   return [...groups.values()].map((g) => {
     const ratios = g.map((r) => r.ratio).filter((x): x is number => x !== undefined);
     const rss = g.map((r) => r.rssPeakMiB).filter((x): x is number => x !== undefined);
+    const cpu = g.map((r) => r.cpuUsPerReq).filter((x): x is number => x !== undefined);
     return {
       phase: g[0]!.phase,
       target: g[0]!.target,
@@ -60,12 +64,13 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
       errors: g.reduce((n, r) => n + r.errors, 0),
       non2xx: g.reduce((n, r) => n + r.non2xx, 0),
       rssPeakMiB: rss.length ? Math.max(...rss) : undefined,
+      cpuUsPerReq: cpu.length ? median(cpu) : undefined,
     };
   });
 }
 
 export function formatTable(rows: SummaryRow[]): string {
-  const header = ['phase', 'scenario', 'conns', 'req/s', 'x baseline', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'peak RSS MiB'];
+  const header = ['phase', 'scenario', 'conns', 'req/s', 'x baseline', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'CPU us/req', 'peak RSS MiB'];
   const body = rows.map((r) => [
     r.phase,
     r.target,
@@ -76,6 +81,7 @@ export function formatTable(rows: SummaryRow[]): string {
     r.p99.toFixed(r.p99 < 10 ? 1 : 0),
     String(r.errors),
     String(r.non2xx),
+    r.cpuUsPerReq === undefined ? '-' : Math.round(r.cpuUsPerReq).toLocaleString('en-US'),
     r.rssPeakMiB === undefined ? '-' : r.rssPeakMiB.toFixed(0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
