@@ -163,9 +163,10 @@ export class KnexStore implements Store {
     return this.accounts.acceptedPolicies(userId);
   }
 
-  // Mail outbox (issue 3): implemented in KnexMailStore, which holds no state of its own.
+  // Mail outbox (issue 3): implemented in KnexMailStore (which batches the per-row final updates).
+  private mailStore?: KnexMailStore;
   private get mail(): KnexMailStore {
-    return new KnexMailStore(this.knex, this.dialect);
+    return (this.mailStore ??= new KnexMailStore(this.knex, this.dialect));
   }
   claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]> {
     return this.mail.claimDueMail(worker, now, leaseMs, limit);
