@@ -1,15 +1,13 @@
 // Turns a mail-outbox row into the raw message to send (issue 3): Sydent-layout templates through nunjucks
 // (the template writes the whole message, headers included) or the built-in English multipart message.
 import nunjucks from 'nunjucks';
-import MailComposer from 'nodemailer/lib/mail-composer';
-import addressparser from 'nodemailer/lib/addressparser';
-import { encodeWord } from 'nodemailer/lib/mime-funcs';
 import type { Config } from '../config.js';
 import type { RandomBytes } from '../invites/token.js';
 import type { MailJob } from '../store/types.js';
 import { templatePath } from './brand.js';
 import { inviteParts, verificationParts, type Parts } from './defaultTemplates.js';
 import { joinLink, signUrl, webClientLocation } from './links.js';
+import { buildMultipart, encodeSubject, fromHeader } from './mime.js';
 import { oneLine, pythonFormat, randomAlnum, rfc5322Date, truncate } from './text.js';
 
 /** Sydent's limits: longer names are cut so that a hostile name cannot take over the message. */
@@ -60,16 +58,16 @@ const OPTIONAL_INVITE_FIELDS = [
 export class MailRenderer {
   private readonly env?: nunjucks.Environment;
   readonly envelopeFrom: string;
+  private readonly fromHeader: string;
 
   constructor(private readonly deps: RenderDeps) {
     const { mail } = deps.config;
     if (mail.templatesDir) {
       this.env = new nunjucks.Environment(new nunjucks.FileSystemLoader(mail.templatesDir), { autoescape: true });
     }
-    const parsed = addressparser(mail.from, { flatten: true });
-    const first = parsed[0]?.address;
-    if (!first) throw new Error('mail.from has no email address');
-    this.envelopeFrom = first;
+    const from = fromHeader(mail.from);
+    this.envelopeFrom = from.address;
+    this.fromHeader = from.header;
   }
 
   async render(job: MailJob): Promise<RenderedMail> {
@@ -95,20 +93,7 @@ export class MailRenderer {
       return { raw: Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'utf8'), envelopeFrom: this.envelopeFrom, to, messageId, template };
     }
     const { text, html } = built.parts();
-    const composer = new MailComposer({
-      from: config.mail.from,
-      to,
-      subject: built.subject,
-      text,
-      html,
-      date: new Date(now),
-      messageId,
-      baseBoundary: randomAlnum(random, 16),
-      textEncoding: 'quoted-printable',
-      disableFileAccess: true,
-      disableUrlAccess: true,
-    });
-    const raw = await composer.compile().build();
+    const raw = buildMultipart({ from: this.fromHeader, to, subject: built.subject, date, messageId, boundary: randomAlnum(random, 24), text, html });
     return { raw, envelopeFrom: this.envelopeFrom, to, messageId, template: 'builtin' };
   }
 
@@ -190,7 +175,3 @@ export class MailRenderer {
   }
 }
 
-/** RFC 2047 (base64, UTF-8) like Sydent's `Header(subject, 'utf8').encode()`, folded between encoded words. */
-export function encodeSubject(subject: string): string {
-  return encodeWord(oneLine(subject), 'B', 60).split(' ').join('\n ');
-}
