@@ -209,7 +209,7 @@ export function defaults(): Config {
       giveUpAfterMs: 3 * DAY,
       pollIntervalMs: 30_000,
       leaseMs: 5 * 60_000,
-      batchSize: 20,
+      batchSize: 50,
       retentionMs: 7 * DAY,
     },
   };

@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import type { MailConfig } from '../config.js';
 import type { RandomBytes } from '../invites/token.js';
-import type { MailJob, Store } from '../store/types.js';
+import type { MailJob, MailOutcome, Store } from '../store/types.js';
 import { redactForLog, type Logger } from '../util/logger.js';
 import { PermanentMailError, type MailRenderer } from './render.js';
 import { classifySendError, type MailTransport } from './transport.js';
@@ -90,7 +90,10 @@ export class MailWorker {
         while (!this.stopped) {
           const jobs = await store.claimDueMail(this.id, clock(), mail.leaseMs, mail.batchSize);
           if (jobs.length === 0) break;
-          await Promise.all(jobs.map((job) => this.deliver(job)));
+          // The batch is sent in parallel and its outcomes recorded together, in one transaction.
+          const outcomes = await Promise.all(jobs.map((job) => this.deliver(job)));
+          const lost = await store.finishMail(this.id, outcomes);
+          if (lost.length > 0) log.warn('mail outcome not recorded: the lease ran out and another worker owns the row', { ids: lost.join(',') });
         }
       } while (this.again && !this.stopped);
     } catch (err) {
@@ -111,8 +114,9 @@ export class MailWorker {
     this.timer.unref();
   }
 
-  private async deliver(job: MailJob): Promise<void> {
-    const { store, log, clock, renderer, transport } = this.d;
+  /** Renders and sends one message; never throws: every failure becomes a `failed` or `retry` outcome. */
+  private async deliver(job: MailJob): Promise<MailOutcome> {
+    const { log, clock, renderer, transport } = this.d;
     const to = redactForLog(job.recipient);
     let rendered;
     try {
@@ -120,12 +124,8 @@ export class MailWorker {
     } catch (err) {
       const reason = `render: ${(err as Error).message}`.slice(0, 1000);
       log.error('mail could not be rendered', { id: job.id, kind: job.kind, to, err: err as Error });
-      if (err instanceof PermanentMailError) {
-        await store.markMailFailed(job.id, this.id, clock(), reason, finalPayload(job, {}));
-        return;
-      }
-      await this.retry(job, reason);
-      return;
+      if (err instanceof PermanentMailError) return { id: job.id, status: 'failed', at: clock(), error: reason, payload: finalPayload(job, {}) };
+      return this.retry(job, reason);
     }
     try {
       const info = await transport.send({
@@ -134,33 +134,30 @@ export class MailWorker {
         to: rendered.to,
         raw: rendered.raw,
       });
-      const ok = await store.markMailSent(job.id, this.id, clock(), finalPayload(job, { messageId: rendered.messageId }));
-      if (!ok) log.warn('mail sent after its lease ran out', { id: job.id });
       // The file transport's path is logged so an operator without SMTP can find the message; never the address.
       if (transport.kind === 'file') log.info('mail written', { id: job.id, kind: job.kind, to, path: info });
       else log.info('mail sent', { id: job.id, kind: job.kind, to, attempts: job.attempts, template: rendered.template });
+      return { id: job.id, status: 'sent', at: clock(), payload: finalPayload(job, { messageId: rendered.messageId }) };
     } catch (err) {
       const failure = classifySendError(err);
       const reason = scrub(failure.reason, job.recipient);
       if (failure.permanent) {
         log.warn('mail rejected permanently', { id: job.id, kind: job.kind, to, reason });
-        await store.markMailFailed(job.id, this.id, clock(), reason, finalPayload(job, {}));
-        return;
+        return { id: job.id, status: 'failed', at: clock(), error: reason, payload: finalPayload(job, {}) };
       }
       log.warn('mail delivery failed, will retry', { id: job.id, kind: job.kind, to, attempts: job.attempts, reason, transport: transport.kind });
-      await this.retry(job, reason);
+      return this.retry(job, reason);
     }
   }
 
-  private async retry(job: MailJob, reason: string): Promise<void> {
-    const { store, clock, random, mail, log } = this.d;
+  private retry(job: MailJob, reason: string): MailOutcome {
+    const { clock, random, mail, log } = this.d;
     const now = clock();
     if (now - job.createdAt >= mail.giveUpAfterMs) {
       log.error('mail given up', { id: job.id, kind: job.kind, to: redactForLog(job.recipient), attempts: job.attempts });
-      await store.markMailFailed(job.id, this.id, now, `gave up after ${job.attempts} attempts; last error: ${reason}`.slice(0, 1000), finalPayload(job, {}));
-      return;
+      return { id: job.id, status: 'failed', at: now, error: `gave up after ${job.attempts} attempts; last error: ${reason}`.slice(0, 1000), payload: finalPayload(job, {}) };
     }
-    await store.markMailRetry(job.id, this.id, now + backoffMs(job.attempts, mail.retryBaseMs, mail.retryMaxMs, random), reason);
+    return { id: job.id, status: 'retry', nextAttemptAt: now + backoffMs(job.attempts, mail.retryBaseMs, mail.retryMaxMs, random), error: reason };
   }
 
   private async sweepFinished(): Promise<void> {

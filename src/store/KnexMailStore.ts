@@ -1,8 +1,7 @@
 // The mail outbox on Knex (issue 3): lease-based claiming, SKIP LOCKED on MySQL/MariaDB, one writer on SQLite.
 import type { Knex } from 'knex';
 import type { Dialect } from './db.js';
-import { GroupCommitter } from './groupCommit.js';
-import type { MailJob, MailKind, MailOutboxStore } from './types.js';
+import type { MailJob, MailKind, MailOutboxStore, MailOutcome } from './types.js';
 
 interface MailRow {
   id: number;
@@ -13,37 +12,8 @@ interface MailRow {
   created_at: number | string;
 }
 
-/** One row's final (or retry) update; `updated` is filled in by the transaction that wrote it. */
-interface Finish {
-  id: number;
-  worker: string;
-  values: Record<string, unknown>;
-  updated?: boolean;
-}
-
 export class KnexMailStore implements MailOutboxStore {
-  /**
-   * Every delivered email ends with an UPDATE of its row. As autocommits they cost one commit (one fsync on
-   * SQLite) per email, which was the largest single item in the issue 6 profile of store-invite; concurrent
-   * updates (a claimed batch is delivered in parallel) share a transaction instead (see groupCommit.ts for
-   * the guarantees: each caller still learns its own row's outcome).
-   */
-  private readonly finishes: GroupCommitter<Finish>;
-
-  constructor(private readonly knex: Knex, private readonly dialect: Dialect) {
-    this.finishes = new GroupCommitter(
-      (items) =>
-        this.knex.transaction(async (trx) => {
-          for (const f of items) {
-            const n = await trx('mail_outbox')
-              .where({ id: f.id, locked_by: f.worker, status: 'pending' })
-              .update({ ...f.values, locked_by: null, locked_until: null });
-            f.updated = n === 1;
-          }
-        }),
-      dialect === 'sqlite' ? 1 : 2,
-    );
-  }
+  constructor(private readonly knex: Knex, private readonly dialect: Dialect) {}
 
   async claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]> {
     const until = now + leaseMs;
@@ -77,28 +47,28 @@ export class KnexMailStore implements MailOutboxStore {
     }, this.dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined);
   }
 
-  async markMailSent(id: number, worker: string, now: number, payload: Record<string, unknown>): Promise<boolean> {
-    return this.finish(id, worker, {
-      status: 'sent',
-      sent_at: now,
-      finished_at: now,
-      payload: JSON.stringify(payload),
-      last_error: null,
+  /**
+   * One transaction per claimed batch: as autocommits, these updates cost one commit (one fsync on SQLite)
+   * per email, the largest single item in the issue 6 profile of store-invite.
+   */
+  async finishMail(worker: string, outcomes: MailOutcome[]): Promise<number[]> {
+    if (outcomes.length === 0) return [];
+    return this.knex.transaction(async (trx) => {
+      const lost: number[] = [];
+      for (const o of outcomes) {
+        const values =
+          o.status === 'sent'
+            ? { status: 'sent', sent_at: o.at, finished_at: o.at, payload: JSON.stringify(o.payload), last_error: null }
+            : o.status === 'failed'
+              ? { status: 'failed', finished_at: o.at, last_error: o.error, payload: JSON.stringify(o.payload) }
+              : { next_attempt_at: o.nextAttemptAt, last_error: o.error };
+        const n = await trx('mail_outbox')
+          .where({ id: o.id, locked_by: worker, status: 'pending' })
+          .update({ ...values, locked_by: null, locked_until: null });
+        if (n !== 1) lost.push(o.id);
+      }
+      return lost;
     });
-  }
-
-  async markMailRetry(id: number, worker: string, nextAttemptAt: number, error: string): Promise<boolean> {
-    return this.finish(id, worker, { next_attempt_at: nextAttemptAt, last_error: error });
-  }
-
-  async markMailFailed(id: number, worker: string, now: number, error: string, payload: Record<string, unknown>): Promise<boolean> {
-    return this.finish(id, worker, { status: 'failed', finished_at: now, last_error: error, payload: JSON.stringify(payload) });
-  }
-
-  private async finish(id: number, worker: string, values: Record<string, unknown>): Promise<boolean> {
-    const item: Finish = { id, worker, values };
-    await this.finishes.submit(item);
-    return item.updated === true;
   }
 
   async nextMailDueAt(): Promise<number | undefined> {

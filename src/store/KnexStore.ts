@@ -1,6 +1,6 @@
 // The Store on Knex: SQLite and MySQL/MariaDB through the portable query builder.
 import type { Knex } from 'knex';
-import type { AcceptedPolicy, AccountToken, Association, InviteRecord, MailJob, MailKind, NewInvite, NewMail, Store } from './types.js';
+import type { AcceptedPolicy, AccountToken, Association, InviteRecord, MailJob, MailKind, MailOutcome, NewInvite, NewMail, Store } from './types.js';
 import { KnexAccountStore } from './KnexAccountStore.js';
 import type * as B from './types.js';
 import { associationRow, KnexBindingStore } from './KnexBindingStore.js';
@@ -163,7 +163,7 @@ export class KnexStore implements Store {
     return this.accounts.acceptedPolicies(userId);
   }
 
-  // Mail outbox (issue 3): implemented in KnexMailStore (which batches the per-row final updates).
+  // Mail outbox (issue 3): implemented in KnexMailStore, which holds no state of its own.
   private mailStore?: KnexMailStore;
   private get mail(): KnexMailStore {
     return (this.mailStore ??= new KnexMailStore(this.knex, this.dialect));
@@ -171,14 +171,8 @@ export class KnexStore implements Store {
   claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]> {
     return this.mail.claimDueMail(worker, now, leaseMs, limit);
   }
-  markMailSent(id: number, worker: string, now: number, payload: Record<string, unknown>): Promise<boolean> {
-    return this.mail.markMailSent(id, worker, now, payload);
-  }
-  markMailRetry(id: number, worker: string, nextAttemptAt: number, error: string): Promise<boolean> {
-    return this.mail.markMailRetry(id, worker, nextAttemptAt, error);
-  }
-  markMailFailed(id: number, worker: string, now: number, error: string, payload: Record<string, unknown>): Promise<boolean> {
-    return this.mail.markMailFailed(id, worker, now, error, payload);
+  finishMail(worker: string, outcomes: MailOutcome[]): Promise<number[]> {
+    return this.mail.finishMail(worker, outcomes);
   }
   nextMailDueAt(): Promise<number | undefined> {
     return this.mail.nextMailDueAt();

@@ -54,8 +54,9 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
     pool: {
       min: 1,
       max: 1,
-      afterCreate: (conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) => {
+      afterCreate: (conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) => {
         try {
+          cachePreparedStatements(conn);
           conn.pragma('journal_mode = WAL');
           conn.pragma(`synchronous = ${synchronous}`);
           conn.pragma('foreign_keys = ON');
@@ -68,6 +69,34 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
     },
   });
   return { knex, dialect: 'sqlite' };
+}
+
+interface SqliteConnection {
+  pragma(s: string): unknown;
+  prepare(sql: string): unknown;
+}
+
+/** Distinct SQL texts kept prepared per SQLite connection (a `whereIn` of each length is its own text). */
+export const STATEMENT_CACHE_MAX = 500;
+
+/**
+ * knex's better-sqlite3 client prepares every statement anew (6% of a store-invite's CPU in the issue 6
+ * profile), although the same few SQL texts run all the time. The connection's `prepare` is wrapped with a
+ * bounded cache: better-sqlite3 statements are reusable, knex only ever runs them to completion (`all`/`run`,
+ * never an open iterator), and SQLite re-prepares a statement by itself when a migration changes the schema.
+ */
+function cachePreparedStatements(conn: SqliteConnection): void {
+  const prepare = conn.prepare.bind(conn);
+  const cache = new Map<string, unknown>();
+  conn.prepare = (sql: string) => {
+    let statement = cache.get(sql);
+    if (statement === undefined) {
+      statement = prepare(sql);
+      if (cache.size >= STATEMENT_CACHE_MAX) cache.delete(cache.keys().next().value!);
+      cache.set(sql, statement);
+    }
+    return statement;
+  };
 }
 
 export async function migrateLatest(knex: Knex): Promise<string[]> {

@@ -103,6 +103,11 @@ export interface MailJob {
   createdAt: number;
 }
 
+export type MailOutcome =
+  | { id: number; status: 'sent'; at: number; payload: Record<string, unknown> }
+  | { id: number; status: 'failed'; at: number; error: string; payload: Record<string, unknown> }
+  | { id: number; status: 'retry'; nextAttemptAt: number; error: string };
+
 /**
  * The mail outbox as the delivery worker sees it. Rows are claimed with a lease (locked_by/locked_until);
  * every later write names the worker, so a worker whose lease ran out cannot overwrite another's result.
@@ -110,12 +115,12 @@ export interface MailJob {
 export interface MailOutboxStore {
   /** Claims up to `limit` due pending rows for `worker` until `now + leaseMs` and counts the attempt. */
   claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]>;
-  /** Final success; `payload` replaces the stored one (secrets dropped). False when the lease was lost. */
-  markMailSent(id: number, worker: string, now: number, payload: Record<string, unknown>): Promise<boolean>;
-  /** Releases the row for another attempt at `nextAttemptAt`. */
-  markMailRetry(id: number, worker: string, nextAttemptAt: number, error: string): Promise<boolean>;
-  /** Final failure (permanent rejection or given up); `payload` replaces the stored one. */
-  markMailFailed(id: number, worker: string, now: number, error: string, payload: Record<string, unknown>): Promise<boolean>;
+  /**
+   * Records what became of claimed rows, all in one transaction: `sent` and `failed` are final (`payload`
+   * replaces the stored one, secrets dropped), `retry` releases the row until `nextAttemptAt`. Returns the
+   * ids whose lease `worker` had lost (another worker owns them now; nothing was written for those).
+   */
+  finishMail(worker: string, outcomes: MailOutcome[]): Promise<number[]>;
   /** The earliest next_attempt_at of a pending row (leased rows count at their lease end), if any. */
   nextMailDueAt(): Promise<number | undefined>;
   /** Deletes up to `limit` sent or failed rows finished at or before `before`; returns how many went. */

@@ -1,0 +1,72 @@
+// The outbox's claim and finish (issues 3 and 6): a claimed batch's outcomes are written together, each only
+// by the worker that holds the row's lease.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { testDatabases, type TestDatabase } from '../helpers/databases.js';
+import { KnexStore } from '../../src/store/KnexStore.js';
+
+const NOW = 1_800_000_000_000;
+
+describe.each(testDatabases())('mail outbox on $name', (db: TestDatabase) => {
+  let store: KnexStore;
+  let dispose: () => Promise<void>;
+
+  beforeEach(async () => {
+    const created = await db.create();
+    dispose = created.dispose;
+    store = await KnexStore.create({ url: created.url });
+  });
+  afterEach(async () => {
+    await store.close();
+    await dispose();
+  });
+
+  async function queue(n: number): Promise<void> {
+    for (let i = 0; i < n; i++) {
+      await store.insertSession(
+        { sid: `sid${i}`, medium: 'email', address: `a${i}@example.org`, clientSecret: 's', token: `t${i}`, sendAttempt: 1, nextLink: null, createdAt: NOW, tokenExpiresAt: NOW + 1e6, validatedAt: null, expiresAt: NOW + 1e6 },
+        { kind: 'verification', recipient: `a${i}@example.org`, payload: { token: `t${i}`, link: 'https://x' }, createdAt: NOW },
+      );
+    }
+  }
+
+  const rows = () => store.knex('mail_outbox').select('id', 'status', 'payload', 'last_error', 'next_attempt_at', 'locked_by', 'sent_at').orderBy('id');
+
+  it('writes sent, failed and retry outcomes of one batch, dropping secrets from final rows', async () => {
+    await queue(3);
+    const jobs = await store.claimDueMail('w1', NOW, 60_000, 10);
+    expect(jobs.map((j) => j.payload.token)).toEqual(['t0', 't1', 't2']);
+    const [a, b, c] = jobs.map((j) => j.id) as [number, number, number];
+    const lost = await store.finishMail('w1', [
+      { id: a, status: 'sent', at: NOW + 5, payload: { messageId: '<m@x>' } },
+      { id: b, status: 'failed', at: NOW + 6, error: 'EENVELOPE 550: no such user', payload: {} },
+      { id: c, status: 'retry', nextAttemptAt: NOW + 5000, error: 'ECONNECTION: refused' },
+    ]);
+    expect(lost).toEqual([]);
+    const [ra, rb, rc] = await rows();
+    expect(ra).toMatchObject({ status: 'sent', payload: '{"messageId":"<m@x>"}', locked_by: null, last_error: null });
+    expect(Number(ra.sent_at)).toBe(NOW + 5);
+    expect(rb).toMatchObject({ status: 'failed', payload: '{}', last_error: 'EENVELOPE 550: no such user', locked_by: null });
+    expect(rc).toMatchObject({ status: 'pending', last_error: 'ECONNECTION: refused', locked_by: null });
+    expect(JSON.parse(rc.payload).token).toBe('t2'); // a retry keeps what the next attempt needs
+    expect(Number(rc.next_attempt_at)).toBe(NOW + 5000);
+    expect(await store.claimDueMail('w1', NOW + 4999, 60_000, 10)).toEqual([]);
+    expect((await store.claimDueMail('w1', NOW + 5000, 60_000, 10)).map((j) => j.id)).toEqual([c]);
+  });
+
+  it('writes nothing for a row whose lease another worker took over, and reports it', async () => {
+    await queue(2);
+    const [first, second] = await store.claimDueMail('w1', NOW, 1000, 10);
+    // w1's lease runs out; w2 claims the rows again.
+    const retaken = await store.claimDueMail('w2', NOW + 1000, 60_000, 10);
+    expect(retaken.map((j) => j.id)).toEqual([first!.id, second!.id]);
+    await store.finishMail('w2', [{ id: second!.id, status: 'sent', at: NOW + 1001, payload: {} }]);
+    const lost = await store.finishMail('w1', [
+      { id: first!.id, status: 'sent', at: NOW + 1002, payload: {} },
+      { id: second!.id, status: 'failed', at: NOW + 1002, error: 'late', payload: {} },
+    ]);
+    expect(lost).toEqual([first!.id, second!.id]);
+    const [r1, r2] = await rows();
+    expect(r1).toMatchObject({ status: 'pending', locked_by: 'w2' });
+    expect(r2).toMatchObject({ status: 'sent', last_error: null });
+  });
+});
