@@ -1,7 +1,8 @@
 // Where rendered messages go (issue 3): SMTP through nodemailer, or .eml files when no SMTP is configured.
 import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import nodemailer from 'nodemailer';
+import { headerAddress } from './mime.js';
+import { SmtpPool } from './smtpPool.js';
 import type { MailConfig } from '../config.js';
 
 export interface OutgoingMail {
@@ -23,34 +24,32 @@ export interface MailTransport {
 
 export function smtpTransport(mail: MailConfig): MailTransport {
   const { smtp } = mail;
-  const transporter = nodemailer.createTransport({
+  const pool = new SmtpPool({
     host: smtp.host,
     port: smtp.port,
     secure: smtp.tls === 'tls',
     requireTLS: smtp.tls === 'starttls',
     ignoreTLS: smtp.tls === 'none',
-    tls: { rejectUnauthorized: smtp.verifyCertificates, servername: smtp.host },
-    auth: smtp.user ? { user: smtp.user, pass: smtp.password } : undefined,
+    rejectUnauthorized: smtp.verifyCertificates,
+    user: smtp.user || undefined,
+    password: smtp.password,
     name: mail.messageIdDomain,
-    pool: true,
     maxConnections: 4,
     // Shorter than the claim lease, so a hung server turns into a retry before another worker reclaims the row.
-    connectionTimeout: 15_000,
-    greetingTimeout: 15_000,
-    socketTimeout: 60_000,
-    disableFileAccess: true,
-    disableUrlAccess: true,
-    logger: false,
+    connectionTimeoutMs: 15_000,
+    greetingTimeoutMs: 15_000,
+    socketTimeoutMs: 60_000,
   });
   return {
     kind: 'smtp',
     async send(m) {
       // The envelope is explicit: the recipient is the row's address alone, whatever the message headers say.
-      const info = await transporter.sendMail({ envelope: { from: m.envelopeFrom, to: [m.to] }, raw: m.raw });
+      // Internationalised domains go out in their ASCII form (a non-ASCII local part needs the server's SMTPUTF8).
+      const info = await pool.send({ from: headerAddress(m.envelopeFrom), to: headerAddress(m.to) }, m.raw);
       return `smtp ${String(info.response ?? '').slice(0, 100)}`;
     },
     close() {
-      transporter.close();
+      pool.close();
     },
   };
 }
