@@ -1,7 +1,6 @@
 // Builds a running Tessera from a Config: store, keys, deps, HTTP server and workers. main.ts and tests use it.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import type { Config } from './config.js';
 import type { Deps, Signals } from './deps.js';
 import { createApp } from './app.js';
@@ -10,6 +9,7 @@ import { KnexStore } from './store/KnexStore.js';
 import type { Authenticator } from './http/security.js';
 import type { Logger } from './util/logger.js';
 import { Sweeper } from './workers/Sweeper.js';
+import { pooledRandomBytes } from './util/random.js';
 import type { FederationClient } from './federation/types.js';
 import { federationClientFromConfig } from './federation/client.js';
 import { ConfigError } from './config.js';
@@ -75,7 +75,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
       federation: opts.federation ?? federationClientFromConfig(config, opts.log, clock),
       limiter: new RateLimiter(store, clock, config.rateLimits.windowMs),
       clock,
-      random: randomBytes,
+      random: pooledRandomBytes(),
       responseViolations: opts.responseViolations,
       terms,
     };

@@ -1,7 +1,7 @@
 // The built-in emails' MIME writer (issue 6 replaced MailComposer with it): what a mail client reads back.
 import { describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
-import { buildMultipart, fromHeader, headerAddress } from '../../src/mail/mime.js';
+import { buildMultipart, fromHeader, headerAddress, quotedPrintable } from '../../src/mail/mime.js';
 
 const message = (over: Partial<Parameters<typeof buildMultipart>[0]> = {}) =>
   buildMultipart({
@@ -45,6 +45,33 @@ describe('buildMultipart', () => {
     const parsed = await simpleParser(raw);
     expect(parsed.bcc).toBeUndefined();
     expect(raw.toString('utf8')).not.toMatch(/^Bcc:/m);
+  });
+});
+
+describe('quotedPrintable', () => {
+  it('escapes =, non-ASCII and trailing whitespace, and soft-breaks long lines outside escapes', () => {
+    expect(quotedPrintable('a=b')).toBe('a=3Db');
+    expect(quotedPrintable('é\t \nx')).toBe('=C3=A9=09=20\r\nx');
+    expect(quotedPrintable('a\tb c')).toBe('a\tb c');
+    expect(quotedPrintable('😀')).toBe('=F0=9F=98=80');
+    const long = quotedPrintable(`${'a'.repeat(74)}é${'b'.repeat(10)}`);
+    expect(long.split('\r\n')).toEqual([`${'a'.repeat(74)}=`, `=C3=A9${'b'.repeat(10)}`]);
+  });
+
+  it('round-trips random text through a mail parser', async () => {
+    const alphabet = ['a', 'Z', ' ', '\t', '=', '.', '\n', '\r\n', 'é', 'Ω', '😀', '<', '>', '&', '-', '_'];
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let round = 0; round < 40; round++) {
+      let text = '';
+      const len = next() % 400;
+      for (let i = 0; i < len; i++) text += alphabet[next() % alphabet.length];
+      const encoded = quotedPrintable(text);
+      for (const line of encoded.split('\r\n')) expect(line.length).toBeLessThanOrEqual(76);
+      const parsed = await simpleParser(message({ text, html: '<p>x</p>' }));
+      // mailparser reads every line break as LF; a message cannot carry a bare CR
+      expect(parsed.text?.replace(/\n$/, '')).toBe(text.replace(/\r\n/g, '\n'));
+    }
   });
 });
 
