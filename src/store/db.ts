@@ -1,5 +1,5 @@
 // Opens the database named by the config: SQLite (embedded default) or MySQL/MariaDB.
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { migrationSource } from './migrations/index.js';
@@ -9,8 +9,14 @@ export type Dialect = 'sqlite' | 'mysql';
 export interface DatabaseOptions {
   /** `mysql://user:pass@host:3306/db`, `mariadb://...`, `sqlite:/path/file.db`, or a plain file path. */
   url: string;
-  /** SQLite `synchronous` pragma: FULL survives power loss; NORMAL (WAL) may lose the last commits on power loss. */
+  /**
+   * SQLite durability. `full`: a write is acknowledged only once it is on disk (it survives power loss), and
+   * the disk flush runs off the event loop (see durableCommits). `normal`: no flush per commit; the last commits
+   * may be lost on power loss (never on a process crash), and the database is never corrupted.
+   */
   sqliteSynchronous?: 'full' | 'normal';
+  /** How `full` flushes the SQLite WAL file (tests replace it to observe when commits resolve). */
+  walFlush?: WalFlush;
   /** MySQL connection pool size. */
   poolMax?: number;
   /** How long an ephemeral-key validity answer may be reused, ms (capped at 1000; 0 = never). */
@@ -45,7 +51,10 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
   }
   const filename = resolve(opts.url.replace(/^sqlite:(\/\/)?/i, ''));
   mkdirSync(dirname(filename), { recursive: true });
-  const synchronous = (opts.sqliteSynchronous ?? 'full').toUpperCase();
+  // Both modes run SQLite with synchronous=NORMAL; `full` adds the off-thread WAL flush before a commit resolves
+  // (see durableCommits).
+  const durable = (opts.sqliteSynchronous ?? 'full') === 'full';
+  const walPath = `${filename}-wal`;
   const knex = knexFactory({
     client: 'better-sqlite3',
     connection: { filename },
@@ -56,9 +65,22 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
       max: 1,
       afterCreate: (conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) => {
         try {
-          cachePreparedStatements(conn);
+          let flush: (() => Promise<void>) | undefined;
+          if (durable && opts.walFlush) {
+            const replaced = opts.walFlush;
+            flush = () => replaced(walPath);
+          } else if (durable) {
+            const wal = new WalFile(walPath);
+            flush = () => wal.flush();
+            const close = conn.close.bind(conn);
+            conn.close = () => {
+              wal.close();
+              return close();
+            };
+          }
+          cachePreparedStatements(conn, flush);
           conn.pragma('journal_mode = WAL');
-          conn.pragma(`synchronous = ${synchronous}`);
+          conn.pragma('synchronous = NORMAL');
           conn.pragma('foreign_keys = ON');
           conn.pragma('busy_timeout = 5000');
           done(null, conn);
@@ -74,6 +96,53 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
 interface SqliteConnection {
   pragma(s: string): unknown;
   prepare(sql: string): unknown;
+  close(): unknown;
+  /** better-sqlite3: a transaction is open on this connection. */
+  readonly inTransaction: boolean;
+}
+
+interface SqliteStatement {
+  /** better-sqlite3: the statement writes nothing (true for BEGIN/COMMIT/ROLLBACK too, per SQLite). */
+  readonly readonly: boolean;
+  run(...args: unknown[]): unknown;
+  all(...args: unknown[]): unknown;
+}
+
+/**
+ * Durable commits without blocking the event loop (issue 6). With SQLite's own synchronous=FULL, every COMMIT
+ * fsyncs the WAL on the calling thread: better-sqlite3 is synchronous, so the event loop stood still ~0.9 ms
+ * per commit, the largest single item of a store-invite (measured per statement in the issue 6 notes).
+ * Instead SQLite runs with synchronous=NORMAL (a commit writes its WAL frames but does not flush them), and
+ * the committing statement's promise resolves only after an fdatasync of the WAL file, done in libuv's
+ * thread pool. Everything knex reports as committed is therefore on disk, as with FULL: a caller (and so an
+ * HTTP client) never hears of a write before it would survive power loss. The one connection stays held
+ * until the flush is done (knex releases it after the statement), so the next statement never runs before
+ * it, exactly as with FULL; but HTTP parsing, validation, key generation and mail go on meanwhile, and the
+ * group committer's next batch grows. SQLite's own syncs around checkpoints (NORMAL keeps them) keep the
+ * WAL-to-database copy safe.
+ */
+export type WalFlush = (path: string) => Promise<void>;
+
+/**
+ * fdatasync of one connection's WAL in libuv's thread pool, on a descriptor opened at the first flush (the
+ * file exists from the first commit until the database closes) and closed with the connection. Opening it
+ * per flush cost two more thread-pool round trips while the connection waits.
+ */
+class WalFile {
+  private fd?: number;
+
+  constructor(readonly path: string) {}
+
+  flush(): Promise<void> {
+    this.fd ??= openSync(this.path, 'r+');
+    const fd = this.fd;
+    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
 }
 
 /** Distinct SQL texts kept prepared per SQLite connection (a `whereIn` of each length is its own text). */
@@ -85,18 +154,36 @@ export const STATEMENT_CACHE_MAX = 500;
  * bounded cache: better-sqlite3 statements are reusable, knex only ever runs them to completion (`all`/`run`,
  * never an open iterator), and SQLite re-prepares a statement by itself when a migration changes the schema.
  */
-function cachePreparedStatements(conn: SqliteConnection): void {
+function cachePreparedStatements(conn: SqliteConnection, flush: (() => Promise<void>) | undefined): void {
   const prepare = conn.prepare.bind(conn);
   const cache = new Map<string, unknown>();
   conn.prepare = (sql: string) => {
     let statement = cache.get(sql);
     if (statement === undefined) {
       statement = prepare(sql);
+      if (flush) durableCommits(statement as SqliteStatement, sql, conn, flush);
       if (cache.size >= STATEMENT_CACHE_MAX) cache.delete(cache.keys().next().value!);
       cache.set(sql, statement);
     }
     return statement;
   };
+}
+
+const COMMIT = /^\s*(COMMIT|END)\b/i;
+
+/**
+ * A statement that leaves data committed (COMMIT, or a write outside a transaction) returns, through knex's
+ * `await`, only after the WAL flush. Writes inside a transaction return at once; their COMMIT waits.
+ */
+function durableCommits(statement: SqliteStatement, sql: string, conn: SqliteConnection, flush: () => Promise<void>): void {
+  if (statement.readonly && !COMMIT.test(sql)) return;
+  for (const method of ['run', 'all'] as const) {
+    const execute = statement[method].bind(statement);
+    statement[method] = (...args: unknown[]) => {
+      const result = execute(...args);
+      return conn.inTransaction ? result : flush().then(() => result);
+    };
+  }
 }
 
 export async function migrateLatest(knex: Knex): Promise<string[]> {
