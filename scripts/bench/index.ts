@@ -98,8 +98,10 @@ async function drive(t: Target, connections: number, durationS: number): Promise
 async function measure(phase: string, rep: number, connections: number, t: Target, durationS: number): Promise<RunResult> {
   const rss = t.pid ? sampleRss(t.pid) : undefined;
   const cpuBefore = cpuSecondsOf(t.serverPid);
+  const harnessBefore = process.cpuUsage();
   const r = await drive(t, connections, durationS);
   const cpuAfter = cpuSecondsOf(t.serverPid);
+  const harness = process.cpuUsage(harnessBefore);
   const rssPeakMiB = rss?.stop();
   const ok = r['2xx'];
   const total = ok + r.non2xx;
@@ -116,6 +118,7 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
     non2xx: r.non2xx,
     ok,
     rssPeakMiB,
+    harnessCpuUsPerReq: total === 0 ? undefined : (harness.user + harness.system) / total,
     cpuUsPerReq: cpuBefore === undefined || cpuAfter === undefined || total === 0 ? undefined : ((cpuAfter - cpuBefore) * 1e6) / total,
   };
 }
@@ -234,7 +237,7 @@ async function main(): Promise<number> {
             }
             if (list.find((s) => s.id === t.id)?.sendsMail) mailExpected += r.ok;
             runs.push(r);
-            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}`);
+            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us)${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}`);
           }
         }
       }

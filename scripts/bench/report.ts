@@ -17,6 +17,8 @@ export interface RunResult {
   rssPeakMiB?: number;
   /** Server CPU time (user + system) per answered request, microseconds (Linux). */
   cpuUsPerReq?: number;
+  /** The harness process's own CPU (autocannon and the SMTP sink) per answered request, microseconds. */
+  harnessCpuUsPerReq?: number;
   /** reqPerSec / the baseline's reqPerSec in the same phase, repetition and connection count. */
   ratio?: number;
 }
