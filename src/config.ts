@@ -136,6 +136,8 @@ export interface MailConfig {
     /** Empty: no authentication. */
     user: string;
     password: string;
+    /** SMTP connections kept open to the relay at most (each sends one message at a time). */
+    maxConnections: number;
   };
   /** Sydent-layout templates: one folder per brand with invite_template.eml.j2, verification_template.eml.j2, verify_response_template.html. Empty: built-in English templates. */
   templatesDir: string;
@@ -195,7 +197,7 @@ export function defaults(): Config {
     terms: { file: '' },
     mail: {
       from: '',
-      smtp: { host: '', port: 25, tls: 'starttls', verifyCertificates: true, user: '', password: '' },
+      smtp: { host: '', port: 25, tls: 'starttls', verifyCertificates: true, user: '', password: '', maxConnections: 8 },
       templatesDir: '',
       brand: 'matrix-org',
       webClientUrl: 'https://app.element.io',
@@ -209,7 +211,7 @@ export function defaults(): Config {
       giveUpAfterMs: 3 * DAY,
       pollIntervalMs: 30_000,
       leaseMs: 5 * 60_000,
-      batchSize: 50,
+      batchSize: 100,
       retentionMs: 7 * DAY,
     },
   };
@@ -262,6 +264,7 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_SMTP_PORT', 'mail.smtp.port', 'int'],
   ['TESSERA_SMTP_TLS', 'mail.smtp.tls', 'string'],
   ['TESSERA_SMTP_VERIFY_CERTIFICATES', 'mail.smtp.verifyCertificates', 'bool'],
+  ['TESSERA_SMTP_MAX_CONNECTIONS', 'mail.smtp.maxConnections', 'int'],
   ['TESSERA_SMTP_USER', 'mail.smtp.user', 'string'],
   ['TESSERA_SMTP_PASSWORD', 'mail.smtp.password', 'string'],
   ['TESSERA_MAIL_FROM', 'mail.from', 'string'],
@@ -406,6 +409,7 @@ const SCHEMA = {
             verifyCertificates: { type: 'boolean' },
             user: { type: 'string' },
             password: { type: 'string' },
+            maxConnections: { type: 'integer', minimum: 1, maximum: 100 },
           },
         },
         templatesDir: { type: 'string' },

@@ -34,7 +34,7 @@ export function smtpTransport(mail: MailConfig): MailTransport {
     user: smtp.user || undefined,
     password: smtp.password,
     name: mail.messageIdDomain,
-    maxConnections: 4,
+    maxConnections: smtp.maxConnections,
     // Shorter than the claim lease, so a hung server turns into a retry before another worker reclaims the row.
     connectionTimeoutMs: 15_000,
     greetingTimeoutMs: 15_000,

@@ -24,6 +24,7 @@ describe('mail configuration', () => {
         TESSERA_SMTP_USER: 'mailer',
         TESSERA_SMTP_PASSWORD: 'secret',
         TESSERA_SMTP_VERIFY_CERTIFICATES: 'false',
+        TESSERA_SMTP_MAX_CONNECTIONS: '3',
         TESSERA_MAIL_FROM: 'Example <is@example.org>',
         TESSERA_TEMPLATES_DIR: 'test/fixtures/templates',
         TESSERA_BRAND: 'acme',
@@ -33,7 +34,7 @@ describe('mail configuration', () => {
         TESSERA_PUBLIC_BASE_URL: 'https://is.example.org',
       },
     });
-    expect(c.mail.smtp).toEqual({ host: 'smtp.example.org', port: 465, tls: 'tls', verifyCertificates: false, user: 'mailer', password: 'secret' });
+    expect(c.mail.smtp).toEqual({ host: 'smtp.example.org', port: 465, tls: 'tls', verifyCertificates: false, user: 'mailer', password: 'secret', maxConnections: 3 });
     expect(c.mail.from).toBe('Example <is@example.org>');
     expect(c.mail.templatesDir).toMatch(/\/test\/fixtures\/templates$/);
     expect(c.mail.brand).toBe('acme');
