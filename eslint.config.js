@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['generated/**', 'node_modules/**', 'data/**', '.bench/**'] },
+  { ignores: ['generated/**', 'node_modules/**', 'data/**', '.bench/**', 'dist/**', '.tmpbench/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

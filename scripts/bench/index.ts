@@ -12,6 +12,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import autocannon from 'autocannon';
 import type { Knex } from 'knex';
 import { cpuSecondsOf, freePort, firstLine, killAllChildren, memoryOf, sampleRss, startChild, waitReady, type Child } from './children.js';
@@ -185,13 +186,17 @@ async function main(): Promise<number> {
       TESSERA_RATELIMIT_REQUEST_TOKEN_PER_IP: '0',
       TESSERA_RATELIMIT_REQUEST_TOKEN_PER_ADDRESS: '0',
     });
-    const nodeArgs = ['--import', 'tsx'];
+    // Tessera runs as `npm start` runs it: compiled to dist/ (plain node, no TypeScript loader: ~37 MiB less RSS).
+    log('building dist/ (npm run build)');
+    const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`npm run build failed: ${build.stderr}`);
+    const nodeArgs: string[] = [];
     if (opts.profileDir) {
       mkdirSync(opts.profileDir, { recursive: true });
       nodeArgs.push('--cpu-prof', '--cpu-prof-dir', resolve(opts.profileDir));
     }
     log(`starting Tessera on ${db.kind} (port ${port}), the SMTP sink (port ${sink.port}) and the Koa baseline`);
-    tessera = startChild('tessera', [...nodeArgs, 'src/main.ts'], env, ROOT);
+    tessera = startChild('tessera', [...nodeArgs, 'dist/src/main.js'], env, ROOT);
     baseline = startChild('baseline', ['--import', 'tsx', 'scripts/bench/baselineServer.ts'], env, ROOT);
     const tesseraUrl = `http://127.0.0.1:${port}`;
     const [, baselineLine] = await Promise.all([

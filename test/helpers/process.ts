@@ -1,4 +1,5 @@
-// Runs Tessera as a real process (`node --import tsx src/main.ts`), as `npm start` does.
+// Runs Tessera as a real process from its sources (`node --import tsx src/main.ts`, as `npm run dev` does;
+// `npm start` runs the same code compiled to dist/, which the bench's CI smoke run exercises).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
