@@ -53,6 +53,16 @@ describe.each(testDatabases())('mail outbox on $name', (db: TestDatabase) => {
     expect((await store.claimDueMail('w1', NOW + 5000, 60_000, 10)).map((j) => j.id)).toEqual([c]);
   });
 
+  it('finishes a batch larger than one UPDATE takes, each row with its own payload and time', async () => {
+    await queue(230);
+    const jobs = await store.claimDueMail('w1', NOW, 60_000, 500);
+    expect(jobs).toHaveLength(230);
+    const lost = await store.finishMail('w1', jobs.map((j, i) => ({ id: j.id, status: 'sent' as const, at: NOW + i, payload: { messageId: `<${i}@x>` } })));
+    expect(lost).toEqual([]);
+    const all = await rows();
+    expect(all.every((r, i) => r.status === 'sent' && r.payload === `{"messageId":"<${i}@x>"}` && Number(r.sent_at) === NOW + i && r.locked_by === null)).toBe(true);
+  });
+
   it('writes nothing for a row whose lease another worker took over, and reports it', async () => {
     await queue(2);
     const [first, second] = await store.claimDueMail('w1', NOW, 1000, 10);
