@@ -87,6 +87,8 @@ describe('generateRawKeyPair', () => {
     expect(a.seed).toHaveLength(32);
     expect(a.publicKey).toHaveLength(32);
     expect(keyPairFromSeed(a.seed).publicKey.equals(a.publicKey)).toBe(true);
+    // and by an independent implementation
+    expect(Buffer.from(nacl.sign.keyPair.fromSeed(a.seed).publicKey).equals(a.publicKey)).toBe(true);
     expect((await generateRawKeyPair()).seed.equals(a.seed)).toBe(false);
   });
 });
