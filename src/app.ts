@@ -8,12 +8,15 @@ import { MatrixError } from './http/errors.js';
 import { handlers } from './handlers/index.js';
 import { V1_BASE } from './handlers/paths.js';
 
-/** Identity servers are called from browsers (web clients do lookups and terms directly). */
-const CORS_HEADERS = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE, OPTIONS',
-  'Access-Control-Allow-Headers': 'Origin, X-Requested-With, Content-Type, Accept, Authorization',
-};
+/** Identity servers are called from browsers (web clients do lookups and terms directly): on every answer. */
+const CORS_HEADERS: [string, string][] = [
+  ['Access-Control-Allow-Origin', '*'],
+  ['Access-Control-Allow-Methods', 'GET, POST, PUT, DELETE, OPTIONS'],
+  ['Access-Control-Allow-Headers', 'Origin, X-Requested-With, Content-Type, Accept, Authorization'],
+];
+
+/** Methods whose requests carry no body we read: the body parser is skipped for them. */
+const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export async function createApp(deps: Deps): Promise<Koa> {
   const handle = await createApi(deps, handlers);
@@ -24,7 +27,8 @@ export async function createApp(deps: Deps): Promise<Koa> {
 
   app.use(async (ctx, next) => {
     const started = performance.now();
-    ctx.set(CORS_HEADERS);
+    // Straight onto the response (constant, valid values): Koa's ctx.set re-checks and splits each one.
+    for (const [name, value] of CORS_HEADERS) ctx.res.setHeader(name, value);
     try {
       await next();
     } catch (err) {
@@ -48,19 +52,18 @@ export async function createApp(deps: Deps): Promise<Koa> {
     await next();
   });
 
-  app.use(
-    bodyParser({
-      enableTypes: ['json', 'form'],
-      jsonLimit: `${config.server.bodyLimitBytes}b`,
-      formLimit: `${config.server.bodyLimitBytes}b`,
-      strict: true,
-      // A POST without Content-Type is read as JSON (curl -d with no header, old clients).
-      detectJSON: (ctx) => ctx.method === 'POST' && !ctx.get('content-type'),
-      onerror: (err) => {
-        throw err;
-      },
-    }),
-  );
+  const parseBody = bodyParser({
+    enableTypes: ['json', 'form'],
+    jsonLimit: `${config.server.bodyLimitBytes}b`,
+    formLimit: `${config.server.bodyLimitBytes}b`,
+    strict: true,
+    // A POST without Content-Type is read as JSON (curl -d with no header, old clients).
+    detectJSON: (ctx) => ctx.method === 'POST' && !ctx.get('content-type'),
+    onerror: (err) => {
+      throw err;
+    },
+  });
+  app.use((ctx, next) => (BODYLESS.has(ctx.method) ? next() : parseBody(ctx, next)));
 
   const router = new Router();
   router.all('/_matrix/identity/{*rest}', async (ctx) => {

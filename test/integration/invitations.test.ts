@@ -240,6 +240,12 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     expect(method.body.errcode).toBe('M_UNRECOGNIZED');
     const preflight = await fetch(`${srv.url}${V2}/store-invite`, { method: 'OPTIONS' });
     expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    // CORS headers on every answer, errors included (web clients read error bodies too)
+    for (const res of [await fetch(`${srv.url}${V1}/pubkey/ed25519:0`), await fetch(`${srv.url}${V2}/no-such-thing`), await fetch(`${srv.url}${V1}/store-invite`, { method: 'POST', body: '{' })]) {
+      expect(res.headers.get('access-control-allow-origin')).toBe('*');
+      expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, DELETE, OPTIONS');
+      expect(res.headers.get('access-control-allow-headers')).toBe('Origin, X-Requested-With, Content-Type, Accept, Authorization');
+    }
   });
 
   it('never answers 500 to malformed input', async () => {
