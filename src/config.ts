@@ -26,6 +26,8 @@ export interface Config {
     /** Empty: SQLite at <dataDir>/tessera.sqlite. Else mysql://user:pass@host:3306/db or sqlite:/path. */
     url: string;
     sqliteSynchronous: 'full' | 'normal';
+    /** SQLite page cache per connection, MiB (indexes of a large database stay in memory; counts in RSS). */
+    sqliteCacheMb: number;
     poolMax: number;
   };
   keys: {
@@ -183,7 +185,7 @@ export function defaults(): Config {
   return {
     server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 256 * 1024, v1Enabled: true, trustProxy: false },
     dataDir: './data',
-    database: { url: '', sqliteSynchronous: 'full', poolMax: 8 },
+    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 16, poolMax: 8 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], blockedKeywords: [], sweepIntervalMs: 3600 * 1000 },
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
@@ -229,6 +231,7 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_DATA_DIR', 'dataDir', 'string'],
   ['TESSERA_DB_URL', 'database.url', 'string'],
   ['TESSERA_SQLITE_SYNCHRONOUS', 'database.sqliteSynchronous', 'string'],
+  ['TESSERA_SQLITE_CACHE_MB', 'database.sqliteCacheMb', 'int'],
   ['TESSERA_DB_POOL_MAX', 'database.poolMax', 'int'],
   ['TESSERA_SIGNING_KEY_FILE', 'keys.signingKeyFile', 'string'],
   ['TESSERA_SIGNING_KEY', 'keys.signingKey', 'string'],
@@ -299,6 +302,7 @@ const SCHEMA = {
       properties: {
         url: { type: 'string', pattern: '^($|(mysql|mariadb)://|sqlite:|[^:]*$)' },
         sqliteSynchronous: { enum: ['full', 'normal'] },
+        sqliteCacheMb: { type: 'integer', minimum: 1, maximum: 4096 },
         poolMax: { type: 'integer', minimum: 1, maximum: 256 },
       },
     },

@@ -52,6 +52,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
   const store = await KnexStore.create({
     url: config.database.url,
     sqliteSynchronous: config.database.sqliteSynchronous,
+    sqliteCacheMb: config.database.sqliteCacheMb,
     poolMax: config.database.poolMax,
     keyValidityCacheMs: config.performance.keyValidityCacheMs,
   });

@@ -111,6 +111,18 @@ describe('SQLite commits with sqliteSynchronous=full', () => {
     expect(walOpen()).toBe(0);
   });
 
+  it('sizes the page cache as configured (16 MiB by default)', async () => {
+    const sized = openDatabase({ url: join(dir, 'sized.sqlite'), sqliteCacheMb: 8 }).knex;
+    const dflt = openDatabase({ url: join(dir, 'default.sqlite') }).knex;
+    try {
+      expect(await sized.raw('PRAGMA cache_size')).toEqual([{ cache_size: -8192 }]);
+      expect(await dflt.raw('PRAGMA cache_size')).toEqual([{ cache_size: -16384 }]);
+    } finally {
+      await sized.destroy();
+      await dflt.destroy();
+    }
+  });
+
   it('does not flush in normal mode', async () => {
     let calls = 0;
     const other = openDatabase({
