@@ -141,7 +141,15 @@ class WalFile {
   constructor(readonly path: string) {}
 
   flush(): Promise<void> {
-    this.fd ??= openSync(this.path, 'r+');
+    if (this.fd === undefined) {
+      try {
+        this.fd = openSync(this.path, 'r+');
+      } catch (err) {
+        // No WAL file: nothing was written that a flush could make durable.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve();
+        throw err;
+      }
+    }
     const fd = this.fd;
     return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   }
