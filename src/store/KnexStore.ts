@@ -8,6 +8,7 @@ import { lookupHash } from '../binding/hash.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 import { KnexMailStore } from './KnexMailStore.js';
 import { GroupCommitter } from './groupCommit.js';
+import { BatchedReader } from './batchedRead.js';
 import { KeyValidityCache, touchesKeys } from './validityCache.js';
 
 /** An `invites` row, optionally joined with its ephemeral key. */
@@ -32,6 +33,9 @@ export class KnexStore implements Store {
   readonly keyCache: KeyValidityCache;
 
   private readonly binding: KnexBindingStore;
+
+  /** "Is this address bound?" look-ups of one event-loop turn, answered by one statement (batchedRead.ts). */
+  private readonly associationReads = new BatchedReader((keys: { medium: string; address: string; now: number }[]) => this.readAssociations(keys), 100);
 
   private constructor(readonly knex: Knex, readonly dialect: Dialect, keyValidityCacheMs = 1000) {
     this.binding = new KnexBindingStore(knex, dialect);
@@ -100,19 +104,34 @@ export class KnexStore implements Store {
   }
 
   async findAssociation(medium: string, address: string, now: number): Promise<Association | undefined> {
-    const row = await this.knex('associations')
-      .where({ medium, address })
-      .andWhere('not_before', '<=', now)
-      .andWhere('not_after', '>', now)
-      .first();
-    return row && {
-      medium: row.medium,
-      address: row.address,
-      mxid: row.mxid,
-      ts: Number(row.ts),
-      notBefore: Number(row.not_before),
-      notAfter: Number(row.not_after),
-    };
+    return this.associationReads.get({ medium, address, now });
+  }
+
+  /**
+   * One statement for a batch of look-ups: a UNION ALL of the single-row query, one arm per look-up, each
+   * tagged with its position. Every arm is exactly the old per-request query (same index, the same collation
+   * semantics, its own `now`), so batching changes no answer.
+   */
+  private async readAssociations(keys: { medium: string; address: string; now: number }[]): Promise<(Association | undefined)[]> {
+    const arm = 'SELECT ? AS k, medium, address, mxid, ts, not_before, not_after FROM associations WHERE medium = ? AND address = ? AND not_before <= ? AND not_after > ?';
+    const rows = (await this.knex.raw(
+      keys.map(() => arm).join(' UNION ALL '),
+      keys.flatMap((k, i) => [i, k.medium, k.address, k.now, k.now]),
+    )) as unknown;
+    // better-sqlite3 answers the rows; mysql2 answers [rows, fields].
+    const list = (this.dialect === 'mysql' ? (rows as unknown[])[0] : rows) as { k: number | string; medium: string; address: string; mxid: string; ts: number | string; not_before: number | string; not_after: number | string }[];
+    const out: (Association | undefined)[] = keys.map(() => undefined);
+    for (const row of list) {
+      out[Number(row.k)] = {
+        medium: row.medium,
+        address: row.address,
+        mxid: row.mxid,
+        ts: Number(row.ts),
+        notBefore: Number(row.not_before),
+        notAfter: Number(row.not_after),
+      };
+    }
+    return out;
   }
 
   async insertAssociation(a: Association): Promise<void> {

@@ -61,6 +61,23 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     expect(srv.violations).toEqual([]);
   });
 
+  it('answers concurrent store-invites for bound and unbound addresses, each with its own answer (batched look-ups)', async () => {
+    const bound = new Set([3, 7, 8, 20, 31]);
+    for (const i of bound) {
+      await store().insertAssociation({ medium: 'email', address: `taken${i}@example.org`, mxid: `@owner${i}:hs.example`, ts: now, notBefore: now - 1000, notAfter: now + 3600_000 });
+    }
+    // an expired binding does not count
+    await store().insertAssociation({ medium: 'email', address: 'taken40@example.org', mxid: '@old:hs.example', ts: now, notBefore: now - 2000, notAfter: now - 1000 });
+    const answers = await Promise.all(
+      Array.from({ length: 41 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `Taken${i}@Example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+    );
+    answers.forEach((a, i) => {
+      if (bound.has(i)) expect(a).toMatchObject({ status: 400, body: { errcode: 'M_THREEPID_IN_USE', mxid: `@owner${i}:hs.example` } });
+      else expect(a.status).toBe(200);
+    });
+    expect(srv.violations).toEqual([]);
+  });
+
   it('a failing invitation in a group commit fails alone: the others are stored whole, it leaves no row', async () => {
     const before = await counts(store());
     const taken = (await store().knex('invites').first('token')).token as string; // a duplicate token violates the unique index

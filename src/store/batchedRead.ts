@@ -1,0 +1,53 @@
+// Batched point reads (issue 6): look-ups that arrive in the same turn of the event loop are answered by one
+// query. store-invite reads "is this address already bound?" once per request, an autocommitted statement
+// each (~50 us of knex and SQLite on this machine, and one more wait for the single SQLite connection);
+// batched, a burst of 64 requests costs one statement. Each caller still gets exactly its own answer.
+//
+// The batch starts on the next turn (setImmediate), like the group committer's, so every request read from
+// the sockets in this turn joins it.
+
+interface Waiting<K, V> {
+  key: K;
+  resolve(value: V): void;
+  reject(err: unknown): void;
+}
+
+export class BatchedReader<K, V> {
+  private waiting: Waiting<K, V>[] = [];
+  private scheduled = false;
+
+  /**
+   * @param read answers every key, in order (one result per key).
+   * @param maxBatch most keys per call of `read`.
+   */
+  constructor(
+    private readonly read: (keys: K[]) => Promise<V[]>,
+    private readonly maxBatch = 200,
+  ) {}
+
+  get(key: K): Promise<V> {
+    return new Promise<V>((resolve, reject) => {
+      this.waiting.push({ key, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const all = this.waiting;
+    this.waiting = [];
+    for (let i = 0; i < all.length; i += this.maxBatch) {
+      const batch = all.slice(i, i + this.maxBatch);
+      this.read(batch.map((w) => w.key)).then(
+        (values) => {
+          if (values.length !== batch.length) throw new Error(`batched read answered ${values.length} of ${batch.length} keys`);
+          batch.forEach((w, j) => w.resolve(values[j]!));
+        },
+        (err: unknown) => batch.forEach((w) => w.reject(err)),
+      ).catch((err: unknown) => batch.forEach((w) => w.reject(err)));
+    }
+  }
+}
