@@ -55,6 +55,11 @@ interface Conn {
   dead: boolean;
   /** Its slot was given back (retire ran). */
   retired: boolean;
+  /**
+   * What it is doing. A loss while `sending` reaches the send callback, which decides; a loss while `idle`
+   * or `resetting` must free the slot here (SMTPConnection drops a pending RSET's callback when it closes).
+   */
+  state: 'idle' | 'sending' | 'resetting';
   idleTimer?: NodeJS.Timeout;
 }
 
@@ -133,7 +138,7 @@ export class SmtpPool {
       socketTimeout: o.socketTimeoutMs,
       logger: false,
     });
-    const conn: Conn = { smtp, sent: 0, dead: false, retired: false };
+    const conn: Conn = { smtp, sent: 0, dead: false, retired: false, state: 'idle' };
     return new Promise((resolve, reject) => {
       let settled = false;
       const fail = (err: unknown) => {
@@ -142,14 +147,17 @@ export class SmtpPool {
           settled = true;
           smtp.close();
           reject(err);
-        } else if (this.dropIdle(conn)) {
-          this.retire(conn, false); // lost while idle (the server hung up): free the slot
+        } else if (conn.state !== 'sending') {
+          // lost while idle (the server hung up) or during RSET: free the slot
+          this.dropIdle(conn);
+          this.retire(conn, false);
         }
         // (lost during a send: the send callback gets the error too, and decides about the message)
       };
       smtp.on('error', fail);
       smtp.once('end', () => fail(Object.assign(new Error('Connection closed by the server'), { code: 'ECONNECTION' })));
-      smtp.connect(() => {
+      smtp.connect((err?: Error) => {
+        if (err) return fail(err);
         if (settled) return;
         const ready = () => {
           if (settled) return;
@@ -169,8 +177,10 @@ export class SmtpPool {
 
   private run(conn: Conn, job: Job): void {
     const reused = conn.sent > 0;
+    conn.state = 'sending';
     conn.smtp.send({ from: job.envelope.from, to: [job.envelope.to] }, job.raw, (err, info) => {
       conn.sent++;
+      conn.state = 'idle';
       if (!err) {
         job.resolve(info);
         this.release(conn);
@@ -180,11 +190,16 @@ export class SmtpPool {
       if ((e.code === 'EENVELOPE' || e.code === 'EMESSAGE') && e.responseCode !== 421 && !conn.dead) {
         // The server refused this message; the session is fine once reset.
         job.reject(err);
-        conn.smtp.reset((resetErr) => (resetErr ? this.retire(conn, false) : this.release(conn)));
+        conn.state = 'resetting';
+        conn.smtp.reset((resetErr) => {
+          conn.state = 'idle';
+          if (resetErr) this.retire(conn, false);
+          else this.release(conn);
+        });
         return;
       }
       this.retire(conn, false);
-      if (reused && !job.retried && isConnectionLoss(err)) {
+      if (reused && !job.retried && !this.closed && isConnectionLoss(err)) {
         job.retried = true;
         this.queue.unshift(job);
         this.dispatch();

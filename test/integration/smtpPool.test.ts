@@ -1,7 +1,7 @@
 // The SMTP connection pool (issue 6) against a real SMTP server (smtp-server): reuse, refusals, lost idle
 // connections, AUTH, and the per-connection message cap.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SmtpPool, type SmtpPoolOptions } from '../../src/mail/smtpPool.js';
 
@@ -42,6 +42,60 @@ async function server(extra: Partial<SMTPServerOptions> = {}): Promise<Server> {
   s.stop = () => new Promise<void>((resolve) => srv.close(() => resolve()));
   return s;
 }
+
+/**
+ * A scripted SMTP server for failure cases smtp-server cannot be told to produce (a connection dropped at a
+ * chosen command). `answer` gets each command line (and `.` at the end of DATA) and writes the reply.
+ */
+async function scripted(answer: (sock: Socket, line: string, state: { mails: number; data: boolean }) => void): Promise<{ port: number; stop(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const srv = createTcpServer((sock) => {
+    sockets.add(sock);
+    const state = { mails: 0, data: false };
+    let buf = '';
+    sock.on('error', () => {});
+    sock.write('220 scripted ESMTP\r\n');
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (let i = buf.indexOf('\r\n'); i >= 0; i = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (state.data && line !== '.') continue;
+        if (line === '.') state.data = false;
+        answer(sock, line, state);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (srv.address() as AddressInfo).port,
+    stop: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      srv.close(() => resolve());
+    }),
+  };
+}
+
+/** The usual happy replies; `special` may take a command first (return true when it answered). */
+function replies(special: (sock: Socket, line: string, state: { mails: number; data: boolean }) => boolean = () => false) {
+  return (sock: Socket, line: string, state: { mails: number; data: boolean }) => {
+    if (special(sock, line, state)) return;
+    const cmd = line.slice(0, 4).toUpperCase();
+    if (cmd === 'EHLO') sock.write('250 scripted\r\n');
+    else if (cmd === 'MAIL') sock.write('250 ok\r\n');
+    else if (cmd === 'RCPT') sock.write(line.includes('refuse') ? '550 no such user\r\n' : '250 ok\r\n');
+    else if (cmd === 'DATA') {
+      state.data = true;
+      sock.write('354 go ahead\r\n');
+    } else if (line === '.') sock.write('250 queued\r\n');
+    else if (cmd === 'RSET') sock.write('250 reset\r\n');
+    else if (cmd === 'QUIT') sock.end('221 bye\r\n');
+  };
+}
+
+/** Settles within `ms`, or says it hung. */
+const within = <T>(p: Promise<T>, ms = 3000) =>
+  Promise.race([p.then((v) => ({ settled: 'resolved', v }), (e: unknown) => ({ settled: 'rejected', e })), new Promise<{ settled: 'hung' }>((r) => setTimeout(() => r({ settled: 'hung' }), ms))]);
 
 const RAW = Buffer.from('From: a@is.test\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nhello\r\n.leading dot\r\n');
 
@@ -118,6 +172,42 @@ describe('SmtpPool', () => {
     await expect(bad.send({ from: 'a@is.test', to: 'x@example.org' }, RAW)).rejects.toMatchObject({ code: 'EAUTH' });
     // The failed slot is free again: the pool still answers (and fails the same way) rather than hanging.
     await expect(bad.send({ from: 'a@is.test', to: 'y@example.org' }, RAW)).rejects.toMatchObject({ code: 'EAUTH' });
+  });
+
+  it('frees the slot of a connection that dies during the RSET after a refusal', async () => {
+    const s = await scripted(replies((sock, line) => {
+      if (!line.toUpperCase().startsWith('RSET')) return false;
+      sock.destroy();
+      return true;
+    }));
+    const p = pool(s.port, { maxConnections: 1 });
+    cleanup.push(() => s.stop(), () => p.close());
+    await expect(p.send({ from: 'a@is.test', to: 'refuse@example.org' }, RAW)).rejects.toMatchObject({ code: 'EENVELOPE' });
+    // With the only slot leaked, this would wait forever.
+    expect(await within(p.send({ from: 'a@is.test', to: 'ok@example.org' }, RAW))).toMatchObject({ settled: 'resolved' });
+  });
+
+  it('settles a message whose reused connection drops after close() was called', async () => {
+    const s = await scripted(replies((sock, line, state) => {
+      if (!line.toUpperCase().startsWith('MAIL') || ++state.mails !== 2) return false;
+      setTimeout(() => sock.destroy(), 100); // the second message: no answer, then the connection drops
+      return true;
+    }));
+    const p = pool(s.port, { maxConnections: 1 });
+    cleanup.push(() => s.stop());
+    await p.send({ from: 'a@is.test', to: 'first@example.org' }, RAW);
+    const second = p.send({ from: 'a@is.test', to: 'second@example.org' }, RAW);
+    setTimeout(() => p.close(), 20);
+    expect(await within(second)).toMatchObject({ settled: 'rejected' });
+  });
+
+  it('reports a connection closed before the greeting as a connection error', async () => {
+    const silent = createTcpServer((sock) => sock.end()); // accepts, then hangs up without a greeting
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const p = pool((silent.address() as AddressInfo).port, { user: 'tessera', password: 'x' });
+    cleanup.push(() => new Promise<void>((r) => silent.close(() => r())), () => p.close());
+    const err = (await p.send({ from: 'a@is.test', to: 'x@example.org' }, RAW).catch((e: unknown) => e)) as { code?: string };
+    expect(err.code).not.toBe('EAUTH'); // not "the server does not offer AUTH": it never got that far
   });
 
   it('fails fast with a connection error when nothing listens, and rejects sends after close', async () => {
