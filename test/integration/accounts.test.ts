@@ -289,6 +289,26 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
     });
   });
 
+  describe('token reads under concurrency', () => {
+    it('answers concurrent requests with valid, expired, unknown and repeated tokens, each on its own (batched reads)', async () => {
+      const a = await register(srv, 'alpha');
+      const b = await register(srv, 'beta');
+      const old = await register(srv, 'gamma');
+      const knex = (srv.service.deps.store as KnexStore).knex;
+      await knex('account_tokens').where('token_hash', createHash('sha256').update(old.token).digest('hex')).update({ expires_at: now - 1 });
+      const tokens = [a.token, b.token, old.token, 'made-up-token', a.token, b.token];
+      const answers = await Promise.all(tokens.map((t) => srv.call('GET', `${V2}/account`, undefined, bearer(t))));
+      expect(answers.map((r) => [r.status, r.body.user_id ?? r.body.errcode])).toEqual([
+        [200, a.userId],
+        [200, b.userId],
+        [401, 'M_UNKNOWN_TOKEN'],
+        [401, 'M_UNKNOWN_TOKEN'],
+        [200, a.userId],
+        [200, b.userId],
+      ]);
+    });
+  });
+
   describe('terms', () => {
     it('GET /terms shows the file in the specification shape, versions as strings', async () => {
       const res = await srv.call('GET', `${V2}/terms`);
