@@ -1,5 +1,5 @@
 // A real SMTP server (smtp-server) on an ephemeral loopback port that records and parses (mailparser) every message.
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import type { ConfigInput } from '../../src/config.js';
@@ -30,15 +30,6 @@ export interface TestSmtpOptions {
   rcpt?: (address: string, seen: number) => [number, string] | undefined;
   /** `tls`: TLS from the first byte; `starttls`: offer STARTTLS. Both use smtp-server's built-in self-signed certificate. */
   tls?: 'none' | 'starttls' | 'tls';
-}
-
-/** A loopback port that nothing listens on (yet). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 /** Polls `check` until it returns a truthy value, or fails after `timeoutMs`. */

@@ -6,7 +6,8 @@ import nacl from 'tweetnacl';
 import { simpleParser } from 'mailparser';
 import { testDatabases, type TestDatabase } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { freePort, smtpConfig, startSmtp, until, type ReceivedMail, type TestSmtp } from '../helpers/smtp.js';
+import { smtpConfig, startSmtp, until, type ReceivedMail, type TestSmtp } from '../helpers/smtp.js';
+import { freePort } from '../helpers/process.js';
 import type { Authenticator } from '../../src/http/security.js';
 import { insertMail, type KnexStore } from '../../src/store/KnexStore.js';
 
