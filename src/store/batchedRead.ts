@@ -41,13 +41,12 @@ export class BatchedReader<K, V> {
     this.waiting = [];
     for (let i = 0; i < all.length; i += this.maxBatch) {
       const batch = all.slice(i, i + this.maxBatch);
-      this.read(batch.map((w) => w.key)).then(
-        (values) => {
+      this.read(batch.map((w) => w.key))
+        .then((values) => {
           if (values.length !== batch.length) throw new Error(`batched read answered ${values.length} of ${batch.length} keys`);
           batch.forEach((w, j) => w.resolve(values[j]!));
-        },
-        (err: unknown) => batch.forEach((w) => w.reject(err)),
-      ).catch((err: unknown) => batch.forEach((w) => w.reject(err)));
+        })
+        .catch((err: unknown) => batch.forEach((w) => w.reject(err)));
     }
   }
 }

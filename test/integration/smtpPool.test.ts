@@ -206,7 +206,8 @@ describe('SmtpPool', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const p = pool((silent.address() as AddressInfo).port, { user: 'tessera', password: 'x' });
     cleanup.push(() => new Promise<void>((r) => silent.close(() => r())), () => p.close());
-    const err = (await p.send({ from: 'a@is.test', to: 'x@example.org' }, RAW).catch((e: unknown) => e)) as { code?: string };
+    const err = (await p.send({ from: 'a@is.test', to: 'x@example.org' }, RAW).catch((e: unknown) => e)) as Error & { code?: string };
+    expect(err).toBeInstanceOf(Error);
     expect(err.code).not.toBe('EAUTH'); // not "the server does not offer AUTH": it never got that far
   });
 
