@@ -84,6 +84,8 @@ interface Target {
   pid?: number;
   /** The server process, whose CPU time per request is reported. */
   serverPid: number;
+  /** Each answered request queued an email (the run waits for the mail to drain). */
+  sendsMail?: boolean;
 }
 
 async function drive(t: Target, connections: number, durationS: number): Promise<autocannon.Result> {
@@ -212,7 +214,7 @@ async function main(): Promise<number> {
 
     const targets = (list: Scenario[]): Target[] => [
       { id: 'baseline (bare Koa)', url: baselineUrl, serverPid: baseline!.pid },
-      ...list.map((s) => ({ id: s.id, url: tesseraUrl, requests: s.requests(ctx), pid: tessera!.pid, serverPid: tessera!.pid })),
+      ...list.map((s) => ({ id: s.id, url: tesseraUrl, requests: s.requests(ctx), pid: tessera!.pid, serverPid: tessera!.pid, sendsMail: s.sendsMail })),
     ];
 
     /**
@@ -234,6 +236,12 @@ async function main(): Promise<number> {
       return sink!.messages >= mailExpected ? (Date.now() - started) / 1000 : undefined;
     };
 
+    /** After a mail-sending run: its emails are now expected; wait for them. */
+    const drain = (r: autocannon.Result) => {
+      mailExpected += r['2xx'];
+      return waitForMail(30_000);
+    };
+
     const runPhase = async (phase: string, list: Scenario[], refreshSpread: boolean) => {
       for (const s of list) await s.prepare?.(ctx);
       if (refreshSpread && list.some((s) => s.id === 'isvalid-spread')) {
@@ -251,22 +259,14 @@ async function main(): Promise<number> {
       // Warm-up (not measured): JIT, connection pools, page cache.
       for (const t of ts) {
         const r = await drive(t, 16, opts.warmupS);
-        if (list.find((s) => s.id === t.id)?.sendsMail) {
-          mailExpected += r['2xx'];
-          await waitForMail(30_000);
-        }
+        if (t.sendsMail) await drain(r);
       }
       for (let rep = 1; rep <= opts.reps; rep++) {
         for (const c of opts.connections) {
           let base: RunResult | undefined;
           for (const t of ts) {
             if (interrupted) throw new Error('interrupted');
-            const sendsMail = list.find((s) => s.id === t.id)?.sendsMail === true;
-            const drain = (res: autocannon.Result) => {
-              mailExpected += res['2xx'];
-              return waitForMail(30_000);
-            };
-            const r = await measure(phase, rep, c, t, opts.durationS, sendsMail ? drain : undefined);
+            const r = await measure(phase, rep, c, t, opts.durationS, t.sendsMail ? drain : undefined);
             if (t.pid === undefined) {
               r.rssPeakMiB = undefined;
               base = r;
