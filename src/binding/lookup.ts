@@ -17,7 +17,7 @@ async function mxidsByHash(deps: Deps, hashes: string[]): Promise<Map<string, st
   const out = new Map<string, string>();
   const unique = [...new Set(hashes)];
   for (let i = 0; i < unique.length; i += LOOKUP_BATCH) {
-    for (const a of await deps.store.findAssociationsByHash(unique.slice(i, i + LOOKUP_BATCH), now)) out.set(a.lookupHash, a.mxid);
+    for (const a of await deps.store.findMxidsByHash(unique.slice(i, i + LOOKUP_BATCH), now)) out.set(a.lookupHash, a.mxid);
   }
   return out;
 }
@@ -28,13 +28,15 @@ export async function lookupV2(deps: Deps, input: { addresses: string[]; algorit
   }
   const { current, hashedWith } = await lookupPeppers(deps);
   if (input.pepper !== current) throw new DomainError('invalid_pepper', 'Unknown or invalid pepper: has it been rotated? Fetch /hash_details again');
-  const hashesOf = new Map<string, string[]>(); // entry as sent -> its lookup hash under each pepper rows may carry
+  if (input.algorithm === 'sha256') {
+    // Hashed by the client with the current pepper: rows a rotation has not reached yet are missed (docs/design.md).
+    const found = await mxidsByHash(deps, input.addresses);
+    const mappings: Record<string, string> = {};
+    for (const [hash, mxid] of found) mappings[hash] = mxid;
+    return mappings;
+  }
+  const hashesOf = new Map<string, string[]>(); // "<address> <medium>" as sent -> its lookup hash under each pepper rows may carry
   for (const entry of input.addresses) {
-    if (input.algorithm === 'sha256') {
-      // Hashed by the client with the current pepper: rows a rotation has not reached yet are missed (docs/design.md).
-      hashesOf.set(entry, [entry]);
-      continue;
-    }
     const space = entry.lastIndexOf(' ');
     if (space <= 0) continue; // not "<address> <medium>": cannot be bound
     const medium = entry.slice(space + 1);

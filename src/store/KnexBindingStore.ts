@@ -42,7 +42,8 @@ function toSession(r: SessionRow): ValidationSession {
   };
 }
 
-interface AssociationRow {
+/** An associations row as the drivers answer it (mysql2 may answer BIGINT columns as strings). */
+export interface AssociationRow {
   id: number;
   medium: string;
   address: string;
@@ -53,7 +54,7 @@ interface AssociationRow {
   lookup_hash: string | null;
 }
 
-function toAssociation(r: AssociationRow): Association {
+export function toAssociation(r: Pick<AssociationRow, 'medium' | 'address' | 'mxid' | 'ts' | 'not_before' | 'not_after'>): Association {
   return { medium: r.medium, address: r.address, mxid: r.mxid, ts: Number(r.ts), notBefore: Number(r.not_before), notAfter: Number(r.not_after) };
 }
 
@@ -178,14 +179,13 @@ export class KnexBindingStore {
     return n > 0;
   }
 
-  async findAssociationsByHash(hashes: string[], now: number): Promise<(Association & { lookupHash: string })[]> {
+  async findMxidsByHash(hashes: string[], now: number): Promise<{ lookupHash: string; mxid: string }[]> {
     if (hashes.length === 0) return [];
-    const rows = (await this.knex('associations')
-      .select('id', 'medium', 'address', 'mxid', 'ts', 'not_before', 'not_after', 'lookup_hash')
+    return (await this.knex('associations')
+      .select({ lookupHash: 'lookup_hash', mxid: 'mxid' })
       .whereIn('lookup_hash', hashes)
       .andWhere('not_before', '<=', now)
-      .andWhere('not_after', '>', now)) as AssociationRow[];
-    return rows.map((r) => ({ ...toAssociation(r), lookupHash: r.lookup_hash! }));
+      .andWhere('not_after', '>', now)) as { lookupHash: string; mxid: string }[];
   }
 
   async getBindingSetting(name: string): Promise<string | undefined> {

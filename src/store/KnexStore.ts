@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { AcceptedPolicy, AccountToken, Association, InviteRecord, MailJob, MailKind, MailOutcome, NewInvite, NewMail, Store } from './types.js';
 import { KnexAccountStore } from './KnexAccountStore.js';
 import type * as B from './types.js';
-import { associationRow, KnexBindingStore } from './KnexBindingStore.js';
+import { associationRow, KnexBindingStore, toAssociation, type AssociationRow } from './KnexBindingStore.js';
 import { lookupHash } from '../binding/hash.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 import { KnexMailStore } from './KnexMailStore.js';
@@ -119,18 +119,9 @@ export class KnexStore implements Store {
       keys.flatMap((k, i) => [i, k.medium, k.address, k.now, k.now]),
     )) as unknown;
     // better-sqlite3 answers the rows; mysql2 answers [rows, fields].
-    const list = (this.dialect === 'mysql' ? (rows as unknown[])[0] : rows) as { k: number | string; medium: string; address: string; mxid: string; ts: number | string; not_before: number | string; not_after: number | string }[];
+    const list = (this.dialect === 'mysql' ? (rows as unknown[])[0] : rows) as (Omit<AssociationRow, 'id' | 'lookup_hash'> & { k: number | string })[];
     const out: (Association | undefined)[] = keys.map(() => undefined);
-    for (const row of list) {
-      out[Number(row.k)] = {
-        medium: row.medium,
-        address: row.address,
-        mxid: row.mxid,
-        ts: Number(row.ts),
-        notBefore: Number(row.not_before),
-        notAfter: Number(row.not_after),
-      };
-    }
+    for (const row of list) out[Number(row.k)] = toAssociation(row);
     return out;
   }
 
@@ -208,7 +199,7 @@ export class KnexStore implements Store {
   deleteExpiredSessions(now: number, limit: number) { return this.binding.deleteExpiredSessions(now, limit); }
   bindAssociation(association: Association, opts: B.BindOptions) { return this.binding.bindAssociation(association, opts); }
   deleteAssociation(medium: string, address: string, mxid: string) { return this.binding.deleteAssociation(medium, address, mxid); }
-  findAssociationsByHash(hashes: string[], now: number) { return this.binding.findAssociationsByHash(hashes, now); }
+  findMxidsByHash(hashes: string[], now: number) { return this.binding.findMxidsByHash(hashes, now); }
   getBindingSetting(name: string) { return this.binding.getBindingSetting(name); }
   putBindingSetting(name: string, value: string) { return this.binding.putBindingSetting(name, value); }
   rehashAssociations(hash: (address: string, medium: string) => string, batch: number) { return this.binding.rehashAssociations(hash, batch); }

@@ -48,7 +48,7 @@ describe.each(testDatabases())('lookup pepper safety on $name', (db) => {
       };
       await expect(ensureLookupPepper(depsFor(dying, 'pepperB'))).rejects.toThrow('killed');
       expect(await store.getBindingSetting('lookup_pepper')).toBe('pepperB');
-      expect((await store.findAssociationsByHash(addresses.map((a) => hashOf(a, 'pepperB')), Date.now())).length).toBe(1);
+      expect((await store.findMxidsByHash(addresses.map((a) => hashOf(a, 'pepperB')), Date.now())).length).toBe(1);
 
       // Meanwhile (another instance still serving): server-side hashing finds every row, whatever pepper it carries.
       const running = depsFor(store, 'pepperA');
