@@ -8,6 +8,7 @@ export interface OperationValidators {
   xMatrix: boolean;
   termsExempt: boolean;
   unknownToken: boolean;
+  bulk: boolean;
   body?: ValidateFunction;
   query?: ValidateFunction;
   params?: ValidateFunction;

@@ -58,6 +58,8 @@ interface OperationInfo {
   termsExempt: boolean;
   /** `x-tessera-unknown-token: true`: an unknown or expired token answers M_UNKNOWN_TOKEN, not M_UNAUTHORIZED. */
   unknownToken: boolean;
+  /** `x-tessera-bulk: true`: a bulk look-up, admitted through the bulk gate (performance.bulkConcurrency). */
+  bulk: boolean;
   body?: string;
   query?: string;
   params?: string;
@@ -130,6 +132,7 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
         xMatrix: requirements.some((r) => 'xMatrix' in r),
         termsExempt: op['x-tessera-terms-exempt'] === true,
         unknownToken: op['x-tessera-unknown-token'] === true,
+        bulk: op['x-tessera-bulk'] === true,
         responses: {},
       };
       const body = ((follow(doc, op.requestBody ?? null)?.content as Obj | undefined)?.['application/json'] as Obj | undefined);
@@ -161,6 +164,7 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
       `xMatrix: ${o.xMatrix}`,
       `termsExempt: ${o.termsExempt}`,
       `unknownToken: ${o.unknownToken}`,
+      `bulk: ${o.bulk}`,
     ];
     if (o.body) parts.push(`body: ${o.body}`);
     if (o.query) parts.push(`query: ${o.query}`);
@@ -172,7 +176,7 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
   js = `${HEADER}/* eslint-disable */\n${UCS2LENGTH}\n${js}\n\nexport const operations = {\n${ops.map(entry).join('\n')}\n};\n`;
   const dts =
     `${HEADER}import type { ValidateFunction } from 'ajv';\n\n` +
-    `export interface OperationValidators {\n  method: string;\n  path: string;\n  secured: boolean;\n  xMatrix: boolean;\n  termsExempt: boolean;\n  unknownToken: boolean;\n` +
+    `export interface OperationValidators {\n  method: string;\n  path: string;\n  secured: boolean;\n  xMatrix: boolean;\n  termsExempt: boolean;\n  unknownToken: boolean;\n  bulk: boolean;\n` +
     `  body?: ValidateFunction;\n  query?: ValidateFunction;\n  params?: ValidateFunction;\n` +
     `  responses: Record<string, ValidateFunction>;\n}\n\n` +
     `export declare const operations: {\n${ops.map((o) => `  ${JSON.stringify(o.operationId)}: OperationValidators;`).join('\n')}\n};\n`;

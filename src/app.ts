@@ -6,6 +6,8 @@ import type { Deps } from './deps.js';
 import { createApi, errorResponse } from './http/api.js';
 import { MatrixError } from './http/errors.js';
 import { handlers } from './handlers/index.js';
+import { Gate } from './http/gate.js';
+import { operations } from '../generated/identity.validators.js';
 import { V1_BASE } from './handlers/paths.js';
 
 /** Identity servers are called from browsers (web clients do lookups and terms directly): on every answer. */
@@ -19,7 +21,7 @@ const CORS_HEADERS: [string, string][] = [
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export async function createApp(deps: Deps): Promise<Koa> {
-  const handle = await createApi(deps, handlers);
+  const { handle, operationOf } = await createApi(deps, handlers);
   const { config, log } = deps;
   const app = new Koa();
   app.silent = true; // errors are logged once, below
@@ -50,6 +52,22 @@ export async function createApp(deps: Deps): Promise<Koa> {
       throw new MatrixError(404, 'M_UNRECOGNIZED', 'The v1 identity API is disabled on this server');
     }
     await next();
+  });
+
+  // Bulk look-ups wait their turn here, before their bodies are read (src/http/gate.ts says why).
+  const bulkGate = new Gate(config.performance.bulkConcurrency);
+  app.use(async (ctx, next) => {
+    const op = BODYLESS.has(ctx.method) ? undefined : operationOf(ctx.method, ctx.path);
+    if (!op || !operations[op].bulk) return next();
+    await bulkGate.enter();
+    try {
+      // A client that gave up while queued gets no work done (reading its body would fail as a 500; Koa
+      // writes nothing to a closed socket).
+      if (ctx.req.socket.destroyed) return;
+      await next();
+    } finally {
+      bulkGate.leave();
+    }
   });
 
   const parseBody = bodyParser({

@@ -92,6 +92,16 @@ export interface Config {
   performance: {
     /** How long an ephemeral-key validity answer may be reused in memory, ms (0 = never, at most 1000). */
     keyValidityCacheMs: number;
+    /**
+     * Bulk look-ups (operations marked `x-tessera-bulk` in the document) processed at once; the rest wait
+     * in arrival order before their bodies are read. Bounds memory and keeps latency fair under a burst.
+     */
+    bulkConcurrency: number;
+    /**
+     * V8's old-generation growing factor, as a percentage over the live heap (V8's flag
+     * --heap-growing-percent); 0 leaves V8's own heuristics. Lower: smaller RSS, more frequent full GCs.
+     */
+    heapGrowingPercent: number;
   };
   /** Validation sessions, associations and lookups (issue 5). */
   binding: {
@@ -185,13 +195,13 @@ export function defaults(): Config {
   return {
     server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 256 * 1024, v1Enabled: true, trustProxy: false },
     dataDir: './data',
-    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 16, poolMax: 8 },
+    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, poolMax: 8 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], blockedKeywords: [], sweepIntervalMs: 3600 * 1000 },
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
     rateLimits: { windowMs: 60_000, storeInvitePerIp: 1200, storeInvitePerSender: 60, storeInvitePerAddress: 10, requestTokenPerIp: 60, requestTokenPerAddress: 5 },
     log: { level: 'info' },
-    performance: { keyValidityCacheMs: 1000 },
+    performance: { keyValidityCacheMs: 1000, bulkConcurrency: 2, heapGrowingPercent: 20 },
     binding: { sessionLifetimeMs: DAY, tokenLifetimeMs: DAY, associationLifetimeMs: 100 * 365 * DAY, lookupPepper: '' },
     onbind: { invitesPerCall: 100, initialBackoffMs: 5000, maxBackoffMs: 3600 * 1000, leaseMs: 60_000, pollIntervalMs: 30_000, concurrency: 4, keepFinishedMs: 7 * DAY, giveUpAfterMs: 0 },
     federation: { verifyTls: true, allow: [], requestTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 },
@@ -246,6 +256,8 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_RATELIMIT_REQUEST_TOKEN_PER_ADDRESS', 'rateLimits.requestTokenPerAddress', 'int'],
   ['TESSERA_LOG_LEVEL', 'log.level', 'string'],
   ['TESSERA_KEY_VALIDITY_CACHE_MS', 'performance.keyValidityCacheMs', 'int'],
+  ['TESSERA_BULK_CONCURRENCY', 'performance.bulkConcurrency', 'int'],
+  ['TESSERA_HEAP_GROWING_PERCENT', 'performance.heapGrowingPercent', 'int'],
   ['TESSERA_SESSION_LIFETIME_MS', 'binding.sessionLifetimeMs', 'int'],
   ['TESSERA_VALIDATION_TOKEN_LIFETIME_MS', 'binding.tokenLifetimeMs', 'int'],
   ['TESSERA_ASSOCIATION_LIFETIME_MS', 'binding.associationLifetimeMs', 'int'],
@@ -351,7 +363,11 @@ const SCHEMA = {
     performance: {
       type: 'object',
       additionalProperties: false,
-      properties: { keyValidityCacheMs: { type: 'integer', minimum: 0, maximum: 1000 } },
+      properties: {
+        keyValidityCacheMs: { type: 'integer', minimum: 0, maximum: 1000 },
+        bulkConcurrency: { type: 'integer', minimum: 1, maximum: 1000 },
+        heapGrowingPercent: { type: 'integer', minimum: 0, maximum: 1000 },
+      },
     },
     binding: {
       type: 'object',

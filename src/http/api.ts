@@ -48,7 +48,14 @@ interface Trace {
   operationId?: OperationId;
 }
 
-export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: ApiRequest) => Promise<ApiResponse>> {
+export interface Api {
+  /** Runs one request through the pipeline; never throws (failures are error responses). */
+  handle(req: ApiRequest): Promise<ApiResponse>;
+  /** The operation a method and path route to, before anything is read (undefined: none, or unroutable). */
+  operationOf(method: string, path: string): OperationId | undefined;
+}
+
+export async function createApi(deps: Deps, table: HandlerTable): Promise<Api> {
   const opIds = Object.keys(operations) as OperationId[];
   const missing = opIds.filter((op) => typeof (table as Record<string, unknown>)[op] !== 'function');
   if (missing.length > 0) throw new Error(`operations without a handler: ${missing.join(', ')}`);
@@ -124,7 +131,16 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
     }
   }
 
-  return async (req: ApiRequest): Promise<ApiResponse> => {
+  const operationOf = (method: string, path: string): OperationId | undefined => {
+    try {
+      const match = route(method, path);
+      return match.status === 200 ? match.operationId : undefined;
+    } catch {
+      return undefined; // a malformed path: the pipeline answers it
+    }
+  };
+
+  const handle = async (req: ApiRequest): Promise<ApiResponse> => {
     const trace: Trace = {};
     let res: ApiResponse;
     try {
@@ -141,6 +157,7 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<(req: 
     checkResponse(trace.operationId, res);
     return res;
   };
+  return { handle, operationOf };
 }
 
 function rawUrlOf(req: ApiRequest): string {

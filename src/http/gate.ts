@@ -1,0 +1,36 @@
+// A FIFO admission gate: at most `limit` holders at once; the others wait and are admitted in arrival order.
+//
+// Bulk look-ups pass through one (performance.bulkConcurrency). Without it, a burst of 1,000-address
+// look-ups is parsed, validated and hashed all at once and then queues for the database holding all of
+// that: under 64 concurrent calls V8 promoted ~0.5 MB per call to the old generation and the heap grew by
+// ~100 MiB, and the queue was unfair (p99 3 s at p50 0.2 s). Waiting at the gate happens before the body
+// is read, so a queued call holds only its socket.
+export class Gate {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(readonly limit: number) {
+    if (!Number.isInteger(limit) || limit < 1) throw new Error(`gate limit must be a positive integer, not ${limit}`);
+  }
+
+  /** Holders now; waiters now. */
+  get size(): { active: number; waiting: number } {
+    return { active: this.active, waiting: this.waiting.length };
+  }
+
+  /** Resolves once admitted; every admission must be paired with one `leave()`. */
+  enter(): Promise<void> {
+    if (this.active < this.limit) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Hands the place to the longest waiter, or frees it. */
+  leave(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else if (this.active > 0) this.active--;
+  }
+}
