@@ -1,6 +1,7 @@
 // Composition root: config -> logger -> store (migrated) -> keys -> app -> listen + workers.
 import { loadConfig, ConfigError } from './config.js';
 import { startService } from './service.js';
+import { setFlagsFromString } from 'node:v8';
 import { createLogger } from './util/logger.js';
 
 async function main(): Promise<void> {
@@ -15,6 +16,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.log.level);
+  // V8 reads this factor each time it sets the next old-generation limit, so setting it at start-up
+  // applies to the whole run. V8's own heuristic lets the old generation reach several times its live
+  // size under allocation bursts (a 1,000-address lookup burst grew the heap by ~100 MiB); at 20% the
+  // peak RSS of every benchmark scenario fell by 10 to 60 MiB at no measurable CPU cost except
+  // the bulk look-ups' (about +10%). Only the process entry point sets it: it is process-wide.
+  if (config.performance.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.performance.heapGrowingPercent}`);
   const service = await startService(config, { log });
   log.info('tessera listening', {
     url: service.url,

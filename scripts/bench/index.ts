@@ -7,7 +7,7 @@
 // scenario, per repetition and connection count), and prints medians with each scenario's throughput as a
 // ratio to the baseline of the same repetition. Loopback only; every child is killed on exit, error or SIGINT.
 // Exits non-zero only when the harness itself breaks (a process does not start, a scenario gets no 2xx at all).
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +70,14 @@ function parseArgs(argv: string[]): Options {
     profileDir: value('--profile'),
     spreadKeys: quick ? 5_000 : 20_000,
   };
+}
+
+/** The flags between `node` and the entry point in package.json's start script, so the bench runs what `npm start` runs. */
+function startNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const words = pkg.scripts.start!.trim().split(/\s+/);
+  if (words[0] !== 'node' || words[words.length - 1] !== 'dist/src/main.js') throw new Error(`package.json start script is not "node [flags] dist/src/main.js": ${pkg.scripts.start}`);
+  return words.slice(1, -1);
 }
 
 function log(msg: string): void {
@@ -169,7 +177,7 @@ async function main(): Promise<number> {
     const port = await freePort();
     // The harness sets Tessera's environment itself; only these tuning knobs pass through, so a run can
     // compare them (e.g. TESSERA_SQLITE_SYNCHRONOUS=normal npm run bench).
-    const passThrough = new Set(['TESSERA_SQLITE_SYNCHRONOUS', 'TESSERA_KEY_VALIDITY_CACHE_MS', 'TESSERA_DB_POOL_MAX']);
+    const passThrough = new Set(['TESSERA_SQLITE_SYNCHRONOUS', 'TESSERA_SQLITE_CACHE_MB', 'TESSERA_KEY_VALIDITY_CACHE_MS', 'TESSERA_DB_POOL_MAX', 'TESSERA_BULK_CONCURRENCY', 'TESSERA_HEAP_GROWING_PERCENT']);
     const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TESSERA_') || passThrough.has(k)));
     Object.assign(env, {
       TESSERA_HOST: '127.0.0.1',
@@ -192,7 +200,8 @@ async function main(): Promise<number> {
     log('building dist/ (npm run build)');
     const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
     if (build.status !== 0) throw new Error(`npm run build failed: ${build.stderr}`);
-    const nodeArgs: string[] = [];
+    // The node flags `npm start` passes (package.json is their one home), then BENCH_NODE_ARGS to try others.
+    const nodeArgs = [...startNodeFlags(), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     if (opts.profileDir) {
       mkdirSync(opts.profileDir, { recursive: true });
       nodeArgs.push('--cpu-prof', '--cpu-prof-dir', resolve(opts.profileDir));

@@ -87,7 +87,7 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
           cachePreparedStatements(conn, flush);
           conn.pragma('journal_mode = WAL');
           conn.pragma('synchronous = NORMAL');
-          conn.pragma(`cache_size = -${Math.round((opts.sqliteCacheMb ?? 16) * 1024)}`);
+          conn.pragma(`cache_size = -${Math.round((opts.sqliteCacheMb ?? 4) * 1024)}`);
           conn.pragma('foreign_keys = ON');
           conn.pragma('busy_timeout = 5000');
           done(null, conn);

@@ -116,7 +116,7 @@ describe('SQLite commits with sqliteSynchronous=full', () => {
     const dflt = openDatabase({ url: join(dir, 'default.sqlite') }).knex;
     try {
       expect(await sized.raw('PRAGMA cache_size')).toEqual([{ cache_size: -8192 }]);
-      expect(await dflt.raw('PRAGMA cache_size')).toEqual([{ cache_size: -16384 }]);
+      expect(await dflt.raw('PRAGMA cache_size')).toEqual([{ cache_size: -4096 }]);
     } finally {
       await sized.destroy();
       await dflt.destroy();

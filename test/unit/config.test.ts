@@ -24,7 +24,7 @@ describe('loadConfig', () => {
     expect(c.server.publicBaseUrl).toBe('https://is.example.org');
     expect(c.invites.redactChars).toBe(1);
     expect(c.database.url).toBe('mysql://u:p@db:3306/x');
-    expect(c.database.sqliteCacheMb).toBe(16);
+    expect(c.database.sqliteCacheMb).toBe(4);
     expect(loadConfig({ argv: [], env: { TESSERA_SQLITE_CACHE_MB: '64' } }).database.sqliteCacheMb).toBe(64);
     expect(c.keys.signingKeyFile).toBe(join(dir, 'signing.key'));
     expect(loadConfig({ argv: [], env: { TESSERA_CONFIG: file } }).server.port).toBe(9000);
