@@ -18,7 +18,8 @@ import type { Knex } from 'knex';
 import { cpuSecondsOf, freePort, firstLine, killAllChildren, memoryOf, sampleRss, startChild, waitReady, type Child } from './children.js';
 import { startSmtpSink, type SmtpSink } from './smtpSink.js';
 import { createBenchDatabase, openBenchKnex, seedInvites, storedKeys, type BenchDatabase } from './database.js';
-import { PENDING_SCENARIOS, SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
+import { BIND_PENDING_INVITES, SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
+import { startBenchHomeserver, type BenchHomeserver } from './homeserver.js';
 import { formatTable, summarise, type RunResult } from './report.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -92,8 +93,10 @@ interface Target {
   pid?: number;
   /** The server process, whose CPU time per request is reported. */
   serverPid: number;
-  /** Each answered request queued an email (the run waits for the mail to drain). */
-  sendsMail?: boolean;
+  /** Each answered request queued a delivery (an email, an onbind call) the run waits for. */
+  delivers?: 'mail' | 'onbind';
+  /** Before each run, outside the measured time. */
+  beforeRun?: (durationS: number) => Promise<void>;
 }
 
 async function drive(t: Target, connections: number, durationS: number): Promise<autocannon.Result> {
@@ -107,8 +110,8 @@ async function drive(t: Target, connections: number, durationS: number): Promise
 }
 
 /**
- * One run. `settle` (mail-sending scenarios: wait for the mail backlog to drain) runs before the server's CPU
- * time is read, so "CPU us/req" of such a scenario includes delivering its emails.
+ * One run. `settle` (delivering scenarios: wait until the emails or onbind calls have arrived) runs before the server's CPU
+ * time is read, so "CPU us/req" of such a scenario includes making those deliveries.
  */
 async function measure(phase: string, rep: number, connections: number, t: Target, durationS: number, settle?: (r: autocannon.Result) => Promise<number | undefined>): Promise<RunResult> {
   const rss = t.pid ? sampleRss(t.pid) : undefined;
@@ -116,7 +119,7 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
   const harnessBefore = process.cpuUsage();
   const r = await drive(t, connections, durationS);
   const harness = process.cpuUsage(harnessBefore);
-  const mailDrainS = settle ? await settle(r) : undefined;
+  const drainS = settle ? await settle(r) : undefined;
   const cpuAfter = cpuSecondsOf(t.serverPid);
   const rssPeakMiB = rss?.stop();
   const ok = r['2xx'];
@@ -134,7 +137,7 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
     non2xx: r.non2xx,
     ok,
     rssPeakMiB,
-    mailDrainS,
+    drainS,
     harnessCpuUsPerReq: total === 0 ? undefined : (harness.user + harness.system) / total,
     cpuUsPerReq: cpuBefore === undefined || cpuAfter === undefined || total === 0 ? undefined : ((cpuAfter - cpuBefore) * 1e6) / total,
   };
@@ -144,6 +147,7 @@ async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
   const tmp = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
   let sink: SmtpSink | undefined;
+  let homeserver: BenchHomeserver | undefined;
   let db: BenchDatabase | undefined;
   let knex: Knex | undefined;
   let tessera: Child | undefined;
@@ -153,6 +157,7 @@ async function main(): Promise<number> {
     killAllChildren();
     await knex?.destroy().catch(() => {});
     await sink?.close().catch(() => {});
+    await homeserver?.close().catch(() => {});
     await db?.dispose().catch((err: unknown) => log(`could not drop the bench database: ${String(err)}`));
     rmSync(tmp, { recursive: true, force: true });
   };
@@ -170,6 +175,7 @@ async function main(): Promise<number> {
   try {
     const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
     sink = await startSmtpSink();
+    homeserver = await startBenchHomeserver(BIND_PENDING_INVITES);
     const dataDir = join(tmp, 'data');
     mkdirSync(dataDir);
     db = await createBenchDatabase({ mysqlUrl: opts.mysqlUrl, dataDir });
@@ -188,6 +194,9 @@ async function main(): Promise<number> {
       TESSERA_SMTP_HOST: '127.0.0.1',
       TESSERA_SMTP_PORT: String(sink.port),
       TESSERA_SMTP_TLS: 'none',
+      // bind-pending's homeserver: loopback, self-signed (never do this outside a test deployment).
+      TESSERA_FEDERATION_VERIFY_TLS: 'false',
+      TESSERA_FEDERATION_ALLOW: '127.0.0.1/32',
       TESSERA_MAIL_FROM: 'bench@bench.example.org',
       // One client IP and one sender send everything here; the limits would measure 429s, not us.
       TESSERA_RATELIMIT_INVITES_PER_IP: '0',
@@ -217,38 +226,53 @@ async function main(): Promise<number> {
     const baselineUrl = `http://127.0.0.1:${(JSON.parse(baselineLine) as { port: number }).port}/`;
     knex = openBenchKnex(db.url);
 
-    const ctx: ScenarioContext = { url: tesseraUrl, keys: { few: [], spread: [] }, runId: randomBytes(4).toString('hex'), knex };
+    const ctx: ScenarioContext = { url: tesseraUrl, keys: { few: [], spread: [] }, runId: randomBytes(4).toString('hex'), knex, homeserver };
     const runs: RunResult[] = [];
     let mailExpected = 0;
 
     const targets = (list: Scenario[]): Target[] => [
       { id: 'baseline (bare Koa)', url: baselineUrl, serverPid: baseline!.pid },
-      ...list.map((s) => ({ id: s.id, url: tesseraUrl, requests: s.requests(ctx), pid: tessera!.pid, serverPid: tessera!.pid, sendsMail: s.sendsMail })),
+      ...list.map((s) => ({
+        id: s.id,
+        url: tesseraUrl,
+        requests: s.requests(ctx),
+        pid: tessera!.pid,
+        serverPid: tessera!.pid,
+        delivers: s.delivers,
+        beforeRun: s.beforeRun && ((durationS: number) => s.beforeRun!(ctx, durationS)),
+      })),
     ];
 
+    let onbindExpected = 0;
+    const delivered = { mail: () => sink!.messages, onbind: () => homeserver!.onbindCalls };
+    const expected = { mail: () => mailExpected, onbind: () => onbindExpected };
+
     /**
-     * Waits (bounded) until the sink has every email expected so far; returns the seconds it took, or undefined
-     * when it gave up. Called after each mail-sending run, so the next scenario is not measured while the mail
-     * worker is still draining this one's backlog, and the drain time is part of what the run reports.
+     * Waits (bounded) until every delivery of this kind expected so far has arrived (emails at the sink,
+     * onbind calls at the homeserver); returns the seconds it took, or undefined when it gave up. Called after
+     * each delivering run, so the next scenario is not measured while a worker is still draining this one's
+     * backlog, and the drain time (and its CPU) is part of what the run reports.
      */
-    const waitForMail = async (limitMs: number): Promise<number | undefined> => {
+    const waitFor = async (kind: 'mail' | 'onbind', limitMs: number): Promise<number | undefined> => {
       const started = Date.now();
       let last = -1;
       let lastChange = Date.now();
-      while (Date.now() - started < limitMs && sink!.messages < mailExpected) {
-        if (sink!.messages !== last) {
-          last = sink!.messages;
+      while (Date.now() - started < limitMs && delivered[kind]() < expected[kind]()) {
+        if (delivered[kind]() !== last) {
+          last = delivered[kind]();
           lastChange = Date.now();
         } else if (Date.now() - lastChange > 3000) break; // no progress: the pipeline is absent or stuck
         await new Promise((r) => setTimeout(r, 50));
       }
-      return sink!.messages >= mailExpected ? (Date.now() - started) / 1000 : undefined;
+      return delivered[kind]() >= expected[kind]() ? (Date.now() - started) / 1000 : undefined;
     };
+    const waitForMail = (limitMs: number) => waitFor('mail', limitMs);
 
-    /** After a mail-sending run: its emails are now expected; wait for them. */
-    const drain = (r: autocannon.Result) => {
-      mailExpected += r['2xx'];
-      return waitForMail(30_000);
+    /** After a delivering run: its deliveries are now expected; wait for them. */
+    const drainOf = (kind: 'mail' | 'onbind') => (r: autocannon.Result) => {
+      if (kind === 'mail') mailExpected += r['2xx'];
+      else onbindExpected += r['2xx'];
+      return waitFor(kind, 30_000);
     };
 
     const runPhase = async (phase: string, list: Scenario[], refreshSpread: boolean) => {
@@ -267,15 +291,17 @@ async function main(): Promise<number> {
       const ts = targets(list);
       // Warm-up (not measured): JIT, connection pools, page cache.
       for (const t of ts) {
+        await t.beforeRun?.(opts.warmupS);
         const r = await drive(t, 16, opts.warmupS);
-        if (t.sendsMail) await drain(r);
+        if (t.delivers) await drainOf(t.delivers)(r);
       }
       for (let rep = 1; rep <= opts.reps; rep++) {
         for (const c of opts.connections) {
           let base: RunResult | undefined;
           for (const t of ts) {
             if (interrupted) throw new Error('interrupted');
-            const r = await measure(phase, rep, c, t, opts.durationS, t.sendsMail ? drain : undefined);
+            await t.beforeRun?.(opts.durationS);
+            const r = await measure(phase, rep, c, t, opts.durationS, t.delivers && drainOf(t.delivers));
             if (t.pid === undefined) {
               r.rssPeakMiB = undefined;
               base = r;
@@ -283,7 +309,7 @@ async function main(): Promise<number> {
               r.ratio = r.reqPerSec / base.reqPerSec;
             }
             runs.push(r);
-            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us)${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.mailDrainS === undefined ? '' : `, mail drained ${r.mailDrainS.toFixed(1)} s after`}`);
+            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us)${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}`);
           }
         }
       }
@@ -308,7 +334,8 @@ async function main(): Promise<number> {
 
     // Every stored invitation should become one email at the sink (the last wait; each mail run waited already).
     const finalDrain = await waitForMail(opts.quick ? 5_000 : 30_000);
-    const delivered = sink.messages;
+    const finalOnbind = await waitFor('onbind', opts.quick ? 5_000 : 30_000);
+    const mailDelivered = sink.messages;
     const hwm = memoryOf(tessera.pid)?.hwmMiB;
     const alive = tessera.proc.exitCode === null && tessera.proc.signalCode === null;
     await tessera.stop();
@@ -330,11 +357,14 @@ async function main(): Promise<number> {
     out.write(`"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort\n\n`);
     out.write(`${formatTable(summary)}\n\n`);
     out.write(`Tessera peak RSS (VmHWM) over the whole run: ${hwm === undefined ? 'n/a' : `${hwm.toFixed(0)} MiB`}\n`);
-    out.write(`emails: ${mailExpected} invitations stored, ${delivered} messages reached the SMTP sink${finalDrain === undefined ? ' (gave up waiting for the rest)' : ''}${delivered === 0 && mailExpected > 0 ? ' (no mail pipeline delivered anything: issue 3 not merged yet?)' : ''}\n`);
-    out.write(`not measured yet: ${PENDING_SCENARIOS.map((p) => `${p.id} (${p.waitsFor})`).join('; ')}\n`);
+    out.write(`emails: ${mailExpected} invitations stored, ${mailDelivered} messages reached the SMTP sink${finalDrain === undefined ? ' (gave up waiting for the rest)' : ''}\n`);
+    if (onbindExpected > 0 || homeserver.unexpected > 0) {
+      out.write(`onbind: ${onbindExpected} binds with pending invitations, ${homeserver.onbindCalls} onbind calls reached the homeserver${finalOnbind === undefined ? ' (gave up waiting for the rest)' : ''}${homeserver.unexpected ? `, ${homeserver.unexpected} unexpected requests` : ''}\n`);
+    }
+    if (ctx.bind?.exhausted) out.write(`bind-pending ran out of prepared sessions ${ctx.bind.exhausted} times (those requests are its non-2xx): raise BIND_SESSIONS_PER_S\n`);
 
     if (opts.json) {
-      writeFileSync(opts.json, `${JSON.stringify({ when: new Date().toISOString(), machine, database: db.kind, options: { ...opts, mysqlUrl: undefined }, summary, runs, emails: { expected: mailExpected, delivered, allDelivered: finalDrain !== undefined }, tesseraPeakRssMiB: hwm, pending: PENDING_SCENARIOS }, null, 2)}\n`);
+      writeFileSync(opts.json, `${JSON.stringify({ when: new Date().toISOString(), machine, database: db.kind, options: { ...opts, mysqlUrl: undefined }, summary, runs, emails: { expected: mailExpected, delivered: mailDelivered, allDelivered: finalDrain !== undefined }, onbind: { expected: onbindExpected, delivered: homeserver.onbindCalls, unexpected: homeserver.unexpected, allDelivered: finalOnbind !== undefined }, tesseraPeakRssMiB: hwm }, null, 2)}\n`);
       log(`results written to ${opts.json}`);
     }
 

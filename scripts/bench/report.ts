@@ -18,7 +18,7 @@ export interface RunResult {
   /** Server CPU time (user + system) per answered request, microseconds (Linux). */
   cpuUsPerReq?: number;
   /** Mail-sending runs: seconds after the run until every email so far had reached the sink. */
-  mailDrainS?: number;
+  drainS?: number;
   /** The harness process's own CPU (autocannon and the SMTP sink) per answered request, microseconds. */
   harnessCpuUsPerReq?: number;
   /** reqPerSec / the baseline's reqPerSec in the same phase, repetition and connection count. */
@@ -38,7 +38,7 @@ export interface SummaryRow {
   non2xx: number;
   rssPeakMiB?: number;
   cpuUsPerReq?: number;
-  mailDrainS?: number;
+  drainS?: number;
 }
 
 export function median(xs: number[]): number {
@@ -57,7 +57,7 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
     const ratios = g.map((r) => r.ratio).filter((x): x is number => x !== undefined);
     const rss = g.map((r) => r.rssPeakMiB).filter((x): x is number => x !== undefined);
     const cpu = g.map((r) => r.cpuUsPerReq).filter((x): x is number => x !== undefined);
-    const drain = g.map((r) => r.mailDrainS).filter((x): x is number => x !== undefined);
+    const drain = g.map((r) => r.drainS).filter((x): x is number => x !== undefined);
     return {
       phase: g[0]!.phase,
       target: g[0]!.target,
@@ -71,13 +71,13 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
       non2xx: g.reduce((n, r) => n + r.non2xx, 0),
       rssPeakMiB: rss.length ? Math.max(...rss) : undefined,
       cpuUsPerReq: cpu.length ? median(cpu) : undefined,
-      mailDrainS: drain.length ? median(drain) : undefined,
+      drainS: drain.length ? median(drain) : undefined,
     };
   });
 }
 
 export function formatTable(rows: SummaryRow[]): string {
-  const header = ['phase', 'scenario', 'conns', 'req/s', 'x baseline', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'CPU us/req', 'mail drain s', 'peak RSS MiB'];
+  const header = ['phase', 'scenario', 'conns', 'req/s', 'x baseline', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'CPU us/req', 'drain s', 'peak RSS MiB'];
   const body = rows.map((r) => [
     r.phase,
     r.target,
@@ -89,7 +89,7 @@ export function formatTable(rows: SummaryRow[]): string {
     String(r.errors),
     String(r.non2xx),
     r.cpuUsPerReq === undefined ? '-' : Math.round(r.cpuUsPerReq).toLocaleString('en-US'),
-    r.mailDrainS === undefined ? '-' : r.mailDrainS.toFixed(1),
+    r.drainS === undefined ? '-' : r.drainS.toFixed(1),
     r.rssPeakMiB === undefined ? '-' : r.rssPeakMiB.toFixed(0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
