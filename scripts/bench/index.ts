@@ -73,12 +73,20 @@ function parseArgs(argv: string[]): Options {
   };
 }
 
-/** The flags between `node` and the entry point in package.json's start script, so the bench runs what `npm start` runs. */
-function startNodeFlags(): string[] {
+/**
+ * What package.json's start script sets before `node` (VAR=value words) and passes to it (the flags before
+ * the entry point), so the bench runs Tessera exactly as `npm start` does; package.json is their one home.
+ */
+function startCommand(): { env: Record<string, string>; flags: string[] } {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   const words = pkg.scripts.start!.trim().split(/\s+/);
-  if (words[0] !== 'node' || words[words.length - 1] !== 'dist/src/main.js') throw new Error(`package.json start script is not "node [flags] dist/src/main.js": ${pkg.scripts.start}`);
-  return words.slice(1, -1);
+  const env: Record<string, string> = {};
+  while (words[0] && /^[A-Z_][A-Z0-9_]*=/.test(words[0])) {
+    const [name, ...value] = words.shift()!.split('=');
+    env[name!] = value.join('=');
+  }
+  if (words[0] !== 'node' || words[words.length - 1] !== 'dist/src/main.js') throw new Error(`package.json start script is not "[VAR=value ...] node [flags] dist/src/main.js": ${pkg.scripts.start}`);
+  return { env, flags: words.slice(1, -1) };
 }
 
 function log(msg: string): void {
@@ -209,8 +217,10 @@ async function main(): Promise<number> {
     log('building dist/ (npm run build)');
     const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
     if (build.status !== 0) throw new Error(`npm run build failed: ${build.stderr}`);
-    // The node flags `npm start` passes (package.json is their one home), then BENCH_NODE_ARGS to try others.
-    const nodeArgs = [...startNodeFlags(), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+    // The environment and node flags `npm start` uses, then BENCH_NODE_ARGS to try other flags.
+    const start = startCommand();
+    Object.assign(env, start.env);
+    const nodeArgs = [...start.flags, ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     if (opts.profileDir) {
       mkdirSync(opts.profileDir, { recursive: true });
       nodeArgs.push('--cpu-prof', '--cpu-prof-dir', resolve(opts.profileDir));
