@@ -44,6 +44,14 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads the memory and admission knobs, and refuses a bulk gate that admits nobody', () => {
+    expect(loadConfig({ argv: [], env: {} }).performance).toMatchObject({ bulkConcurrency: 2, heapGrowingPercent: 20 });
+    const c = loadConfig({ argv: [], env: { TESSERA_BULK_CONCURRENCY: '5', TESSERA_HEAP_GROWING_PERCENT: '0' } });
+    expect(c.performance).toMatchObject({ bulkConcurrency: 5, heapGrowingPercent: 0 });
+    expect(() => loadConfig({ argv: [], env: { TESSERA_BULK_CONCURRENCY: '0' } })).toThrow(/bulkConcurrency/);
+    expect(() => loadConfig({ argv: [], env: { TESSERA_HEAP_GROWING_PERCENT: '-5' } })).toThrow(/heapGrowingPercent/);
+  });
+
   it('refuses unknown keys in the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-cfg-'));
     const file = join(dir, 'c.yaml');
