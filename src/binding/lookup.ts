@@ -31,8 +31,13 @@ export async function lookupV2(deps: Deps, input: { addresses: string[]; algorit
   if (input.algorithm === 'sha256') {
     // Hashed by the client with the current pepper: rows a rotation has not reached yet are missed (docs/design.md).
     const found = await mxidsByHash(deps, input.addresses);
+    // Only what was asked, matched exactly: MySQL's collations can match a hash that differs in letter case
+    // or trailing spaces, and the answer must never name a key the client did not send.
     const mappings: Record<string, string> = {};
-    for (const [hash, mxid] of found) mappings[hash] = mxid;
+    for (const hash of input.addresses) {
+      const mxid = found.get(hash);
+      if (mxid !== undefined) mappings[hash] = mxid;
+    }
     return mappings;
   }
   const hashesOf = new Map<string, string[]>(); // "<address> <medium>" as sent -> its lookup hash under each pepper rows may carry
