@@ -54,22 +54,6 @@ export async function createApp(deps: Deps): Promise<Koa> {
     await next();
   });
 
-  // Bulk look-ups wait their turn here, before their bodies are read (src/http/gate.ts says why).
-  const bulkGate = new Gate(config.performance.bulkConcurrency);
-  app.use(async (ctx, next) => {
-    const op = BODYLESS.has(ctx.method) ? undefined : operationOf(ctx.method, ctx.path);
-    if (!op || !operations[op].bulk) return next();
-    await bulkGate.enter();
-    try {
-      // A client that gave up while queued gets no work done (reading its body would fail as a 500; Koa
-      // writes nothing to a closed socket).
-      if (ctx.req.socket.destroyed) return;
-      await next();
-    } finally {
-      bulkGate.leave();
-    }
-  });
-
   const parseBody = bodyParser({
     enableTypes: ['json', 'form'],
     jsonLimit: `${config.server.bodyLimitBytes}b`,
@@ -82,6 +66,22 @@ export async function createApp(deps: Deps): Promise<Koa> {
     },
   });
   app.use((ctx, next) => (BODYLESS.has(ctx.method) ? next() : parseBody(ctx, next)));
+
+  // Bulk look-ups wait their turn here (src/http/gate.ts says why), after their bodies are read: a
+  // place is held only while a request is worked on, never while a slow client trickles its body in.
+  const bulkGate = new Gate(config.performance.bulkConcurrency);
+  app.use(async (ctx, next) => {
+    const op = BODYLESS.has(ctx.method) ? undefined : operationOf(ctx.method, ctx.path);
+    if (!op || !operations[op].bulk) return next();
+    await bulkGate.enter();
+    try {
+      // A client that gave up while queued gets no work done (Koa writes nothing to a closed socket).
+      if (ctx.req.socket.destroyed) return;
+      await next();
+    } finally {
+      bulkGate.leave();
+    }
+  });
 
   const router = new Router();
   router.all('/_matrix/identity/{*rest}', async (ctx) => {

@@ -94,7 +94,7 @@ export interface Config {
     keyValidityCacheMs: number;
     /**
      * Bulk look-ups (operations marked `x-tessera-bulk` in the document) processed at once; the rest wait
-     * in arrival order before their bodies are read. Bounds memory and keeps latency fair under a burst.
+     * in arrival order, once their bodies are read. Bounds memory and keeps latency fair under a burst.
      */
     bulkConcurrency: number;
     /**

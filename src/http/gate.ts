@@ -3,8 +3,8 @@
 // Bulk look-ups pass through one (performance.bulkConcurrency). Without it, a burst of 1,000-address
 // look-ups is parsed, validated and hashed all at once and then queues for the database holding all of
 // that: under 64 concurrent calls V8 promoted ~0.5 MB per call to the old generation and the heap grew by
-// ~100 MiB, and the queue was unfair (p99 3 s at p50 0.2 s). Waiting at the gate happens before the body
-// is read, so a queued call holds only its socket.
+// ~100 MiB, and the queue was unfair (p99 3 s at p50 0.2 s). The gate stands after the body parser, so a
+// place is held only while a call is worked on, never while a slow client trickles its body in.
 export class Gate {
   private active = 0;
   private readonly waiting: (() => void)[] = [];

@@ -1,10 +1,11 @@
-// Bulk look-ups pass through a FIFO gate (performance.bulkConcurrency) before their bodies are read: at
-// most that many are processed at once, every one is still answered, a client that left while queued gets
-// no work done, and other requests never wait behind the gate.
+// Bulk look-ups pass through a FIFO gate (performance.bulkConcurrency) once their bodies are read: at most
+// that many are processed at once, every one is still answered, a client that left while queued gets no
+// work done, other requests never wait behind the gate, and clients trickling their bodies in hold no place.
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect, type Socket } from 'node:net';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/smtp.js';
 import type { KnexStore } from '../../src/store/KnexStore.js';
@@ -99,5 +100,32 @@ describe('bulk look-up gate', () => {
     expect((await third).status).toBe(200);
     expect(g.calls()).toBe(2); // the first and the third; the one that left was skipped
     expect(g.srv.logs.filter((l) => / (ERROR|WARN) /.test(l))).toEqual([]); // a client leaving is not a server error
+  });
+
+  it('gives no place to clients still sending their bodies', async () => {
+    const g = await instrumented(1, dirs);
+    servers.push(g.srv);
+    const { port } = new URL(g.srv.url);
+    // Two clients announce 1,000-byte bodies and send 6 bytes: they must not hold the one place.
+    const slow: Socket[] = await Promise.all(
+      [0, 1].map(
+        () =>
+          new Promise<Socket>((resolve) => {
+            const s = connect(Number(port), '127.0.0.1', () => {
+              s.write(`POST ${V1}/bulk_lookup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"thr`);
+              resolve(s);
+            });
+          }),
+      ),
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const started = Date.now();
+      const answer = await g.srv.call('POST', `${V1}/bulk_lookup`, bulk(9));
+      expect(answer.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      for (const s of slow) s.destroy();
+    }
   });
 });
