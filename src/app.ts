@@ -65,7 +65,13 @@ export async function createApp(deps: Deps): Promise<Koa> {
       throw err;
     },
   });
-  app.use((ctx, next) => (BODYLESS.has(ctx.method) ? next() : parseBody(ctx, next)));
+  // koa-bodyparser also keeps the body's raw text (ctx.request.rawBody), which nothing here reads: it is
+  // dropped at once, so a queued 1,000-address lookup holds its parsed body only (~50 KB less each).
+  const dropRawBody = (ctx: Koa.Context, next: Koa.Next) => {
+    (ctx.request as { rawBody?: string }).rawBody = undefined;
+    return next();
+  };
+  app.use((ctx, next) => (BODYLESS.has(ctx.method) ? next() : parseBody(ctx, () => dropRawBody(ctx, next))));
 
   // Bulk look-ups wait their turn here (src/http/gate.ts says why), after their bodies are read: a
   // place is held only while a request is worked on, never while a slow client trickles its body in.
