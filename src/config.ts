@@ -19,6 +19,11 @@ export interface Config {
     v1Enabled: boolean;
     /** Behind a reverse proxy: take the client IP from X-Forwarded-For (only then!). */
     trustProxy: boolean;
+    /**
+     * A request must arrive whole (headers and body) within this long, or it is answered 408 and its
+     * connection closed (Node's default is 5 minutes, which lets slow clients hold sockets and memory).
+     */
+    requestTimeoutMs: number;
   };
   /** SQLite database, signing key and the mail folder live here unless configured elsewhere. */
   dataDir: string;
@@ -193,7 +198,7 @@ const DAY = 24 * 3600 * 1000;
 
 export function defaults(): Config {
   return {
-    server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 256 * 1024, v1Enabled: true, trustProxy: false },
+    server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 256 * 1024, v1Enabled: true, trustProxy: false, requestTimeoutMs: 30_000 },
     dataDir: './data',
     database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, poolMax: 8 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
@@ -248,6 +253,7 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_REDACT_CHARS', 'invites.redactChars', 'int'],
   ['TESSERA_INVITE_LIFETIME_MS', 'invites.lifetimeMs', 'int'],
   ['TESSERA_TRUST_PROXY', 'server.trustProxy', 'bool'],
+  ['TESSERA_REQUEST_TIMEOUT_MS', 'server.requestTimeoutMs', 'int'],
   ['TESSERA_RATELIMIT_WINDOW_MS', 'rateLimits.windowMs', 'int'],
   ['TESSERA_RATELIMIT_INVITES_PER_IP', 'rateLimits.storeInvitePerIp', 'int'],
   ['TESSERA_RATELIMIT_INVITES_PER_SENDER', 'rateLimits.storeInvitePerSender', 'int'],
@@ -305,6 +311,7 @@ const SCHEMA = {
         bodyLimitBytes: { type: 'integer', minimum: 1024 },
         v1Enabled: { type: 'boolean' },
         trustProxy: { type: 'boolean' },
+        requestTimeoutMs: { type: 'integer', minimum: 1000 },
       },
     },
     dataDir: { type: 'string', minLength: 1 },

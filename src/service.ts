@@ -90,7 +90,10 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
   const deps = await buildDeps(config, opts);
   await ensureLookupPepper(deps); // binding (issue 5): before the first lookup request
   const app = await createApp(deps);
-  const server = opts.server ?? createServer();
+  // Checked every second, not Node's default 30 s, so the timeout below holds to about a second.
+  const server = opts.server ?? createServer({ connectionsCheckingInterval: 1000 });
+  server.requestTimeout = config.server.requestTimeoutMs;
+  server.headersTimeout = Math.min(server.headersTimeout, config.server.requestTimeoutMs);
   server.on('request', app.callback());
   if (!server.listening) {
     await new Promise<void>((resolve, reject) => {

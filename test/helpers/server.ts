@@ -33,7 +33,7 @@ export interface TestServerOptions {
 
 export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'tessera-data-'));
-  const server = createServer();
+  const server = createServer({ connectionsCheckingInterval: 100 }); // so request timeouts are enforced promptly
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${port}`;
