@@ -34,11 +34,15 @@ export class KnexStore implements Store {
 
   private readonly binding: KnexBindingStore;
 
+  /** The mail outbox (issue 3). */
+  private readonly mail: KnexMailStore;
+
   /** "Is this address bound?" look-ups of one event-loop turn, answered by one statement (batchedRead.ts). */
   private readonly associationReads = new BatchedReader((keys: { medium: string; address: string; now: number }[]) => this.readAssociations(keys), 100);
 
   private constructor(readonly knex: Knex, readonly dialect: Dialect, keyValidityCacheMs = 1000) {
     this.binding = new KnexBindingStore(knex, dialect);
+    this.mail = new KnexMailStore(knex, dialect);
     this.inviteCommits = new GroupCommitter(
       (items) => this.knex.transaction((trx) => writeInvites(trx, items)),
       // SQLite has one writer (and knex one connection); MySQL commits in parallel on its pool.
@@ -173,11 +177,7 @@ export class KnexStore implements Store {
     return this.accounts.acceptedPolicies(userId);
   }
 
-  // Mail outbox (issue 3): implemented in KnexMailStore, which holds no state of its own.
-  private mailStore?: KnexMailStore;
-  private get mail(): KnexMailStore {
-    return (this.mailStore ??= new KnexMailStore(this.knex, this.dialect));
-  }
+  // Mail outbox (issue 3): implemented in KnexMailStore.
   claimDueMail(worker: string, now: number, leaseMs: number, limit: number): Promise<MailJob[]> {
     return this.mail.claimDueMail(worker, now, leaseMs, limit);
   }
