@@ -16,9 +16,9 @@ export interface DatabaseOptions {
    */
   sqliteSynchronous?: 'full' | 'normal';
   /**
-   * SQLite page cache, MiB (default 16; SQLite's own default is 2). With a million invitations, 2 MiB no
-   * longer holds the token and key indexes, and every insert re-read index pages from the OS: store-invite's
-   * CPU per request rose 11% against an empty database, 4% with 32 MiB (issue 6 notes).
+   * SQLite page cache, MiB (default 4; SQLite's own default is 2). It counts in RSS: 16 MiB filled up in a
+   * store-invite run, and with a million invitations 4 MiB kept store-invite's CPU per request within 1% of
+   * an empty database (README, Performance).
    */
   sqliteCacheMb?: number;
   /** How `full` flushes the SQLite WAL file (tests replace it to observe when commits resolve). */
