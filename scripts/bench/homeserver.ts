@@ -6,8 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-
-export const ONBIND_PATH = '/_matrix/federation/v1/3pid/onbind';
+import { ONBIND_PATH } from '../../src/federation/OnbindWorker.js';
 
 export interface BenchHomeserver {
   /** `127.0.0.1:<port>`: the server name of the mxids bound in the scenario. */

@@ -276,7 +276,6 @@ async function main(): Promise<number> {
       }
       return delivered[kind]() >= expected[kind]() ? (Date.now() - started) / 1000 : undefined;
     };
-    const waitForMail = (limitMs: number) => waitFor('mail', limitMs);
 
     /** After a delivering run: its deliveries are now expected; wait for them. */
     const drainOf = (kind: 'mail' | 'onbind') => (r: autocannon.Result) => {
@@ -343,7 +342,7 @@ async function main(): Promise<number> {
     }
 
     // Every stored invitation should become one email at the sink (the last wait; each mail run waited already).
-    const finalDrain = await waitForMail(opts.quick ? 5_000 : 30_000);
+    const finalDrain = await waitFor('mail', opts.quick ? 5_000 : 30_000);
     const finalOnbind = await waitFor('onbind', opts.quick ? 5_000 : 30_000);
     const mailDelivered = sink.messages;
     const hwm = memoryOf(tessera.pid)?.hwmMiB;
