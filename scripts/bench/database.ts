@@ -49,7 +49,7 @@ export function openBenchKnex(url: string): Knex {
   return openDatabase({ url, sqliteSynchronous: 'normal', poolMax: 2 }).knex;
 }
 
-const DAY = 24 * 3600 * 1000;
+export const DAY = 24 * 3600 * 1000;
 
 /**
  * Inserts `count` unexpired invitations with their ephemeral keys, `batch` rows per statement, in transactions of

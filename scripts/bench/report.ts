@@ -17,7 +17,7 @@ export interface RunResult {
   rssPeakMiB?: number;
   /** Server CPU time (user + system) per answered request, microseconds (Linux). */
   cpuUsPerReq?: number;
-  /** Mail-sending runs: seconds after the run until every email so far had reached the sink. */
+  /** Delivering runs: seconds after the run until every email (or onbind call) so far had arrived. */
   drainS?: number;
   /** The harness process's own CPU (autocannon and the SMTP sink) per answered request, microseconds. */
   harnessCpuUsPerReq?: number;

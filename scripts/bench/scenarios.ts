@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type autocannon from 'autocannon';
 import type { Knex } from 'knex';
 import { lookupHash } from '../../src/binding/hash.js';
+import { DAY } from './database.js';
 
 export const V1 = '/_matrix/identity/api/v1';
 export const V2 = '/_matrix/identity/v2';
@@ -36,7 +37,7 @@ async function ensureAccount(ctx: ScenarioContext): Promise<{ token: string; use
     const token = randomBytes(32).toString('base64url');
     const userId = '@bench:hs.example';
     const now = Date.now();
-    await ctx.knex('account_tokens').insert({ token_hash: createHash('sha256').update(token).digest('hex'), user_id: userId, created_at: now, expires_at: now + 24 * 3600 * 1000 });
+    await ctx.knex('account_tokens').insert({ token_hash: createHash('sha256').update(token).digest('hex'), user_id: userId, created_at: now, expires_at: now + DAY });
     ctx.account = { token, userId };
   }
   return ctx.account;
@@ -48,7 +49,6 @@ const LOOKUP_BATCH = 1000;
 export const BIND_PENDING_INVITES = 2;
 /** Sessions made ready per second of a run: above any bind rate seen here, so a run never runs out. */
 const BIND_SESSIONS_PER_S = 2500;
-const DAY_MS = 24 * 3600 * 1000;
 
 /**
  * Validated sessions with pending invitations, written as requestToken + submitToken and store-invite
@@ -70,10 +70,10 @@ async function readyBindSessions(ctx: ScenarioContext, durationS: number): Promi
     for (let i = 0; i < n; i++) {
       const address = `b.${ctx.runId}.${bind.sessions.length}@bench.example.org`;
       const sid = randomBytes(12).toString('base64url');
-      sessions.push({ sid, medium: 'email', address, client_secret: 'bench-secret', token: randomBytes(12).toString('base64url'), send_attempt: 1, created_at: now, token_expires_at: now + DAY_MS, validated_at: now, expires_at: now + DAY_MS });
+      sessions.push({ sid, medium: 'email', address, client_secret: 'bench-secret', token: randomBytes(12).toString('base64url'), send_attempt: 1, created_at: now, token_expires_at: now + DAY, validated_at: now, expires_at: now + DAY });
       for (let k = 0; k < BIND_PENDING_INVITES; k++) {
         const fields = { medium: 'email', address, room_id: `!room${k}:hs.example`, sender: '@inviter:hs.example' };
-        invites.push({ id: inviteId++, ...fields, token: randomBytes(24).toString('base64url'), fields: JSON.stringify(fields), created_at: now - 1000, expires_at: now + 90 * DAY_MS });
+        invites.push({ id: inviteId++, ...fields, token: randomBytes(24).toString('base64url'), fields: JSON.stringify(fields), created_at: now - 1000, expires_at: now + 90 * DAY });
       }
       bind.sessions.push({ sid, address });
     }
@@ -218,7 +218,7 @@ export const SCENARIOS: Scenario[] = [
       const now = Date.now();
       const rows = Array.from({ length: LOOKUP_BATCH }, (_, i) => {
         const address = `l.${ctx.runId}.${i}@bench.example.org`;
-        return { medium: 'email', address, mxid: `@l${i}:hs.example`, ts: now, not_before: now, not_after: now + 365 * 24 * 3600 * 1000, lookup_hash: lookupHash(address, 'email', pepper) };
+        return { medium: 'email', address, mxid: `@l${i}:hs.example`, ts: now, not_before: now, not_after: now + 365 * DAY, lookup_hash: lookupHash(address, 'email', pepper) };
       });
       for (let i = 0; i < rows.length; i += 250) await ctx.knex('associations').insert(rows.slice(i, i + 250));
       ctx.lookup = { pepper, hashes: rows.map((r) => r.lookup_hash) };
