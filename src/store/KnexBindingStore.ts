@@ -246,11 +246,10 @@ export class KnexBindingStore {
       // MySQL/MariaDB: several instances claim disjoint rows without waiting; SQLite has a single writer.
       const ids = (await (this.dialect === 'mysql' ? due.forUpdate().skipLocked() : due)).map((r) => r.id as number);
       if (ids.length === 0) return [];
-      await trx('onbind_outbox')
-        .whereIn('id', ids)
-        .andWhere('status', 'pending')
-        .andWhere((q) => q.whereNull('locked_until').orWhere('locked_until', '<', now))
-        .update({ locked_by: worker, locked_until: now + leaseMs });
+      // By id alone (see KnexMailStore): the read above, in this transaction, found them pending and free, and
+      // nobody else can change them before it ends (locked on MySQL/MariaDB; SQLite's single writer). A status
+      // condition here made SQLite walk every pending row through the status index.
+      await trx('onbind_outbox').whereIn('id', ids).update({ locked_by: worker, locked_until: now + leaseMs });
       const rows = await trx('onbind_outbox').select('id', 'destination', 'body', 'attempts', 'created_at').whereIn('id', ids).andWhere({ locked_by: worker, locked_until: now + leaseMs });
       return rows.map((r) => ({ id: r.id as number, destination: r.destination as string, body: r.body as string, attempts: Number(r.attempts), createdAt: Number(r.created_at) }));
       // READ COMMITTED: no gap locks, so SKIP LOCKED claimers do not block or deadlock one another.

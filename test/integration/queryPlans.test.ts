@@ -1,0 +1,72 @@
+// Batches of outbox rows are fetched by primary key (issue 6; "By id alone" in KnexMailStore.ts). With a
+// status condition beside `id IN (...)`, SQLite's planner (no statistics) walked the status index instead,
+// reading every pending email, or every sent one kept for the retention sweep, for each batch: the cost grew
+// with the backlog. Every statement the outbox code runs that names rows by id is checked here with EXPLAIN
+// QUERY PLAN, against outboxes holding more rows than one batch.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KnexStore } from '../../src/store/KnexStore.js';
+
+const NOW = 1_800_000_000_000;
+const BATCH = 100;
+
+describe('SQLite query plans of the outboxes', () => {
+  let dir: string;
+  let store: KnexStore;
+  let seen: { sql: string; bindings: unknown[] }[];
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-plans-'));
+    store = await KnexStore.create({ url: join(dir, 'db.sqlite') });
+    seen = [];
+    store.knex.on('query', (q: { sql: string; bindings?: unknown[] }) => seen.push({ sql: q.sql, bindings: q.bindings ?? [] }));
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The plan of every recorded statement that names rows by `id IN (...)`; at least `atLeast` of them. */
+  async function plansById(atLeast: number): Promise<{ sql: string; plan: string }[]> {
+    const byId = seen.filter((q) => /`id` in \(/.test(q.sql));
+    expect(byId.length).toBeGreaterThanOrEqual(atLeast);
+    const out = [];
+    for (const q of byId) {
+      const rows = (await store.knex.raw(`EXPLAIN QUERY PLAN ${q.sql}`, q.bindings as never)) as { detail: string }[];
+      out.push({ sql: q.sql.slice(0, 60), plan: rows.map((r) => r.detail).join(' | ') });
+    }
+    return out;
+  }
+
+  const mails = (n: number, status: string, extra: Record<string, unknown> = {}) =>
+    Array.from({ length: n }, (_, i) => ({ kind: 'invite', recipient: `r${i}@example.org`, payload: '{}', status, attempts: 0, next_attempt_at: NOW, created_at: NOW, ...extra }));
+
+  it('claims, finishes and deletes mail batches through the primary key', async () => {
+    await store.knex.batchInsert('mail_outbox', mails(3 * BATCH, 'pending'), 100);
+    await store.knex.batchInsert('mail_outbox', mails(3 * BATCH, 'sent', { sent_at: NOW, finished_at: NOW }), 100);
+    seen = [];
+    const jobs = await store.claimDueMail('w1', NOW, 60_000, BATCH);
+    expect(jobs).toHaveLength(BATCH);
+    expect(await store.finishMail('w1', jobs.map((j) => ({ id: j.id, status: 'sent' as const, at: NOW + 1, payload: {} })))).toEqual([]);
+    expect(await store.deleteFinishedMail(NOW + 1, BATCH)).toBe(BATCH);
+    // claim: update + read back; finish: ownership read + one update; delete: one
+    const plans = await plansById(5);
+    for (const p of plans) expect(p.plan, p.sql).toMatch(/USING INTEGER PRIMARY KEY/);
+    for (const p of plans) expect(p.plan, p.sql).not.toMatch(/mail_outbox_due/);
+    // ... and what they did is what the outbox promises
+    const counts = await store.knex('mail_outbox').select('status').count({ n: '*' }).groupBy('status').orderBy('status');
+    expect(counts.map((c) => [c.status, Number(c.n)])).toEqual([['pending', 2 * BATCH], ['sent', 3 * BATCH]]);
+  });
+
+  it('claims onbind batches through the primary key', async () => {
+    const rows = Array.from({ length: 3 * BATCH }, (_, i) => ({ destination: 'hs.example', association_id: i, body: '{}', invite_ids: '[]', status: 'pending', attempts: 0, next_attempt_at: NOW, created_at: NOW }));
+    await store.knex.batchInsert('onbind_outbox', rows, 100);
+    seen = [];
+    expect(await store.claimOnbind('w1', NOW, 60_000, BATCH)).toHaveLength(BATCH);
+    const plans = await plansById(2);
+    for (const p of plans) expect(p.plan, p.sql).toMatch(/USING INTEGER PRIMARY KEY/);
+    expect(await store.claimOnbind('w2', NOW, 60_000, 3 * BATCH)).toHaveLength(2 * BATCH); // the leased ones are not offered again
+  });
+});
