@@ -111,12 +111,13 @@ describe('SQLite commits with sqliteSynchronous=full', () => {
     expect(walOpen()).toBe(0);
   });
 
-  it('sizes the page cache as configured (16 MiB by default)', async () => {
+  it('sizes the page cache as configured (4 MiB by default) and keeps scratch space in memory', async () => {
     const sized = openDatabase({ url: join(dir, 'sized.sqlite'), sqliteCacheMb: 8 }).knex;
     const dflt = openDatabase({ url: join(dir, 'default.sqlite') }).knex;
     try {
       expect(await sized.raw('PRAGMA cache_size')).toEqual([{ cache_size: -8192 }]);
       expect(await dflt.raw('PRAGMA cache_size')).toEqual([{ cache_size: -4096 }]);
+      expect(await dflt.raw('PRAGMA temp_store')).toEqual([{ temp_store: 2 }]); // MEMORY: no scratch files
     } finally {
       await sized.destroy();
       await dflt.destroy();
