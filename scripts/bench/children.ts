@@ -125,11 +125,13 @@ export function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } | unde
 /**
  * CPU time (user + system, seconds) a process has used so far, from /proc (Linux); undefined elsewhere.
  * Compared before and after a run it gives the server's own CPU cost per request, a figure that does not
- * depend on how much of the machine the load generator took.
+ * depend on how much of the machine the load generator took. With `mainThreadOnly`, the time of the
+ * process's first thread alone: for node, the event loop's (JavaScript, parsing, SQLite's statements),
+ * without the thread pool's and workers' (fsync, checkpoints) and V8's helper threads'.
  */
-export function cpuSecondsOf(pid: number): number | undefined {
+export function cpuSecondsOf(pid: number, mainThreadOnly = false): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of proc(5))

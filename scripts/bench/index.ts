@@ -124,11 +124,13 @@ async function drive(t: Target, connections: number, durationS: number): Promise
 async function measure(phase: string, rep: number, connections: number, t: Target, durationS: number, settle?: (r: autocannon.Result) => Promise<number | undefined>): Promise<RunResult> {
   const rss = t.pid ? sampleRss(t.pid) : undefined;
   const cpuBefore = cpuSecondsOf(t.serverPid);
+  const loopBefore = cpuSecondsOf(t.serverPid, true);
   const harnessBefore = process.cpuUsage();
   const r = await drive(t, connections, durationS);
   const harness = process.cpuUsage(harnessBefore);
   const drainS = settle ? await settle(r) : undefined;
   const cpuAfter = cpuSecondsOf(t.serverPid);
+  const loopAfter = cpuSecondsOf(t.serverPid, true);
   const rssPeakMiB = rss?.stop();
   const ok = r['2xx'];
   const total = ok + r.non2xx;
@@ -148,6 +150,7 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
     drainS,
     harnessCpuUsPerReq: total === 0 ? undefined : (harness.user + harness.system) / total,
     cpuUsPerReq: cpuBefore === undefined || cpuAfter === undefined || total === 0 ? undefined : ((cpuAfter - cpuBefore) * 1e6) / total,
+    loopUsPerReq: loopBefore === undefined || loopAfter === undefined || total === 0 ? undefined : ((loopAfter - loopBefore) * 1e6) / total,
   };
 }
 
@@ -318,7 +321,7 @@ async function main(): Promise<number> {
               r.ratio = r.reqPerSec / base.reqPerSec;
             }
             runs.push(r);
-            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us)${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}`);
+            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (event loop ${r.loopUsPerReq?.toFixed(0) ?? '?'} us; load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us)${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}`);
           }
         }
       }
@@ -363,7 +366,8 @@ async function main(): Promise<number> {
     out.write(`\nTessera benchmark: ${db.kind}, ${opts.reps} repetition(s) x ${opts.durationS} s per run, connections ${opts.connections.join('/')}, ${new Date().toISOString()}\n`);
     out.write(`machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, load average at end ${machine.loadavg.join(' ')}\n`);
     out.write(`medians over repetitions; "x baseline" = req/s / the bare Koa endpoint's req/s in the same repetition and connection count;\n`);
-    out.write(`"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort\n\n`);
+    out.write(`"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort;\n`);
+    out.write(`"loop us/req" = the same for its main thread alone: the event loop, the one serial resource (1e6 / it = the most req/s one process could answer)\n\n`);
     out.write(`${formatTable(summary)}\n\n`);
     out.write(`Tessera peak RSS (VmHWM) over the whole run: ${hwm === undefined ? 'n/a' : `${hwm.toFixed(0)} MiB`}\n`);
     out.write(`emails: ${mailExpected} invitations stored, ${mailDelivered} messages reached the SMTP sink${finalDrain === undefined ? ' (gave up waiting for the rest)' : ''}\n`);

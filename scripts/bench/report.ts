@@ -17,6 +17,8 @@ export interface RunResult {
   rssPeakMiB?: number;
   /** Server CPU time (user + system) per answered request, microseconds (Linux). */
   cpuUsPerReq?: number;
+  /** The same for the server's main thread alone (the event loop, which one request at a time runs on). */
+  loopUsPerReq?: number;
   /** Delivering runs: seconds after the run until every email (or onbind call) so far had arrived. */
   drainS?: number;
   /** The harness process's own CPU (autocannon and the SMTP sink) per answered request, microseconds. */
@@ -38,6 +40,7 @@ export interface SummaryRow {
   non2xx: number;
   rssPeakMiB?: number;
   cpuUsPerReq?: number;
+  loopUsPerReq?: number;
   drainS?: number;
 }
 
@@ -57,6 +60,7 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
     const ratios = g.map((r) => r.ratio).filter((x): x is number => x !== undefined);
     const rss = g.map((r) => r.rssPeakMiB).filter((x): x is number => x !== undefined);
     const cpu = g.map((r) => r.cpuUsPerReq).filter((x): x is number => x !== undefined);
+    const loop = g.map((r) => r.loopUsPerReq).filter((x): x is number => x !== undefined);
     const drain = g.map((r) => r.drainS).filter((x): x is number => x !== undefined);
     return {
       phase: g[0]!.phase,
@@ -71,13 +75,14 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
       non2xx: g.reduce((n, r) => n + r.non2xx, 0),
       rssPeakMiB: rss.length ? Math.max(...rss) : undefined,
       cpuUsPerReq: cpu.length ? median(cpu) : undefined,
+      loopUsPerReq: loop.length ? median(loop) : undefined,
       drainS: drain.length ? median(drain) : undefined,
     };
   });
 }
 
 export function formatTable(rows: SummaryRow[]): string {
-  const header = ['phase', 'scenario', 'conns', 'req/s', 'x baseline', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'CPU us/req', 'drain s', 'peak RSS MiB'];
+  const header = ['phase', 'scenario', 'conns', 'req/s', 'x baseline', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'CPU us/req', 'loop us/req', 'drain s', 'peak RSS MiB'];
   const body = rows.map((r) => [
     r.phase,
     r.target,
@@ -89,6 +94,7 @@ export function formatTable(rows: SummaryRow[]): string {
     String(r.errors),
     String(r.non2xx),
     r.cpuUsPerReq === undefined ? '-' : Math.round(r.cpuUsPerReq).toLocaleString('en-US'),
+    r.loopUsPerReq === undefined ? '-' : Math.round(r.loopUsPerReq).toLocaleString('en-US'),
     r.drainS === undefined ? '-' : r.drainS.toFixed(1),
     r.rssPeakMiB === undefined ? '-' : r.rssPeakMiB.toFixed(0),
   ]);
