@@ -27,6 +27,12 @@ export function generateKeyPair(): Ed25519KeyPair {
  * encoder made the DER route cost ~180 us per pair here against ~55 us this way (measured with
  * generateKeyPairSync, 20,000 pairs each; the DER output options had been chosen to skip two exports, but the
  * encoder itself is the slow part).
+ *
+ * Keep the generation asynchronous: on Node 20.20, a JWK export of a key made by generateKeyPairSync can
+ * deadlock the event loop. The export holds the key's mutex while it allocates; a GC then may free the sync
+ * key-generation job, whose destructor takes the same mutex (seen here twice within 12,000 sync pairs, in gdb:
+ * ~KeyGenJob waiting on a mutex its own thread holds). The async job is freed as soon as its callback returns,
+ * and 300,000 async pairs ran clean; generateKeyPair above exports through DER, clean for 50,000 pairs.
  */
 export async function generateRawKeyPair(): Promise<{ seed: Buffer; publicKey: Buffer }> {
   const privateKey = await new Promise<KeyObject>((resolve, reject) => {
