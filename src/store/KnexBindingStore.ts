@@ -281,7 +281,9 @@ export class KnexBindingStore {
   }
 
   async deleteFinishedOnbind(before: number, limit: number): Promise<number> {
-    const ids = (await this.knex('onbind_outbox').select('id').whereIn('status', ['delivered', 'failed']).andWhere('finished_at', '<', before).limit(limit)).map((r) => r.id as number);
+    // Only delivered and failed rows have a finished_at, and neither ever changes again: the finished_at index
+    // (migration 007) finds them without a status condition, which would send SQLite down the status index.
+    const ids = (await this.knex('onbind_outbox').select('id').where('finished_at', '<', before).limit(limit)).map((r) => r.id as number);
     if (ids.length === 0) return 0;
     await this.knex('onbind_outbox').whereIn('id', ids).delete();
     return ids.length;

@@ -60,6 +60,22 @@ describe('SQLite query plans of the outboxes', () => {
     expect(counts.map((c) => [c.status, Number(c.n)])).toEqual([['pending', 2 * BATCH], ['sent', 3 * BATCH]]);
   });
 
+  it('finds the finished rows of both retention sweeps through their finished_at index', async () => {
+    await store.knex.batchInsert('mail_outbox', mails(3 * BATCH, 'sent', { sent_at: NOW, finished_at: NOW }), 100);
+    const onbind = (status: string, finished: number | null) => ({ destination: 'hs.example', association_id: 1, body: '{}', invite_ids: '[]', status, attempts: 1, next_attempt_at: NOW, created_at: NOW, finished_at: finished });
+    await store.knex.batchInsert('onbind_outbox', [...Array.from({ length: 2 * BATCH }, () => onbind('delivered', NOW)), onbind('failed', NOW), onbind('pending', null)], 100);
+    seen = [];
+    expect(await store.deleteFinishedMail(NOW + 1, 1000)).toBe(3 * BATCH);
+    expect(await store.deleteFinishedOnbind(NOW + 1, 1000)).toBe(2 * BATCH + 1);
+    const finders = seen.filter((q) => /^select `id` from `\w+_outbox` where/.test(q.sql));
+    expect(finders).toHaveLength(2);
+    for (const q of finders) {
+      const plan = ((await store.knex.raw(`EXPLAIN QUERY PLAN ${q.sql}`, q.bindings as never)) as { detail: string }[]).map((r) => r.detail).join(' | ');
+      expect(plan, q.sql).toMatch(/_outbox_finished_at \(finished_at<\?\)/);
+    }
+    expect(await store.knex('onbind_outbox').pluck('status')).toEqual(['pending']); // the one unfinished row stays
+  });
+
   it('claims onbind batches through the primary key', async () => {
     const rows = Array.from({ length: 3 * BATCH }, (_, i) => ({ destination: 'hs.example', association_id: i, body: '{}', invite_ids: '[]', status: 'pending', attempts: 0, next_attempt_at: NOW, created_at: NOW }));
     await store.knex.batchInsert('onbind_outbox', rows, 100);

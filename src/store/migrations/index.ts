@@ -7,6 +7,7 @@ import * as m003 from './003_accounts.js';
 import * as m004 from './004_binding.js';
 import * as m005 from './005_rate_limits.js';
 import * as m006 from './006_wider_text.js';
+import * as m007 from './007_onbind_finished_at.js';
 
 const migrations: Record<string, Knex.Migration> = {
   '001_initial': m001,
@@ -15,6 +16,7 @@ const migrations: Record<string, Knex.Migration> = {
   '004_binding': m004,
   '005_rate_limits': m005,
   '006_wider_text': m006,
+  '007_onbind_finished_at': m007,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
