@@ -56,7 +56,7 @@ describe('SQLite query plans of the outboxes', () => {
     for (const p of plans) expect(p.plan, p.sql).toMatch(/USING INTEGER PRIMARY KEY/);
     for (const p of plans) expect(p.plan, p.sql).not.toMatch(/mail_outbox_due/);
     // ... and what they did is what the outbox promises
-    const counts = await store.knex('mail_outbox').select('status').count({ n: '*' }).groupBy('status').orderBy('status');
+    const counts = (await store.knex('mail_outbox').select('status').count({ n: '*' }).groupBy('status').orderBy('status')) as { status: string; n: number | string }[];
     expect(counts.map((c) => [c.status, Number(c.n)])).toEqual([['pending', 2 * BATCH], ['sent', 3 * BATCH]]);
   });
 
