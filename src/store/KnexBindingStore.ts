@@ -243,12 +243,13 @@ export class KnexBindingStore {
         .andWhere((q) => q.whereNull('locked_until').orWhere('locked_until', '<', now))
         .orderBy('next_attempt_at')
         .limit(limit);
-      // MySQL/MariaDB: several instances claim disjoint rows without waiting; SQLite has a single writer.
+      // MySQL/MariaDB: several instances claim disjoint rows without waiting. SQLite: a claim that interleaves
+      // with another connection's fails instead (see "By id alone" in KnexMailStore).
       const ids = (await (this.dialect === 'mysql' ? due.forUpdate().skipLocked() : due)).map((r) => r.id as number);
       if (ids.length === 0) return [];
       // By id alone (see KnexMailStore): the read above, in this transaction, found them pending and free, and
-      // nobody else can change them before it ends (locked on MySQL/MariaDB; SQLite's single writer). A status
-      // condition here made SQLite walk every pending row through the status index.
+      // the transaction keeps them so until it ends. A status condition here made SQLite walk every pending
+      // row through the status index.
       await trx('onbind_outbox').whereIn('id', ids).update({ locked_by: worker, locked_until: now + leaseMs });
       const rows = await trx('onbind_outbox').select('id', 'destination', 'body', 'attempts', 'created_at').whereIn('id', ids).andWhere({ locked_by: worker, locked_until: now + leaseMs });
       return rows.map((r) => ({ id: r.id as number, destination: r.destination as string, body: r.body as string, attempts: Number(r.attempts), createdAt: Number(r.created_at) }));
@@ -281,7 +282,7 @@ export class KnexBindingStore {
   }
 
   async deleteFinishedOnbind(before: number, limit: number): Promise<number> {
-    // Only delivered and failed rows have a finished_at, and neither ever changes again: the finished_at index
+    // Only delivered and failed rows have a finished_at, and such a row stays finished: the finished_at index
     // (migration 007) finds them without a status condition, which would send SQLite down the status index.
     const ids = (await this.knex('onbind_outbox').select('id').where('finished_at', '<', before).limit(limit)).map((r) => r.id as number);
     if (ids.length === 0) return 0;

@@ -18,11 +18,16 @@ interface MailRow {
  * instead, reading every row in that status: every pending email for a claim, every sent one still kept for
  * a retention sweep. With a few thousand pending rows, claiming and finishing a batch took ~3 ms of the
  * event loop instead of well under one (issue 6 notes); with a backlog or a long retention it grows without
- * bound. Each such condition is settled beforehand, under the transaction's locks, or holds for good.
+ * bound. Each such condition is settled beforehand, in the same transaction, or holds for good. What keeps
+ * the rows as that read saw them until the write: on MySQL/MariaDB the read's row locks (FOR UPDATE); on
+ * SQLite, the transaction itself. It begins deferred, so another connection (a second process on the same
+ * file) may commit after our read, but SQLite then refuses our write (SQLITE_BUSY_SNAPSHOT, or SQLITE_BUSY
+ * while the other still writes) rather than let a stale read turn into one; the transaction rolls back and
+ * the rows are left as the other left them (test/integration/queryPlans.test.ts checks this).
  * (KnexBindingStore's onbind claim follows the same rule.)
  */
 
-/** Sent rows finished per UPDATE statement (each brings 5 bound values). */
+/** Sent rows finished per UPDATE statement (each brings 7 bound values: 3 CASE pairs and its id). */
 const FINISH_CHUNK = 200;
 
 export class KnexMailStore implements MailOutboxStore {
@@ -37,15 +42,15 @@ export class KnexMailStore implements MailOutboxStore {
         .andWhere('next_attempt_at', '<=', now)
         .orderBy('next_attempt_at')
         .limit(limit);
-      // Rows another instance is claiming right now are skipped rather than waited for. SQLite has a single
-      // writer, so the select and the update below cannot interleave with another claim there.
+      // Rows another instance is claiming right now are skipped rather than waited for. On SQLite a claim that
+      // interleaves with another connection's fails instead ("By id alone" above).
       if (this.dialect === 'mysql') due = due.forUpdate().skipLocked();
       const ids = (await due).map((r: { id: number }) => r.id);
       if (ids.length === 0) return [];
       // The lease end doubles as next_attempt_at, so a claimed row is simply "not due" for everybody else
       // and becomes due again by itself if this worker dies; the same index serves both. The rows are named
-      // by id alone (see "By id alone" above): the read above, in this transaction, found them pending and due, and
-      // nobody else can change them before it ends (locked on MySQL/MariaDB; SQLite's single writer).
+      // by id alone ("By id alone" above): the read above, in this transaction, found them pending and due, and
+      // the transaction keeps them so until it ends.
       await trx('mail_outbox')
         .whereIn('id', ids)
         .update({ locked_by: worker, locked_until: until, next_attempt_at: until, attempts: trx.raw('attempts + 1') });
@@ -71,8 +76,8 @@ export class KnexMailStore implements MailOutboxStore {
     if (outcomes.length === 0) return [];
     return this.knex.transaction(async (trx) => {
       const ids = outcomes.map((o) => o.id);
-      // Which rows this worker still owns, decided here rather than in SQL ("By id alone" above); locked on MySQL/MariaDB
-      // until the transaction ends, so the updates below may name them by id alone.
+      // Which rows this worker still owns, decided here rather than in SQL ("By id alone" above); the transaction
+      // keeps them so until it ends, so the updates below may name them by id alone.
       let read = trx('mail_outbox').select('id', 'locked_by', 'status').whereIn('id', ids);
       if (this.dialect === 'mysql') read = read.forUpdate();
       const rows = (await read) as { id: number | string; locked_by: string | null; status: string }[];
@@ -116,7 +121,7 @@ export class KnexMailStore implements MailOutboxStore {
   async deleteFinishedMail(before: number, limit: number): Promise<number> {
     const ids = (await this.knex('mail_outbox').select('id').where('finished_at', '<=', before).limit(limit)).map((r: { id: number }) => r.id);
     if (ids.length === 0) return 0;
-    // By id alone (see above): only sent and failed rows have a finished_at, and neither ever changes again.
+    // By id alone (see above): only sent and failed rows have a finished_at, and such a row stays finished.
     return this.knex('mail_outbox').whereIn('id', ids).delete();
   }
 }

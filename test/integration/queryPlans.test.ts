@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { KnexStore } from '../../src/store/KnexStore.js';
 
 const NOW = 1_800_000_000_000;
@@ -74,6 +75,29 @@ describe('SQLite query plans of the outboxes', () => {
       expect(plan, q.sql).toMatch(/_outbox_finished_at \(finished_at<\?\)/);
     }
     expect(await store.knex('onbind_outbox').pluck('status')).toEqual(['pending']); // the one unfinished row stays
+  });
+
+  it('a claim that interleaves with another connection on the file fails and leaves the rows as the other left them', async () => {
+    // The UPDATE names rows by id alone, trusting the SELECT before it in the same transaction: this is what
+    // makes that safe on SQLite, where a second process may commit in between (its transaction is deferred).
+    await store.knex.batchInsert('mail_outbox', mails(10, 'pending'), 100);
+    const other = new Database(join(dir, 'db.sqlite'));
+    let interleaved = false;
+    store.knex.on('query', (q: { sql: string }) => {
+      if (interleaved || !/^update `mail_outbox` set `locked_by`/.test(q.sql)) return;
+      interleaved = true; // after our SELECT, before our UPDATE: another process claims them all
+      other.prepare("UPDATE mail_outbox SET locked_by = 'w2', locked_until = ?, next_attempt_at = ? WHERE status = 'pending'").run(NOW + 60_000, NOW + 60_000);
+    });
+    try {
+      await expect(store.claimDueMail('w1', NOW, 60_000, BATCH)).rejects.toMatchObject({ code: expect.stringMatching(/^SQLITE_BUSY/) });
+    } finally {
+      other.close();
+    }
+    expect(interleaved).toBe(true);
+    const rows = await store.knex('mail_outbox').select('locked_by', 'attempts');
+    expect(rows).toHaveLength(10);
+    expect(rows.every((r) => r.locked_by === 'w2' && Number(r.attempts) === 0)).toBe(true);
+    expect(await store.claimDueMail('w1', NOW + 60_000, 60_000, BATCH)).toHaveLength(10); // once w2's lease is over
   });
 
   it('claims onbind batches through the primary key', async () => {
