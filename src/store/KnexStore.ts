@@ -8,7 +8,7 @@ import { lookupHash } from '../binding/hash.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 import { KnexMailStore } from './KnexMailStore.js';
 import { GroupCommitter } from './groupCommit.js';
-import { BatchedReader } from './batchedRead.js';
+import { BatchedReader, paddedLength } from './batchedRead.js';
 import { KeyValidityCache, touchesKeys } from './validityCache.js';
 
 /** An `invites` row, optionally joined with its ephemeral key. */
@@ -39,6 +39,9 @@ export class KnexStore implements Store {
 
   /** "Is this address bound?" look-ups of one event-loop turn, answered by one statement (batchedRead.ts). */
   private readonly associationReads = new BatchedReader((keys: { medium: string; address: string; now: number }[]) => this.readAssociations(keys), 100);
+
+  /** Ephemeral-key look-ups the validity cache could not answer, one statement per event-loop turn. */
+  private readonly keyReads = new BatchedReader((keys: string[]) => this.readKeyExpiries(keys), 100);
 
   private constructor(readonly knex: Knex, readonly dialect: Dialect, keyValidityCacheMs = 1000) {
     this.binding = new KnexBindingStore(knex, dialect);
@@ -91,10 +94,25 @@ export class KnexStore implements Store {
     if (cached !== undefined) return cached;
     const ticket = this.keyCache.ticket();
     const readAt = this.keyCache.now();
-    const row = await this.knex('ephemeral_keys').select('expires_at').where('public_key', publicKey).first();
-    const expiresAt = row === undefined ? null : Number(row.expires_at);
+    const expiresAt = await this.keyReads.get(publicKey);
     this.keyCache.set(publicKey, expiresAt, ticket, readAt);
     return expiresAt !== null && expiresAt > now;
+  }
+
+  /**
+   * Each key's expires_at (null: no such key), for the keys of one batch, by one `IN` on the unique
+   * public_key index. A homeserver checks a different key per invitation, so under load the cache rarely
+   * answers, and one statement per request cost isvalid-spread most of its event-loop time (issue 6 notes).
+   * Rows are matched to keys by exact string: a MySQL column with a case-insensitive collation may also
+   * return a key that differs in case, which is a different key.
+   */
+  private async readKeyExpiries(keys: string[]): Promise<(number | null)[]> {
+    const unique = [...new Set(keys)];
+    // Padded (paddedLength) with repeats of a key, which an IN list ignores.
+    const padded = unique.concat(Array<string>(paddedLength(unique.length) - unique.length).fill(unique[0]!));
+    const rows = (await this.knex('ephemeral_keys').select('public_key', 'expires_at').whereIn('public_key', padded)) as { public_key: string; expires_at: number | string }[];
+    const byKey = new Map(rows.map((r) => [r.public_key, Number(r.expires_at)]));
+    return keys.map((k) => byKey.get(k) ?? null);
   }
 
   async deleteExpiredInvites(now: number, limit: number): Promise<number> {
@@ -118,9 +136,11 @@ export class KnexStore implements Store {
    */
   private async readAssociations(keys: { medium: string; address: string; now: number }[]): Promise<(Association | undefined)[]> {
     const arm = 'SELECT ? AS k, medium, address, mxid, ts, not_before, not_after FROM associations WHERE medium = ? AND address = ? AND not_before <= ? AND not_after > ?';
+    // Padded (paddedLength) with repeats of the first look-up, tagged 0 like it: they answer what it answers.
+    const arms = keys.concat(Array<(typeof keys)[number]>(paddedLength(keys.length) - keys.length).fill(keys[0]!));
     const rows = (await this.knex.raw(
-      keys.map(() => arm).join(' UNION ALL '),
-      keys.flatMap((k, i) => [i, k.medium, k.address, k.now, k.now]),
+      arms.map(() => arm).join(' UNION ALL '),
+      arms.flatMap((k, i) => [i < keys.length ? i : 0, k.medium, k.address, k.now, k.now]),
     )) as unknown;
     // better-sqlite3 answers the rows; mysql2 answers [rows, fields].
     const list = (this.dialect === 'mysql' ? (rows as unknown[])[0] : rows) as (Omit<AssociationRow, 'id' | 'lookup_hash'> & { k: number | string })[];

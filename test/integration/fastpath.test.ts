@@ -90,6 +90,29 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     for (const i of [0, 2, 3]) expect(await store().isEphemeralKeyValid(items[i]!.invite.ephemeralPublicKey, now)).toBe(true);
   });
 
+  it('isvalid: concurrent look-ups of uncached keys share one statement, each answered for its own key', async () => {
+    const made = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `batch${i}@example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+    );
+    const keys = made.map((m) => m.body.public_keys[1].public_key as string);
+    // key 1 expired, key 2 gone; the unknown key differs from key 0 only in letter case (a different key)
+    await store().knex('ephemeral_keys').where('public_key', keys[1]!).update({ expires_at: now - 1 });
+    await store().knex('ephemeral_keys').where('public_key', keys[2]!).delete();
+    const flip = (k: string) => k.replace(/[a-z]/, (c) => c.toUpperCase());
+    const asked = [...keys, flip(keys[0]!), keys[0]!]; // 7 distinct keys: the statement is padded to 8
+    const statements: string[] = [];
+    const onQuery = (q: { sql: string }) => statements.push(q.sql);
+    store().knex.on('query', onQuery);
+    let answers;
+    try {
+      answers = await Promise.all(asked.map((k) => store().isEphemeralKeyValid(k, now)));
+    } finally {
+      store().knex.off('query', onQuery);
+    }
+    expect(answers).toEqual([true, false, false, true, true, true, false, true]);
+    expect(statements.filter((q) => /from `ephemeral_keys`/.test(q))).toHaveLength(1);
+  });
+
   it('isvalid: expiry takes effect at once even for a cached key', async () => {
     const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'expiring@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
     const key = encodeURIComponent(res.body.public_keys[1].public_key);

@@ -1,6 +1,6 @@
 // BatchedReader (issue 6): look-ups of one event-loop turn share one read; each caller gets its own answer.
 import { describe, expect, it } from 'vitest';
-import { BatchedReader } from '../../src/store/batchedRead.js';
+import { BatchedReader, paddedLength } from '../../src/store/batchedRead.js';
 
 describe('BatchedReader', () => {
   it('answers the look-ups of one turn with one read, each its own value, split at maxBatch', async () => {
@@ -26,5 +26,12 @@ describe('BatchedReader', () => {
     expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     fail = false;
     await expect(reader.get(3)).rejects.toThrow(/answered 0 of 1 keys/);
+  });
+});
+
+describe('paddedLength', () => {
+  it('rounds a batch size up to a power of two, so a read has at most 8 SQL texts up to 100 keys', () => {
+    expect([1, 2, 3, 4, 5, 8, 9, 64, 65, 100].map(paddedLength)).toEqual([1, 2, 4, 4, 8, 8, 16, 64, 128, 128]);
+    expect(new Set(Array.from({ length: 100 }, (_, i) => paddedLength(i + 1))).size).toBe(8);
   });
 });
