@@ -1,6 +1,7 @@
 // The mail outbox on Knex (issue 3): lease-based claiming, SKIP LOCKED on MySQL/MariaDB, one writer on SQLite.
 import type { Knex } from 'knex';
 import type { Dialect } from './db.js';
+import { paddedIds, statementChunks } from './batchedRead.js';
 import type { MailJob, MailKind, MailOutboxStore, MailOutcome } from './types.js';
 
 interface MailRow {
@@ -27,8 +28,8 @@ interface MailRow {
  * (KnexBindingStore's onbind claim follows the same rule.)
  */
 
-/** Sent rows finished per UPDATE statement (each brings 7 bound values: 3 CASE pairs and its id). */
-const FINISH_CHUNK = 200;
+/** Sent rows finished per UPDATE statement at most (each brings 7 bound values: 3 CASE pairs and its id). */
+const FINISH_CHUNK = 128;
 
 export class KnexMailStore implements MailOutboxStore {
   constructor(private readonly knex: Knex, private readonly dialect: Dialect) {}
@@ -52,11 +53,11 @@ export class KnexMailStore implements MailOutboxStore {
       // by id alone ("By id alone" above): the read above, in this transaction, found them pending and due, and
       // the transaction keeps them so until it ends.
       await trx('mail_outbox')
-        .whereIn('id', ids)
+        .whereIn('id', paddedIds(ids))
         .update({ locked_by: worker, locked_until: until, next_attempt_at: until, attempts: trx.raw('attempts + 1') });
       const rows = (await trx('mail_outbox')
         .select('id', 'kind', 'recipient', 'payload', 'attempts', 'created_at')
-        .whereIn('id', ids)
+        .whereIn('id', paddedIds(ids))
         .andWhere({ locked_by: worker, locked_until: until })
         .orderBy('id')) as MailRow[];
       return rows.map(toJob);
@@ -78,13 +79,12 @@ export class KnexMailStore implements MailOutboxStore {
       const ids = outcomes.map((o) => o.id);
       // Which rows this worker still owns, decided here rather than in SQL ("By id alone" above); the transaction
       // keeps them so until it ends, so the updates below may name them by id alone.
-      let read = trx('mail_outbox').select('id', 'locked_by', 'status').whereIn('id', ids);
+      let read = trx('mail_outbox').select('id', 'locked_by', 'status').whereIn('id', paddedIds(ids));
       if (this.dialect === 'mysql') read = read.forUpdate();
       const rows = (await read) as { id: number | string; locked_by: string | null; status: string }[];
       const mine = new Set(rows.filter((r) => r.locked_by === worker && r.status === 'pending').map((r) => Number(r.id)));
       const sent = outcomes.filter((o): o is Extract<MailOutcome, { status: 'sent' }> => o.status === 'sent' && mine.has(o.id));
-      for (let i = 0; i < sent.length; i += FINISH_CHUNK) {
-        const chunk = sent.slice(i, i + FINISH_CHUNK);
+      for (const chunk of statementChunks(sent, this.dialect === 'sqlite', FINISH_CHUNK)) {
         const byId = (value: (o: (typeof chunk)[number]) => string | number) =>
           trx.raw(`CASE id ${chunk.map(() => 'WHEN ? THEN ?').join(' ')} END`, chunk.flatMap((o) => [o.id, value(o)]));
         await trx('mail_outbox')

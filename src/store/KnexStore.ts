@@ -8,7 +8,7 @@ import { lookupHash } from '../binding/hash.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 import { KnexMailStore } from './KnexMailStore.js';
 import { GroupCommitter } from './groupCommit.js';
-import { BatchedReader, paddedLength } from './batchedRead.js';
+import { BatchedReader, paddedIds, paddedLength, statementChunks } from './batchedRead.js';
 import { KeyValidityCache, touchesKeys } from './validityCache.js';
 
 /** An `invites` row, optionally joined with its ephemeral key. */
@@ -47,7 +47,7 @@ export class KnexStore implements Store {
     this.binding = new KnexBindingStore(knex, dialect);
     this.mail = new KnexMailStore(knex, dialect);
     this.inviteCommits = new GroupCommitter(
-      (items) => this.knex.transaction((trx) => writeInvites(trx, items)),
+      (items) => this.knex.transaction((trx) => writeInvites(trx, items, dialect)),
       // SQLite has one writer (and knex one connection); MySQL commits in parallel on its pool.
       dialect === 'sqlite' ? 1 : 4,
     );
@@ -108,9 +108,7 @@ export class KnexStore implements Store {
    */
   private async readKeyExpiries(keys: string[]): Promise<(number | null)[]> {
     const unique = [...new Set(keys)];
-    // Padded (paddedLength) with repeats of a key, which an IN list ignores.
-    const padded = unique.concat(Array<string>(paddedLength(unique.length) - unique.length).fill(unique[0]!));
-    const rows = (await this.knex('ephemeral_keys').select('public_key', 'expires_at').whereIn('public_key', padded)) as { public_key: string; expires_at: number | string }[];
+    const rows = (await this.knex('ephemeral_keys').select('public_key', 'expires_at').whereIn('public_key', paddedIds(unique))) as { public_key: string; expires_at: number | string }[];
     const byKey = new Map(rows.map((r) => [r.public_key, Number(r.expires_at)]));
     return keys.map((k) => byKey.get(k) ?? null);
   }
@@ -232,29 +230,31 @@ export class KnexStore implements Store {
 }
 
 /**
- * A group commit's rows in one transaction (issue 6): invites and keys as one multi-row INSERT each (ids
- * found again by token, which is unique, so no dialect's RETURNING or auto-increment order is relied on),
- * and the emails as one multi-row INSERT too.
+ * A group commit's rows in one transaction (issue 6): invites and keys as multi-row INSERTs (ids found again
+ * by token, which is unique, so no dialect's RETURNING or auto-increment order is relied on), and the emails
+ * as multi-row INSERTs too, in statementChunks (at most 64 rows each; power-of-two sizes on SQLite).
  */
-async function writeInvites(trx: Knex.Transaction, items: { invite: NewInvite; mail: NewMail }[]): Promise<void> {
+async function writeInvites(trx: Knex.Transaction, items: { invite: NewInvite; mail: NewMail }[], dialect: Dialect): Promise<void> {
   if (items.length === 1) return writeInvite(trx, items[0]!.invite, items[0]!.mail);
-  for (let i = 0; i < items.length; i += 100) {
-    await trx('invites').insert(items.slice(i, i + 100).map(({ invite }) => inviteRow(invite)));
-  }
+  const chunks = statementChunks(items, dialect === 'sqlite', ROWS_PER_INSERT);
+  for (const chunk of chunks) await trx('invites').insert(chunk.map(({ invite }) => inviteRow(invite)));
   const ids = new Map<string, number>();
-  for (let i = 0; i < items.length; i += 100) {
-    const rows = (await trx('invites').select('id', 'token').whereIn('token', items.slice(i, i + 100).map(({ invite }) => invite.token))) as { id: number; token: string }[];
+  for (const chunk of chunks) {
+    const rows = (await trx('invites').select('id', 'token').whereIn('token', chunk.map(({ invite }) => invite.token))) as { id: number; token: string }[];
     for (const r of rows) ids.set(r.token, Number(r.id));
   }
-  for (let i = 0; i < items.length; i += 100) {
-    await trx('ephemeral_keys').insert(items.slice(i, i + 100).map(({ invite }) => {
+  for (const chunk of chunks) {
+    await trx('ephemeral_keys').insert(chunk.map(({ invite }) => {
       const id = ids.get(invite.token);
       if (id === undefined) throw new Error('an invitation row vanished inside its own transaction');
       return keyRow(invite, id);
     }));
   }
-  await insertMails(trx, items.map(({ mail }) => mail));
+  await insertMails(trx, items.map(({ mail }) => mail), dialect);
 }
+
+/** Rows per multi-row INSERT. */
+const ROWS_PER_INSERT = 64;
 
 function inviteRow(invite: NewInvite) {
   return {
@@ -281,14 +281,12 @@ async function writeInvite(trx: Knex.Transaction, invite: NewInvite, mail: NewMa
 }
 
 export async function insertMail(trx: Knex | Knex.Transaction, mail: NewMail): Promise<void> {
-  await insertMails(trx, [mail]);
+  await trx('mail_outbox').insert(mailRow(mail));
 }
 
-/** Queues several emails with one multi-row INSERT per 100 (a group commit's worth). */
-export async function insertMails(trx: Knex | Knex.Transaction, mails: NewMail[]): Promise<void> {
-  for (let i = 0; i < mails.length; i += 100) {
-    await trx('mail_outbox').insert(mails.slice(i, i + 100).map(mailRow));
-  }
+/** Queues several emails with multi-row INSERTs (statementChunks). */
+async function insertMails(trx: Knex | Knex.Transaction, mails: NewMail[], dialect: Dialect): Promise<void> {
+  for (const chunk of statementChunks(mails, dialect === 'sqlite', ROWS_PER_INSERT)) await trx('mail_outbox').insert(chunk.map(mailRow));
 }
 
 function mailRow(mail: NewMail) {

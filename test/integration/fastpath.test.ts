@@ -78,6 +78,18 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     expect(srv.violations).toEqual([]);
   });
 
+  it('stores a group commit larger than one multi-row INSERT takes, each key linked to its own invitation', async () => {
+    const before = await counts(store());
+    const items = Array.from({ length: 150 }, (_, i) => newInvite(1000 + i));
+    await Promise.all(items.map((x) => store().insertInvite(x.invite, x.mail)));
+    expect(await counts(store())).toEqual(before.map((n) => n + 150));
+    const linked = (await store().knex('ephemeral_keys').join('invites', 'invites.id', 'ephemeral_keys.invite_id').whereIn('invites.token', items.map((x) => x.invite.token)).select('invites.token', 'ephemeral_keys.public_key')) as { token: string; public_key: string }[];
+    const keyOf = new Map(linked.map((r) => [r.token, r.public_key]));
+    expect(items.every((x) => keyOf.get(x.invite.token) === x.invite.ephemeralPublicKey)).toBe(true);
+    const mails = await store().knex('mail_outbox').whereIn('recipient', items.map((x) => x.mail.recipient)).count({ n: '*' });
+    expect(Number(mails[0]!.n)).toBe(150);
+  });
+
   it('a failing invitation in a group commit fails alone: the others are stored whole, it leaves no row', async () => {
     const before = await counts(store());
     const taken = (await store().knex('invites').first('token')).token as string; // a duplicate token violates the unique index
