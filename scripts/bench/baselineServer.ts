@@ -1,5 +1,5 @@
 // The baseline: a bare Koa JSON endpoint, run as its own process like Tessera, so every scenario can be
-// reported as a ratio to what Koa itself does on this machine in the same repetition.
+// reported as a ratio to what Koa itself does on this machine in a run just before.
 // Prints `{"port": N}` on stdout once listening.
 import Koa from 'koa';
 

@@ -3,9 +3,9 @@
 //
 // Starts Tessera (a child process, fresh SQLite or MariaDB database, log level warn), an SMTP sink that
 // discards mail, and a bare Koa JSON endpoint (another child process) as the baseline. Drives each with
-// autocannon at each connection count for a fixed time, in interleaved repetitions (baseline, then every
-// scenario, per repetition and connection count), and prints medians with each scenario's throughput as a
-// ratio to the baseline of the same repetition. Loopback only; every child is killed on exit, error or SIGINT.
+// autocannon at each connection count for a fixed time, in interleaved repetitions (per repetition and
+// connection count, every scenario with a short baseline run right before it), and prints medians with each
+// scenario's throughput as a ratio to the baseline run just before it. Loopback only; every child is killed on exit, error or SIGINT.
 // Exits non-zero only when the harness itself breaks (a process does not start, a scenario gets no 2xx at all).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -65,7 +65,7 @@ function parseArgs(argv: string[]): Options {
     mysqlUrl: envUrl && /^(mysql|mariadb):\/\//i.test(envUrl) ? envUrl : mysqlFlag ? 'mysql://root@127.0.0.1:3306/' : undefined,
     durationS: num('--duration', quick ? 2 : 8),
     warmupS: quick ? 0.5 : 2,
-    connections: (value('--connections') ?? (quick ? '1,64' : '1,16,64')).split(',').map(Number),
+    connections: (value('--connections') ?? (quick ? '64' : '1,16,64')).split(',').map(Number),
     reps: Math.max(1, Math.floor(num('--reps', quick ? 1 : 3))),
     scenarios: value('--scenarios')?.split(','),
     profileDir: value('--profile'),
@@ -115,6 +115,11 @@ async function drive(t: Target, connections: number, durationS: number): Promise
     requests: t.requests,
     timeout: 10,
   });
+}
+
+/** How long each baseline run lasts: a quarter of a scenario's run, 0.5 to 2 s (it only needs the VM's current speed). */
+function baselineSeconds(durationS: number): number {
+  return Math.max(0.5, Math.min(2, durationS / 4));
 }
 
 /**
@@ -307,21 +312,25 @@ async function main(): Promise<number> {
         const r = await drive(t, 16, opts.warmupS);
         if (t.delivers) await drainOf(t.delivers)(r);
       }
+      const [baselineTarget, ...scenarioTargets] = ts;
+      const report = (rep: number, c: number, t: Target, r: RunResult) =>
+        log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (event loop ${r.loopUsPerReq?.toFixed(0) ?? '?'} us; load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us)${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}`);
       for (let rep = 1; rep <= opts.reps; rep++) {
         for (const c of opts.connections) {
-          let base: RunResult | undefined;
-          for (const t of ts) {
+          for (const t of scenarioTargets) {
             if (interrupted) throw new Error('interrupted');
+            // The baseline is measured right before each scenario, and the scenario's ratio is to that run:
+            // the VM's speed drifts by a third within minutes, so a baseline from several scenarios earlier
+            // made ratios of 0.6 and 1.1 for the same code in one repetition.
+            const base = await measure(phase, rep, c, baselineTarget!, baselineSeconds(opts.durationS));
+            base.rssPeakMiB = undefined;
+            runs.push(base);
+            report(rep, c, baselineTarget!, base);
             await t.beforeRun?.(opts.durationS);
             const r = await measure(phase, rep, c, t, opts.durationS, t.delivers && drainOf(t.delivers));
-            if (t.pid === undefined) {
-              r.rssPeakMiB = undefined;
-              base = r;
-            } else if (base) {
-              r.ratio = r.reqPerSec / base.reqPerSec;
-            }
+            r.ratio = r.reqPerSec / base.reqPerSec;
             runs.push(r);
-            log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (event loop ${r.loopUsPerReq?.toFixed(0) ?? '?'} us; load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us)${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}`);
+            report(rep, c, t, r);
           }
         }
       }
@@ -365,7 +374,7 @@ async function main(): Promise<number> {
     const out = process.stdout;
     out.write(`\nTessera benchmark: ${db.kind}, ${opts.reps} repetition(s) x ${opts.durationS} s per run, connections ${opts.connections.join('/')}, ${new Date().toISOString()}\n`);
     out.write(`machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, load average at end ${machine.loadavg.join(' ')}\n`);
-    out.write(`medians over repetitions; "x baseline" = req/s / the bare Koa endpoint's req/s in the same repetition and connection count;\n`);
+    out.write(`medians over repetitions; "x baseline" = req/s / the bare Koa endpoint's req/s measured just before, at the same connection count;\n`);
     out.write(`"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort;\n`);
     out.write(`"loop us/req" = the same for its main thread alone: the event loop, the one serial resource (1e6 / it = the most req/s one process could answer)\n\n`);
     out.write(`${formatTable(summary)}\n\n`);

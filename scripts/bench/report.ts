@@ -1,4 +1,4 @@
-// Summaries and the printed table: medians over repetitions, ratios to the same repetition's baseline.
+// Summaries and the printed table: medians over repetitions, ratios to the baseline run just before each run.
 
 export interface RunResult {
   phase: string;
@@ -23,7 +23,7 @@ export interface RunResult {
   drainS?: number;
   /** The harness process's own CPU (autocannon and the SMTP sink) per answered request, microseconds. */
   harnessCpuUsPerReq?: number;
-  /** reqPerSec / the baseline's reqPerSec in the same phase, repetition and connection count. */
+  /** reqPerSec / the reqPerSec of the baseline run just before this one (same phase, repetition, connections). */
   ratio?: number;
 }
 
