@@ -322,11 +322,12 @@ async function main(): Promise<number> {
             // The baseline is measured right before each scenario, and the scenario's ratio is to that run:
             // the VM's speed drifts by a third within minutes, so a baseline from several scenarios earlier
             // made ratios of 0.6 and 1.1 for the same code in one repetition.
+            // (the scenario's own set-up, such as bind-pending's rows, is done first, so nothing comes between)
+            await t.beforeRun?.(opts.durationS);
             const base = await measure(phase, rep, c, baselineTarget!, baselineSeconds(opts.durationS));
             base.rssPeakMiB = undefined;
             runs.push(base);
             report(rep, c, baselineTarget!, base);
-            await t.beforeRun?.(opts.durationS);
             const r = await measure(phase, rep, c, t, opts.durationS, t.delivers && drainOf(t.delivers));
             r.ratio = r.reqPerSec / base.reqPerSec;
             runs.push(r);
@@ -374,7 +375,7 @@ async function main(): Promise<number> {
     const out = process.stdout;
     out.write(`\nTessera benchmark: ${db.kind}, ${opts.reps} repetition(s) x ${opts.durationS} s per run, connections ${opts.connections.join('/')}, ${new Date().toISOString()}\n`);
     out.write(`machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, load average at end ${machine.loadavg.join(' ')}\n`);
-    out.write(`medians over repetitions; "x baseline" = req/s / the bare Koa endpoint's req/s measured just before, at the same connection count;\n`);
+    out.write(`medians over repetitions (the baseline row: over all its short runs, one before each scenario); "x baseline" = req/s / the bare Koa endpoint's req/s measured just before, at the same connection count;\n`);
     out.write(`"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort;\n`);
     out.write(`"loop us/req" = the same for its main thread alone: the event loop, the one serial resource (1e6 / it = the most req/s one process could answer)\n\n`);
     out.write(`${formatTable(summary)}\n\n`);
