@@ -189,6 +189,8 @@ async function main(): Promise<number> {
   process.once('SIGTERM', () => onSignal('SIGTERM'));
 
   try {
+    const unknown = (opts.scenarios ?? []).filter((id) => !SCENARIOS.some((s) => s.id === id));
+    if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.id).join(', ')}`);
     const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
     sink = await startSmtpSink();
     homeserver = await startBenchHomeserver(BIND_PENDING_INVITES);
