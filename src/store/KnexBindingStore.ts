@@ -251,8 +251,9 @@ export class KnexBindingStore {
       // By id alone (see KnexMailStore): the read above, in this transaction, found them pending and free, and
       // the transaction keeps them so until it ends. A status condition here made SQLite walk every pending
       // row through the status index.
-      await trx('onbind_outbox').whereIn('id', paddedIds(ids)).update({ locked_by: worker, locked_until: now + leaseMs });
-      const rows = await trx('onbind_outbox').select('id', 'destination', 'body', 'attempts', 'created_at').whereIn('id', paddedIds(ids)).andWhere({ locked_by: worker, locked_until: now + leaseMs });
+      const named = paddedIds(ids);
+      await trx('onbind_outbox').whereIn('id', named).update({ locked_by: worker, locked_until: now + leaseMs });
+      const rows = await trx('onbind_outbox').select('id', 'destination', 'body', 'attempts', 'created_at').whereIn('id', named).andWhere({ locked_by: worker, locked_until: now + leaseMs });
       return rows.map((r) => ({ id: r.id as number, destination: r.destination as string, body: r.body as string, attempts: Number(r.attempts), createdAt: Number(r.created_at) }));
       // READ COMMITTED: no gap locks, so SKIP LOCKED claimers do not block or deadlock one another.
     }, this.dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined);

@@ -52,12 +52,13 @@ export class KnexMailStore implements MailOutboxStore {
       // and becomes due again by itself if this worker dies; the same index serves both. The rows are named
       // by id alone ("By id alone" above): the read above, in this transaction, found them pending and due, and
       // the transaction keeps them so until it ends.
+      const named = paddedIds(ids);
       await trx('mail_outbox')
-        .whereIn('id', paddedIds(ids))
+        .whereIn('id', named)
         .update({ locked_by: worker, locked_until: until, next_attempt_at: until, attempts: trx.raw('attempts + 1') });
       const rows = (await trx('mail_outbox')
         .select('id', 'kind', 'recipient', 'payload', 'attempts', 'created_at')
-        .whereIn('id', paddedIds(ids))
+        .whereIn('id', named)
         .andWhere({ locked_by: worker, locked_until: until })
         .orderBy('id')) as MailRow[];
       return rows.map(toJob);

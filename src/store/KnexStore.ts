@@ -8,7 +8,7 @@ import { lookupHash } from '../binding/hash.js';
 import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
 import { KnexMailStore } from './KnexMailStore.js';
 import { GroupCommitter } from './groupCommit.js';
-import { BatchedReader, paddedIds, paddedLength, statementChunks } from './batchedRead.js';
+import { BatchedReader, paddedIds, statementChunks } from './batchedRead.js';
 import { KeyValidityCache, touchesKeys } from './validityCache.js';
 
 /** An `invites` row, optionally joined with its ephemeral key. */
@@ -134,8 +134,8 @@ export class KnexStore implements Store {
    */
   private async readAssociations(keys: { medium: string; address: string; now: number }[]): Promise<(Association | undefined)[]> {
     const arm = 'SELECT ? AS k, medium, address, mxid, ts, not_before, not_after FROM associations WHERE medium = ? AND address = ? AND not_before <= ? AND not_after > ?';
-    // Padded (paddedLength) with repeats of the first look-up, tagged 0 like it: they answer what it answers.
-    const arms = keys.concat(Array<(typeof keys)[number]>(paddedLength(keys.length) - keys.length).fill(keys[0]!));
+    // Padded (paddedIds) with repeats of the first look-up, tagged 0 like it: they answer what it answers.
+    const arms = paddedIds(keys);
     const rows = (await this.knex.raw(
       arms.map(() => arm).join(' UNION ALL '),
       arms.flatMap((k, i) => [i < keys.length ? i : 0, k.medium, k.address, k.now, k.now]),

@@ -79,7 +79,7 @@ export function statementChunks<T>(items: T[], sqlite: boolean, max: number): T[
   return out;
 }
 
-/** An `IN (...)` list padded to paddedLength with repeats of its first value, which IN ignores. */
+/** A key or id list padded to paddedLength with repeats of its first value (an `IN` list ignores them). */
 export function paddedIds<T>(ids: T[]): T[] {
   return ids.length === 0 ? ids : ids.concat(Array<T>(paddedLength(ids.length) - ids.length).fill(ids[0]!));
 }
