@@ -1,7 +1,7 @@
 // AccountStore on Knex: access-token hashes and accepted policy versions.
 import type { Knex } from 'knex';
 import type { AcceptedPolicy, AccountStore, AccountToken } from './types.js';
-import { BatchedReader } from './batchedRead.js';
+import { BatchedReader, paddedIds } from './batchedRead.js';
 
 interface TokenRow {
   token_hash: string;
@@ -19,7 +19,7 @@ export class KnexAccountStore implements AccountStore {
   private readonly tokenReads = new BatchedReader(async (keys: { tokenHash: string; now: number }[]) => {
     const rows = (await this.knex('account_tokens')
       .select('token_hash', 'user_id', 'created_at', 'expires_at')
-      .whereIn('token_hash', [...new Set(keys.map((k) => k.tokenHash))])) as TokenRow[];
+      .whereIn('token_hash', paddedIds([...new Set(keys.map((k) => k.tokenHash))]))) as TokenRow[];
     const byHash = new Map(rows.map((r) => [r.token_hash, r]));
     return keys.map(({ tokenHash, now }) => {
       const row = byHash.get(tokenHash);

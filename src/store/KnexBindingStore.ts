@@ -189,7 +189,9 @@ export class KnexBindingStore {
     if (hashes.length === 0) return [];
     return (await this.knex('associations')
       .select({ lookupHash: 'lookup_hash', mxid: 'mxid' })
-      .whereIn('lookup_hash', hashes)
+      // Padded (paddedIds): a lookup's last batch can be any size up to 1,000, and SQLite would keep a
+      // prepared statement of up to 1,000 parameters for each size it met.
+      .whereIn('lookup_hash', paddedIds(hashes))
       .andWhere('not_before', '<=', now)
       .andWhere('not_after', '>', now)) as { lookupHash: string; mxid: string }[];
   }

@@ -2,7 +2,8 @@
 // status condition beside `id IN (...)`, SQLite's planner (no statistics) walked the status index instead,
 // reading every pending email, or every sent one kept for the retention sweep, for each batch: the cost grew
 // with the backlog. Every statement the outbox code runs that names rows by id is checked here with EXPLAIN
-// QUERY PLAN, against outboxes holding more rows than one batch.
+// QUERY PLAN, against outboxes holding more rows than one batch. Also here: batched reads keep to a few
+// statement sizes (paddedIds), since SQLite keeps every distinct SQL text prepared.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -98,6 +99,18 @@ describe('SQLite query plans of the outboxes', () => {
     expect(rows).toHaveLength(10);
     expect(rows.every((r) => r.locked_by === 'w2' && Number(r.attempts) === 0)).toBe(true);
     expect(await store.claimDueMail('w1', NOW + 60_000, 60_000, BATCH)).toHaveLength(10); // once w2's lease is over
+  });
+
+  it('batched reads of any size use a few statement sizes, so few stay prepared', async () => {
+    // Without padding each batch size is its own SQL text, kept prepared (up to 1,000 parameters for lookups).
+    const texts = (table: string) => new Set(seen.filter((q) => q.sql.includes(`from \`${table}\``)).map((q) => q.sql));
+    for (let n = 1; n <= 40; n++) {
+      const keys = Array.from({ length: n }, (_, i) => `k${n}.${i}`);
+      await store.findMxidsByHash(keys, NOW);
+      await Promise.all(keys.map((k) => store.findAccountToken(k, NOW)));
+      await Promise.all(keys.map((k) => store.isEphemeralKeyValid(k, NOW)));
+    }
+    for (const table of ['associations', 'account_tokens', 'ephemeral_keys']) expect(texts(table).size, table).toBeLessThanOrEqual(7);
   });
 
   it('claims onbind batches through the primary key', async () => {
