@@ -8,6 +8,7 @@ import type { RandomBytes } from './invites/token.js';
 import type { FederationClient } from './federation/types.js';
 import type { RateLimiter } from './ratelimit/RateLimiter.js';
 import type { Terms } from './accounts/terms.js';
+import type { EphemeralKeySource } from './keys/ephemeralKeys.js';
 
 /** Signals from request handlers to background workers, sent after the transaction commits. */
 export interface Signals {
@@ -21,6 +22,8 @@ export interface Deps {
   config: Config;
   store: Store;
   keys: KeyRing;
+  /** Fresh ed25519 pairs for store-invite, made ahead on a worker thread unless turned off (issue 6). */
+  ephemeralKeys: EphemeralKeySource;
   auth: Authenticator;
   log: Logger;
   signals: Signals;

@@ -22,6 +22,7 @@ import { MailRenderer } from './mail/render.js';
 import { fileTransport, smtpTransport } from './mail/transport.js';
 import { OnbindWorker } from './federation/OnbindWorker.js';
 import { ensureLookupPepper } from './binding/pepper.js';
+import { inlineKeySource, WorkerKeySource } from './keys/ephemeralKeys.js';
 
 export interface Service {
   deps: Deps;
@@ -66,17 +67,19 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
     });
     const clock = opts.clock ?? Date.now;
     const signals: Signals = { mailQueued: () => {}, onbindQueued: () => {} };
+    const random = pooledRandomBytes();
     return {
       config,
       store,
       keys,
+      ephemeralKeys: config.performance.keyWorker ? new WorkerKeySource({ log: opts.log, random }) : inlineKeySource(random),
       auth: opts.auth ?? new AccountAuthenticator(store, terms, clock),
       log: opts.log,
       signals,
       federation: opts.federation ?? federationClientFromConfig(config, opts.log, clock),
       limiter: new RateLimiter(store, clock, config.rateLimits.windowMs),
       clock,
-      random: pooledRandomBytes(),
+      random,
       responseViolations: opts.responseViolations,
       terms,
     };
@@ -132,6 +135,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
       await onbind.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await deps.ephemeralKeys.close();
       await deps.store.close();
     },
   };

@@ -1,8 +1,6 @@
 // store-invite (identity-api.md section 2): policy checks, then invite + ephemeral key + email in one transaction.
 import type { Deps } from '../deps.js';
 import { DomainError } from '../domainErrors.js';
-import { generateRawKeyPair } from '../keys/ed25519.js';
-import { encodeUrlSafe } from '../util/base64.js';
 import { isPlainMailbox, normaliseAddress, serverNameOf } from '../util/threepid.js';
 import { redactForLog } from '../util/logger.js';
 import { redactEmail } from './redact.js';
@@ -87,8 +85,8 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
   }
 
   const token = newInviteToken(deps.random);
-  const pair = await generateRawKeyPair();
-  const ephemeralPublicKey = encodeUrlSafe(pair.publicKey);
+  const pair = deps.ephemeralKeys.take();
+  const ephemeralPublicKey = pair.publicKey;
   await store.insertInvite(
     {
       medium: input.medium,
@@ -108,7 +106,7 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
       payload: {
         fields: { ...input },
         token,
-        ephemeralPrivateKey: encodeUrlSafe(pair.seed),
+        ephemeralPrivateKey: pair.seed,
         version: ctx.version,
         verifiedSender: ctx.verifiedSender ?? null,
         brand: resolveBrand(config.mail, ctx.brand),

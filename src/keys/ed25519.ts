@@ -1,5 +1,5 @@
 // ed25519 through node:crypto (native; see docs/design.md for why not tweetnacl on the hot path).
-import { createPrivateKey, createPublicKey, generateKeyPair as generateKeyPairAsync, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
 /** The fixed PKCS#8 DER prefix of an ed25519 private key; the 32-byte seed follows it. */
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -22,25 +22,35 @@ export function generateKeyPair(): Ed25519KeyPair {
 }
 
 /**
- * A key pair as raw bytes only, for ephemeral keys (issue 6). The generation runs on libuv's thread pool, off
- * the event loop. The raw bytes come from a JWK export (`d` is the seed, `x` the public key): OpenSSL 3's DER
- * encoder made the DER route cost ~180 us per pair here against ~55 us this way (measured with
- * generateKeyPairSync, 20,000 pairs each; the DER output options had been chosen to skip two exports, but the
- * encoder itself is the slow part).
+ * An ephemeral key pair from a fresh 32-byte seed, both halves as URL-safe unpadded base64 (issue 6). An
+ * ed25519 private key is 32 random bytes (RFC 8032 5.1.5), so the seed comes from the caller's CSPRNG and
+ * only the public key is computed: a JWK import of `d` (OpenSSL derives the public point; Node reads `x` of a
+ * private JWK only as a string) and a JWK export, ~31 us of CPU here, all on the calling thread. The async
+ * generateKeyPair route this replaces cost the event loop about as much (the job's set-up, two KeyObjects, the
+ * export), and its jobs queued on libuv's four-thread pool in front of the WAL flush every SQLite group commit
+ * waits for (db.ts): at 64 connections, 64 key jobs ahead of each commit. Paired store-invite runs on the same
+ * commit: 2,200-2,840 req/s async against 2,820-3,280 this way, at about the same loop time per request.
  *
- * Keep the generation asynchronous: on Node 20.20, a JWK export of a key made by generateKeyPairSync can
- * deadlock the event loop. The export holds the key's mutex while it allocates; a GC then may free the sync
- * key-generation job, whose destructor takes the same mutex (seen here twice within 12,000 sync pairs, in gdb:
- * ~KeyGenJob waiting on a mutex its own thread holds). The async job is freed as soon as its callback returns,
- * and 300,000 async pairs ran clean; generateKeyPair above exports through DER, clean for 50,000 pairs.
+ * Should a Node release start to check or trust `x`, the export would not give back `d` and a 43-character
+ * `x`; that is checked, and the DER route (keyPairFromSeed, ~95 us) answers instead. test/unit/signing.test.ts
+ * compares both routes and tweetnacl.
+ *
+ * generateKeyPairSync is not used for these keys: on Node 20.20 a JWK export of a key it made can deadlock
+ * the event loop. The export holds the key's mutex while it allocates; a GC may then free the key-generation
+ * job, whose destructor takes the same mutex (seen here twice within 12,000 pairs, in gdb: ~KeyGenJob waiting
+ * on a mutex its own thread holds). No key-generation job exists on this route.
  */
-export async function generateRawKeyPair(): Promise<{ seed: Buffer; publicKey: Buffer }> {
-  const privateKey = await new Promise<KeyObject>((resolve, reject) => {
-    generateKeyPairAsync('ed25519', {}, (err, _publicKey, key) => (err ? reject(err) : resolve(key)));
-  });
-  const jwk = privateKey.export({ format: 'jwk' });
-  if (typeof jwk.d !== 'string' || typeof jwk.x !== 'string') throw new Error('ed25519 JWK export without d or x');
-  return { seed: Buffer.from(jwk.d, 'base64url'), publicKey: Buffer.from(jwk.x, 'base64url') };
+export function encodedPairFromSeed(seed: Buffer): { seed: string; publicKey: string } {
+  if (seed.length !== 32) throw new Error('an ed25519 seed is 32 bytes');
+  const d = seed.toString('base64url');
+  let jwk: { d?: unknown; x?: unknown } | undefined;
+  try {
+    jwk = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: '' }, format: 'jwk' }).export({ format: 'jwk' });
+  } catch {
+    jwk = undefined;
+  }
+  if (jwk?.d === d && typeof jwk.x === 'string' && jwk.x.length === 43) return { seed: d, publicKey: jwk.x };
+  return { seed: d, publicKey: keyPairFromSeed(seed).publicKey.toString('base64url') };
 }
 
 /** Rebuilds a key pair from its 32-byte seed; throws on a seed of the wrong length. */

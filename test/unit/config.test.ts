@@ -45,9 +45,9 @@ describe('loadConfig', () => {
   });
 
   it('reads the memory, admission and timeout knobs, and refuses values that would admit nobody', () => {
-    expect(loadConfig({ argv: [], env: {} }).performance).toMatchObject({ bulkConcurrency: 2, heapGrowingPercent: 20 });
-    const c = loadConfig({ argv: [], env: { TESSERA_BULK_CONCURRENCY: '5', TESSERA_HEAP_GROWING_PERCENT: '0' } });
-    expect(c.performance).toMatchObject({ bulkConcurrency: 5, heapGrowingPercent: 0 });
+    expect(loadConfig({ argv: [], env: {} }).performance).toMatchObject({ bulkConcurrency: 2, heapGrowingPercent: 20, keyWorker: true });
+    const c = loadConfig({ argv: [], env: { TESSERA_BULK_CONCURRENCY: '5', TESSERA_HEAP_GROWING_PERCENT: '0', TESSERA_KEY_WORKER: 'false' } });
+    expect(c.performance).toMatchObject({ bulkConcurrency: 5, heapGrowingPercent: 0, keyWorker: false });
     expect(() => loadConfig({ argv: [], env: { TESSERA_BULK_CONCURRENCY: '0' } })).toThrow(/bulkConcurrency/);
     expect(() => loadConfig({ argv: [], env: { TESSERA_HEAP_GROWING_PERCENT: '-5' } })).toThrow(/heapGrowingPercent/);
     expect(loadConfig({ argv: [], env: {} }).server.requestTimeoutMs).toBe(30_000);

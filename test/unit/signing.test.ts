@@ -80,15 +80,21 @@ describe('ed25519 signing', () => {
   });
 });
 
-describe('generateRawKeyPair', () => {
-  it('returns a 32-byte seed whose derived public key is the returned one', async () => {
-    const { generateRawKeyPair, keyPairFromSeed } = await import('../../src/keys/ed25519.js');
-    const a = await generateRawKeyPair();
-    expect(a.seed).toHaveLength(32);
-    expect(a.publicKey).toHaveLength(32);
-    expect(keyPairFromSeed(a.seed).publicKey.equals(a.publicKey)).toBe(true);
-    // and by an independent implementation
-    expect(Buffer.from(nacl.sign.keyPair.fromSeed(a.seed).publicKey).equals(a.publicKey)).toBe(true);
-    expect((await generateRawKeyPair()).seed.equals(a.seed)).toBe(false);
+describe('encodedPairFromSeed', () => {
+  it('derives the same public key as the DER route and tweetnacl, for many seeds', async () => {
+    const { encodedPairFromSeed, keyPairFromSeed } = await import('../../src/keys/ed25519.js');
+    const { randomBytes } = await import('node:crypto');
+    for (let i = 0; i < 200; i++) {
+      const seed = randomBytes(32);
+      const pair = encodedPairFromSeed(seed);
+      expect(pair.seed).toBe(seed.toString('base64url'));
+      expect(pair.publicKey).toBe(keyPairFromSeed(seed).publicKey.toString('base64url'));
+      expect(Buffer.from(nacl.sign.keyPair.fromSeed(seed).publicKey).toString('base64url')).toBe(pair.publicKey);
+    }
+  });
+
+  it('refuses a seed that is not 32 bytes', async () => {
+    const { encodedPairFromSeed } = await import('../../src/keys/ed25519.js');
+    expect(() => encodedPairFromSeed(Buffer.alloc(31))).toThrow(/32 bytes/);
   });
 });

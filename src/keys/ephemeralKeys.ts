@@ -1,0 +1,196 @@
+// Ephemeral key pairs for store-invite (issue 6), made ahead of time on a worker thread.
+//
+// Every store-invite needs a fresh ed25519 pair. Made on the request path (encodedPairFromSeed), a pair costs
+// the event loop ~31 us of its ~450; one worker thread now makes them in batches and posts each batch as one
+// string, and the loop takes a pair in well under a microsecond. Paired store-invite runs (README,
+// Performance): ~2,970 -> ~3,470 req/s median, loop ~450 -> ~400 us per request, for ~8 MiB of RSS (a
+// worker is a V8 isolate of its own). `performance.keyWorker` (TESSERA_KEY_WORKER) turns it off.
+//
+// What it does not change: each pair is handed out once; a batch lives only in memory, so a crash loses only
+// pairs nobody was given. When no pair is ready (a burst outran the worker, the worker failed, or the source
+// is closed) the pair is made on the request path, as without the worker: the worker can make store-invite
+// faster, never block it.
+//
+// The worker's source is a string (`eval: true`): a dozen lines of plain JavaScript with no imports of ours,
+// which run the same from dist/ under `npm start` and from src/ under vitest (which would not load a
+// TypeScript file in a worker). It repeats encodedPairFromSeed's three lines and its check; a failed check
+// there reaches receive() as an error and turns the worker off.
+import { Worker } from 'node:worker_threads';
+import { encodedPairFromSeed } from './ed25519.js';
+import type { RandomBytes } from '../invites/token.js';
+import type { Logger } from '../util/logger.js';
+
+/** A pair as store-invite uses it: both halves in URL-safe unpadded base64. */
+export interface EncodedKeyPair {
+  /** The 32-byte seed (the private key). */
+  seed: string;
+  publicKey: string;
+}
+
+export interface EphemeralKeySource {
+  /** A fresh pair, never handed out before. */
+  take(): EncodedKeyPair;
+  close(): Promise<void>;
+}
+
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createPrivateKey, randomBytes } = require('node:crypto');
+parentPort.on('message', (count) => {
+  try {
+    const seeds = randomBytes(32 * count);
+    const out = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const d = seeds.toString('base64url', 32 * i, 32 * i + 32);
+      const jwk = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: '' }, format: 'jwk' }).export({ format: 'jwk' });
+      if (jwk.d !== d || typeof jwk.x !== 'string' || jwk.x.length !== 43) throw new Error('the JWK import did not derive the public key');
+      out[i] = d + '.' + jwk.x;
+    }
+    seeds.fill(0);
+    parentPort.postMessage(out.join(' '));
+  } catch (err) {
+    parentPort.postMessage({ error: String((err && err.message) || err) });
+  }
+});
+`;
+
+/** Pairs made on the request path, one at a time (the worker turned off). */
+export function inlineKeySource(random: RandomBytes): EphemeralKeySource {
+  return {
+    take: () => encodedPairFromSeed(random(32)),
+    async close() {},
+  };
+}
+
+export interface WorkerKeySourceOptions {
+  log: Logger;
+  /** For the request-path fallback. */
+  random: RandomBytes;
+  /** Pairs per batch; the next batch is asked for when fewer than this many are left. */
+  batch?: number;
+  /** Tests only: another worker program speaking the same protocol. */
+  workerSource?: string;
+}
+
+/** How often a worker that exits on its own is replaced before the source gives up on workers. */
+const MAX_RESPAWNS = 3;
+
+/**
+ * Keeps between `batch` and 2 x `batch` pairs ready (~90 bytes each), asks the worker for the next batch when
+ * fewer than `batch` are left, and makes pairs on the request path when none is ready.
+ */
+export class WorkerKeySource implements EphemeralKeySource {
+  private readonly batch: number;
+  private readonly fallback: EphemeralKeySource;
+  private worker?: Worker;
+  /** Batches received, each a list of "seed.publicKey"; pairs are taken from the first, at `pos`. */
+  private readonly batches: string[][] = [];
+  private pos = 0;
+  private ready = 0;
+  private asked = false;
+  private respawns = 0;
+  /** Pairs made on the request path because none was ready (tests, and the log at close). */
+  fallbacks = 0;
+
+  constructor(private readonly opts: WorkerKeySourceOptions) {
+    this.batch = opts.batch ?? 256;
+    this.fallback = inlineKeySource(opts.random);
+    this.spawn();
+  }
+
+  /** Pairs ready to hand out. */
+  get available(): number {
+    return this.ready;
+  }
+
+  /** True while a worker is running (tests). */
+  get running(): boolean {
+    return this.worker !== undefined;
+  }
+
+  take(): EncodedKeyPair {
+    const head = this.batches[0];
+    if (head === undefined) {
+      this.refill();
+      this.fallbacks++;
+      return this.fallback.take();
+    }
+    const item = head[this.pos]!;
+    head[this.pos] = ''; // not kept here once handed out
+    if (++this.pos === head.length) {
+      this.batches.shift();
+      this.pos = 0;
+    }
+    if (--this.ready < this.batch) this.refill();
+    const dot = item.indexOf('.');
+    return { seed: item.slice(0, dot), publicKey: item.slice(dot + 1) };
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    this.drop();
+    if (worker) await worker.terminate();
+  }
+
+  private spawn(): void {
+    const worker = new Worker(this.opts.workerSource ?? WORKER_SOURCE, {
+      eval: true,
+      name: 'tessera-keys',
+      // It holds one batch at a time; a small heap keeps its share of the RSS small.
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16, stackSizeMb: 1 },
+    });
+    worker.unref(); // an optimisation never keeps the process alive
+    worker.on('message', (msg: unknown) => this.receive(worker, msg));
+    worker.on('error', (err) => this.opts.log.error('ephemeral key worker failed', { err }));
+    worker.on('exit', (code) => {
+      if (this.worker !== worker) return; // closed, or given up on
+      this.worker = undefined;
+      this.asked = false;
+      if (++this.respawns <= MAX_RESPAWNS) {
+        this.opts.log.warn('ephemeral key worker exited; starting another', { code });
+        this.spawn();
+      } else {
+        this.opts.log.error('ephemeral key worker keeps exiting; key pairs are made on the request path from now on', { code });
+      }
+    });
+    this.worker = worker;
+    this.refill();
+  }
+
+  private refill(): void {
+    if (this.asked || !this.worker) return;
+    this.asked = true;
+    this.worker.postMessage(this.batch);
+  }
+
+  private receive(worker: Worker, msg: unknown): void {
+    if (this.worker !== worker) return; // closed or replaced while the batch was on its way
+    this.asked = false;
+    if (typeof msg !== 'string') {
+      // It cannot make keys (its check failed): retrying would fail the same way.
+      const reason = String((msg as { error?: unknown } | null)?.error ?? msg);
+      this.opts.log.error('ephemeral key worker cannot make key pairs; they are made on the request path from now on', { reason });
+      this.worker = undefined;
+      void worker.terminate();
+      return;
+    }
+    const pairs = msg.split(' ');
+    if (pairs.some((p) => p.length !== 87 || p[43] !== '.')) {
+      this.opts.log.error('ephemeral key worker sent a malformed batch; key pairs are made on the request path from now on');
+      this.worker = undefined;
+      void worker.terminate();
+      return;
+    }
+    this.batches.push(pairs);
+    this.ready += pairs.length;
+    if (this.ready < this.batch) this.refill();
+  }
+
+  private drop(): void {
+    for (const b of this.batches) b.fill('');
+    this.batches.length = 0;
+    this.pos = 0;
+    this.ready = 0;
+  }
+}

@@ -1,0 +1,111 @@
+// The ephemeral key source (issue 6): pairs made ahead on a worker thread, each handed out once, with the
+// request path taking over whenever no pair is ready or the worker cannot be trusted.
+import { afterEach, describe, expect, it } from 'vitest';
+import nacl from 'tweetnacl';
+import { inlineKeySource, WorkerKeySource, type EncodedKeyPair } from '../../src/keys/ephemeralKeys.js';
+import { createLogger } from '../../src/util/logger.js';
+import { pooledRandomBytes } from '../../src/util/random.js';
+
+const sources: WorkerKeySource[] = [];
+afterEach(async () => {
+  await Promise.all(sources.splice(0).map((s) => s.close()));
+});
+
+function source(opts: { batch?: number; workerSource?: string } = {}): { keys: WorkerKeySource; lines: string[] } {
+  const lines: string[] = [];
+  const keys = new WorkerKeySource({ log: createLogger('debug', (l) => lines.push(l)), random: pooledRandomBytes(), ...opts });
+  sources.push(keys);
+  return { keys, lines };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The seed's own public key, by an independent implementation. */
+function expectSound(pair: EncodedKeyPair): void {
+  const seed = Buffer.from(pair.seed, 'base64url');
+  expect(seed).toHaveLength(32);
+  expect(pair.seed).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  expect(Buffer.from(nacl.sign.keyPair.fromSeed(seed).publicKey).toString('base64url')).toBe(pair.publicKey);
+}
+
+describe('WorkerKeySource', () => {
+  it('fills up ahead of use, hands out each pair once, and refills as pairs are taken', async () => {
+    const { keys } = source({ batch: 16 });
+    await until(() => keys.available >= 16, 'the first batch');
+    const seen = new Set<string>();
+    for (let round = 0; round < 6; round++) {
+      // A batch's worth each round: the source asks for more at the first take, and the worker catches up between rounds.
+      for (let i = 0; i < 16; i++) {
+        const pair = keys.take();
+        expectSound(pair);
+        expect(seen.has(pair.seed)).toBe(false);
+        seen.add(pair.seed);
+      }
+      await until(() => keys.available >= 16, `the refill after round ${round}`);
+      expect(keys.available).toBeLessThan(32);
+    }
+    expect(seen.size).toBe(96);
+    expect(keys.fallbacks).toBe(0);
+  });
+
+  it('makes pairs on the request path when none is ready, and after close', async () => {
+    const { keys } = source({ batch: 8 });
+    const early = keys.take(); // the worker has not answered yet
+    expectSound(early);
+    expect(keys.fallbacks).toBe(1);
+    await until(() => keys.available >= 8, 'the first batch');
+    await keys.close();
+    expect(keys.running).toBe(false);
+    expect(keys.available).toBe(0);
+    const late = keys.take();
+    expectSound(late);
+    expect(late.seed).not.toBe(early.seed);
+  });
+
+  it('stops using a worker that reports it cannot make keys, and says so once', async () => {
+    const failing = `require('node:worker_threads').parentPort.on('message', () =>
+      require('node:worker_threads').parentPort.postMessage({ error: 'the JWK import did not derive the public key' }));`;
+    const { keys, lines } = source({ batch: 8, workerSource: failing });
+    await until(() => !keys.running, 'the source to give the worker up');
+    for (let i = 0; i < 5; i++) expectSound(keys.take());
+    expect(keys.fallbacks).toBe(5);
+    expect(lines.filter((l) => l.includes('cannot make key pairs'))).toHaveLength(1);
+    expect(lines.join('\n')).toContain('did not derive the public key');
+  });
+
+  it('refuses a malformed batch rather than hand out something that is not a key pair', async () => {
+    const wrong = `require('node:worker_threads').parentPort.on('message', (n) =>
+      require('node:worker_threads').parentPort.postMessage(Array(n).fill('not-a-key.pair').join(' ')));`;
+    const { keys, lines } = source({ batch: 8, workerSource: wrong });
+    await until(() => !keys.running, 'the source to give the worker up');
+    expect(keys.available).toBe(0);
+    expectSound(keys.take());
+    expect(lines.join('\n')).toContain('malformed batch');
+  });
+
+  it('replaces a worker that exits, a bounded number of times', async () => {
+    const dying = `process.exit(3);`;
+    const { keys, lines } = source({ workerSource: dying });
+    await until(() => !keys.running, 'the source to give up on workers');
+    expect(lines.filter((l) => l.includes('starting another'))).toHaveLength(3);
+    expect(lines.filter((l) => l.includes('keeps exiting'))).toHaveLength(1);
+    expectSound(keys.take());
+  });
+});
+
+describe('inlineKeySource', () => {
+  it('makes a fresh sound pair per call', () => {
+    const keys = inlineKeySource(pooledRandomBytes());
+    const a = keys.take();
+    const b = keys.take();
+    expectSound(a);
+    expectSound(b);
+    expect(a.seed).not.toBe(b.seed);
+  });
+});
