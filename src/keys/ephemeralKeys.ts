@@ -1,20 +1,23 @@
 // Ephemeral key pairs for store-invite (issue 6), made ahead of time on a worker thread.
 //
 // Every store-invite needs a fresh ed25519 pair. Made on the request path (encodedPairFromSeed), a pair costs
-// the event loop ~31 us of its ~450; one worker thread now makes them in batches and posts each batch as one
-// string, and the loop takes a pair in well under a microsecond. Paired store-invite runs (README,
-// Performance): ~2,970 -> ~3,470 req/s median, loop ~450 -> ~400 us per request, for ~8 MiB of RSS (a
-// worker is a V8 isolate of its own). `performance.keyWorker` (TESSERA_KEY_WORKER) turns it off.
+// the event loop ~31 us of its ~450; one worker thread makes them in batches instead and posts each batch as
+// one string, and the loop takes a pair in well under a microsecond. Paired store-invite runs (README,
+// Performance): ~2,970 -> ~3,470 req/s median, loop ~450 -> ~400 us per request. A worker is a V8 isolate of
+// its own, ~9 MiB of RSS, so it runs only while invitations are being stored: it starts at the first
+// store-invite and stops after `idleMs` (default a minute) without one. An identity server stores a few
+// invitations an hour and then a burst (a room invites a mailing list); the thread is there for the burst.
+// `performance.keyWorker` (TESSERA_KEY_WORKER=false) turns it off.
 //
-// What it does not change: each pair is handed out once; a batch lives only in memory, so a crash loses only
-// pairs nobody was given. When no pair is ready (a burst outran the worker, the worker failed, or the source
-// is closed) the pair is made on the request path, as without the worker: the worker can make store-invite
-// faster, never block it.
+// What it does not change: each pair is handed out once; a batch lives only in memory, so a crash or a stop
+// loses only pairs nobody was given. When no pair is ready (the worker is starting, a burst outran it, it
+// failed, or the source is closed) the pair is made on the request path, as without the worker: the worker
+// can make store-invite faster, never block it.
 //
 // The worker's source is a string (`eval: true`): a dozen lines of plain JavaScript with no imports of ours,
 // which run the same from dist/ under `npm start` and from src/ under vitest (which would not load a
 // TypeScript file in a worker). It repeats encodedPairFromSeed's three lines and its check; a failed check
-// there reaches receive() as an error and turns the worker off.
+// there reaches receive() as an error and turns the worker off for good.
 import { Worker } from 'node:worker_threads';
 import { encodedPairFromSeed } from './ed25519.js';
 import type { RandomBytes } from '../invites/token.js';
@@ -68,6 +71,8 @@ export interface WorkerKeySourceOptions {
   random: RandomBytes;
   /** Pairs per batch; the next batch is asked for when fewer than this many are left. */
   batch?: number;
+  /** The worker stops after between this long and twice this long without a pair taken. */
+  idleMs?: number;
   /** Tests only: another worker program speaking the same protocol. */
   workerSource?: string;
 }
@@ -76,26 +81,33 @@ export interface WorkerKeySourceOptions {
 const MAX_RESPAWNS = 3;
 
 /**
- * Keeps between `batch` and 2 x `batch` pairs ready (~90 bytes each), asks the worker for the next batch when
- * fewer than `batch` are left, and makes pairs on the request path when none is ready.
+ * Keeps between `batch` and 2 x `batch` pairs ready (~90 bytes each) while invitations are being stored,
+ * asks the worker for the next batch when fewer than `batch` are left, and makes pairs on the request path
+ * when none is ready.
  */
 export class WorkerKeySource implements EphemeralKeySource {
   private readonly batch: number;
+  private readonly idleMs: number;
   private readonly fallback: EphemeralKeySource;
   private worker?: Worker;
+  private idleTimer?: NodeJS.Timeout;
   /** Batches received, each a list of "seed.publicKey"; pairs are taken from the first, at `pos`. */
   private readonly batches: string[][] = [];
   private pos = 0;
   private ready = 0;
   private asked = false;
+  private takes = 0;
+  private takesAtLastTick = 0;
   private respawns = 0;
-  /** Pairs made on the request path because none was ready (tests, and the log at close). */
+  /** Closed, or the worker could not be trusted: pairs come from the request path from now on. */
+  private off = false;
+  /** Pairs made on the request path because none was ready (tests). */
   fallbacks = 0;
 
   constructor(private readonly opts: WorkerKeySourceOptions) {
     this.batch = opts.batch ?? 256;
+    this.idleMs = opts.idleMs ?? 60_000;
     this.fallback = inlineKeySource(opts.random);
-    this.spawn();
   }
 
   /** Pairs ready to hand out. */
@@ -109,9 +121,11 @@ export class WorkerKeySource implements EphemeralKeySource {
   }
 
   take(): EncodedKeyPair {
+    this.takes++;
     const head = this.batches[0];
     if (head === undefined) {
-      this.refill();
+      if (!this.worker && !this.off) this.spawn();
+      else this.refill();
       this.fallbacks++;
       return this.fallback.take();
     }
@@ -127,10 +141,8 @@ export class WorkerKeySource implements EphemeralKeySource {
   }
 
   async close(): Promise<void> {
-    const worker = this.worker;
-    this.worker = undefined;
-    this.drop();
-    if (worker) await worker.terminate();
+    this.off = true;
+    await this.stopWorker();
   }
 
   private spawn(): void {
@@ -144,17 +156,23 @@ export class WorkerKeySource implements EphemeralKeySource {
     worker.on('message', (msg: unknown) => this.receive(worker, msg));
     worker.on('error', (err) => this.opts.log.error('ephemeral key worker failed', { err }));
     worker.on('exit', (code) => {
-      if (this.worker !== worker) return; // closed, or given up on
-      this.worker = undefined;
-      this.asked = false;
+      if (this.worker !== worker) return; // stopped on purpose
+      this.clearWorker();
       if (++this.respawns <= MAX_RESPAWNS) {
         this.opts.log.warn('ephemeral key worker exited; starting another', { code });
         this.spawn();
       } else {
+        this.off = true;
         this.opts.log.error('ephemeral key worker keeps exiting; key pairs are made on the request path from now on', { code });
       }
     });
     this.worker = worker;
+    this.takesAtLastTick = this.takes;
+    this.idleTimer = setInterval(() => {
+      if (this.takes === this.takesAtLastTick) void this.stopWorker();
+      this.takesAtLastTick = this.takes;
+    }, this.idleMs);
+    this.idleTimer.unref();
     this.refill();
   }
 
@@ -165,21 +183,15 @@ export class WorkerKeySource implements EphemeralKeySource {
   }
 
   private receive(worker: Worker, msg: unknown): void {
-    if (this.worker !== worker) return; // closed or replaced while the batch was on its way
+    if (this.worker !== worker) return; // stopped while the batch was on its way
     this.asked = false;
-    if (typeof msg !== 'string') {
-      // It cannot make keys (its check failed): retrying would fail the same way.
-      const reason = String((msg as { error?: unknown } | null)?.error ?? msg);
+    const pairs = typeof msg === 'string' ? msg.split(' ') : undefined;
+    if (!pairs || pairs.some((p) => p.length !== 87 || p[43] !== '.')) {
+      // It cannot make keys (its check failed) or sent something else: retrying would fail the same way.
+      const reason = pairs ? 'a malformed batch' : String((msg as { error?: unknown } | null)?.error ?? msg);
       this.opts.log.error('ephemeral key worker cannot make key pairs; they are made on the request path from now on', { reason });
-      this.worker = undefined;
-      void worker.terminate();
-      return;
-    }
-    const pairs = msg.split(' ');
-    if (pairs.some((p) => p.length !== 87 || p[43] !== '.')) {
-      this.opts.log.error('ephemeral key worker sent a malformed batch; key pairs are made on the request path from now on');
-      this.worker = undefined;
-      void worker.terminate();
+      this.off = true;
+      void this.stopWorker();
       return;
     }
     this.batches.push(pairs);
@@ -187,7 +199,18 @@ export class WorkerKeySource implements EphemeralKeySource {
     if (this.ready < this.batch) this.refill();
   }
 
-  private drop(): void {
+  /** Stops the worker (if any) and forgets its pairs; the next take starts another unless the source is off. */
+  private async stopWorker(): Promise<void> {
+    const worker = this.worker;
+    this.clearWorker();
+    if (worker) await worker.terminate();
+  }
+
+  private clearWorker(): void {
+    this.worker = undefined;
+    clearInterval(this.idleTimer);
+    this.idleTimer = undefined;
+    this.asked = false;
     for (const b of this.batches) b.fill('');
     this.batches.length = 0;
     this.pos = 0;

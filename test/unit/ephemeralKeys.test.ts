@@ -11,7 +11,7 @@ afterEach(async () => {
   await Promise.all(sources.splice(0).map((s) => s.close()));
 });
 
-function source(opts: { batch?: number; workerSource?: string } = {}): { keys: WorkerKeySource; lines: string[] } {
+function source(opts: { batch?: number; idleMs?: number; workerSource?: string } = {}): { keys: WorkerKeySource; lines: string[] } {
   const lines: string[] = [];
   const keys = new WorkerKeySource({ log: createLogger('debug', (l) => lines.push(l)), random: pooledRandomBytes(), ...opts });
   sources.push(keys);
@@ -35,10 +35,15 @@ function expectSound(pair: EncodedKeyPair): void {
 }
 
 describe('WorkerKeySource', () => {
-  it('fills up ahead of use, hands out each pair once, and refills as pairs are taken', async () => {
+  it('starts at the first take, fills up ahead of use, hands out each pair once, and refills as pairs are taken', async () => {
     const { keys } = source({ batch: 16 });
-    await until(() => keys.available >= 16, 'the first batch');
+    expect(keys.running).toBe(false); // nothing runs before an invitation is stored
     const seen = new Set<string>();
+    const first = keys.take(); // made on the request path while the worker starts
+    expectSound(first);
+    seen.add(first.seed);
+    expect(keys.running).toBe(true);
+    await until(() => keys.available >= 16, 'the first batch');
     for (let round = 0; round < 6; round++) {
       // A batch's worth each round: the source asks for more at the first take, and the worker catches up between rounds.
       for (let i = 0; i < 16; i++) {
@@ -50,15 +55,16 @@ describe('WorkerKeySource', () => {
       await until(() => keys.available >= 16, `the refill after round ${round}`);
       expect(keys.available).toBeLessThan(32);
     }
-    expect(seen.size).toBe(96);
-    expect(keys.fallbacks).toBe(0);
+    expect(seen.size).toBe(97);
+    expect(keys.fallbacks).toBe(1);
   });
 
   it('makes pairs on the request path when none is ready, and after close', async () => {
     const { keys } = source({ batch: 8 });
     const early = keys.take(); // the worker has not answered yet
     expectSound(early);
-    expect(keys.fallbacks).toBe(1);
+    expectSound(keys.take());
+    expect(keys.fallbacks).toBe(2);
     await until(() => keys.available >= 8, 'the first batch');
     await keys.close();
     expect(keys.running).toBe(false);
@@ -72,9 +78,11 @@ describe('WorkerKeySource', () => {
     const failing = `require('node:worker_threads').parentPort.on('message', () =>
       require('node:worker_threads').parentPort.postMessage({ error: 'the JWK import did not derive the public key' }));`;
     const { keys, lines } = source({ batch: 8, workerSource: failing });
+    expectSound(keys.take());
     await until(() => !keys.running, 'the source to give the worker up');
     for (let i = 0; i < 5; i++) expectSound(keys.take());
-    expect(keys.fallbacks).toBe(5);
+    expect(keys.running).toBe(false); // not started again
+    expect(keys.fallbacks).toBe(6);
     expect(lines.filter((l) => l.includes('cannot make key pairs'))).toHaveLength(1);
     expect(lines.join('\n')).toContain('did not derive the public key');
   });
@@ -83,19 +91,45 @@ describe('WorkerKeySource', () => {
     const wrong = `require('node:worker_threads').parentPort.on('message', (n) =>
       require('node:worker_threads').parentPort.postMessage(Array(n).fill('not-a-key.pair').join(' ')));`;
     const { keys, lines } = source({ batch: 8, workerSource: wrong });
+    expectSound(keys.take());
     await until(() => !keys.running, 'the source to give the worker up');
     expect(keys.available).toBe(0);
     expectSound(keys.take());
+    expect(keys.running).toBe(false);
     expect(lines.join('\n')).toContain('malformed batch');
   });
 
   it('replaces a worker that exits, a bounded number of times', async () => {
     const dying = `process.exit(3);`;
     const { keys, lines } = source({ workerSource: dying });
-    await until(() => !keys.running, 'the source to give up on workers');
+    expectSound(keys.take());
+    await until(() => lines.some((l) => l.includes('keeps exiting')), 'the source to give up on workers');
+    expect(keys.running).toBe(false);
     expect(lines.filter((l) => l.includes('starting another'))).toHaveLength(3);
     expect(lines.filter((l) => l.includes('keeps exiting'))).toHaveLength(1);
     expectSound(keys.take());
+  });
+});
+
+describe('WorkerKeySource idle stop', () => {
+  it('stops the worker once no pair is taken for a while, and starts another at the next take', async () => {
+    const { keys } = source({ batch: 8, idleMs: 100 });
+    keys.take();
+    await until(() => keys.available >= 8, 'the first batch');
+    // taking keeps it alive across several idle periods
+    const until500 = Date.now() + 500;
+    while (Date.now() < until500) {
+      expectSound(keys.take());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(keys.running).toBe(true);
+    await until(() => !keys.running, 'the idle stop');
+    expect(keys.available).toBe(0); // its pairs are forgotten, not kept for later
+    const after = keys.fallbacks;
+    expectSound(keys.take());
+    expect(keys.fallbacks).toBe(after + 1);
+    expect(keys.running).toBe(true);
+    await until(() => keys.available >= 8, 'the new worker batch');
   });
 });
 
