@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import autocannon from 'autocannon';
 import type { Knex } from 'knex';
-import { cpuSecondsOf, freePort, firstLine, killAllChildren, memoryOf, sampleRss, startChild, waitReady, type Child } from './children.js';
+import { cpuSecondsOf, freePort, firstLine, killAllChildren, memoryOf, peakRss, startChild, waitReady, type Child } from './children.js';
 import { startSmtpSink, type SmtpSink } from './smtpSink.js';
 import { createBenchDatabase, openBenchKnex, seedInvites, storedKeys, type BenchDatabase } from './database.js';
 import { BIND_PENDING_INVITES, SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
@@ -122,12 +122,19 @@ function baselineSeconds(durationS: number): number {
   return Math.max(0.5, Math.min(2, durationS / 4));
 }
 
+/** Peak RSS per process over the whole bench: each run resets VmHWM, so the peaks before each reset are kept here. */
+const peaks = new Map<number, number>();
+function notePeak(pid: number, mib: number | undefined): void {
+  if (mib !== undefined && !Number.isNaN(mib)) peaks.set(pid, Math.max(peaks.get(pid) ?? 0, mib));
+}
+
 /**
  * One run. `settle` (delivering scenarios: wait until the emails or onbind calls have arrived) runs before the server's CPU
  * time is read, so "CPU us/req" of such a scenario includes making those deliveries.
  */
 async function measure(phase: string, rep: number, connections: number, t: Target, durationS: number, settle?: (r: autocannon.Result) => Promise<number | undefined>): Promise<RunResult> {
-  const rss = t.pid ? sampleRss(t.pid) : undefined;
+  const rss = t.pid ? peakRss(t.pid) : undefined;
+  if (t.pid) notePeak(t.pid, rss?.before);
   const cpuBefore = cpuSecondsOf(t.serverPid);
   const loopBefore = cpuSecondsOf(t.serverPid, true);
   const harnessBefore = process.cpuUsage();
@@ -137,6 +144,7 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
   const cpuAfter = cpuSecondsOf(t.serverPid);
   const loopAfter = cpuSecondsOf(t.serverPid, true);
   const rssPeakMiB = rss?.stop();
+  if (t.pid) notePeak(t.pid, rssPeakMiB);
   const ok = r['2xx'];
   const total = ok + r.non2xx;
   return {
@@ -360,7 +368,8 @@ async function main(): Promise<number> {
     const finalDrain = await waitFor('mail', opts.quick ? 5_000 : 30_000);
     const finalOnbind = await waitFor('onbind', opts.quick ? 5_000 : 30_000);
     const mailDelivered = sink.messages;
-    const hwm = memoryOf(tessera.pid)?.hwmMiB;
+    notePeak(tessera.pid, memoryOf(tessera.pid)?.hwmMiB);
+    const hwm = peaks.get(tessera.pid);
     const alive = tessera.proc.exitCode === null && tessera.proc.signalCode === null;
     await tessera.stop();
     await baseline.stop();
