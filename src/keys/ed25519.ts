@@ -28,8 +28,9 @@ export function generateKeyPair(): Ed25519KeyPair {
  * private JWK only as a string) and a JWK export, ~31 us of CPU here, all on the calling thread. The async
  * generateKeyPair route this replaces cost the event loop about as much (the job's set-up, two KeyObjects, the
  * export), and its jobs queued on libuv's four-thread pool in front of the WAL flush every SQLite group commit
- * waits for (db.ts): at 64 connections, 64 key jobs ahead of each commit. Paired store-invite runs on the same
- * commit: 2,200-2,840 req/s async against 2,820-3,280 this way, at about the same loop time per request.
+ * waits for (db.ts): at 64 connections, 64 key jobs ahead of each commit. Alternating store-invite runs (64
+ * connections, AMD VM): ~2,400 req/s median, p99 49-74 ms async, against ~2,970, p99 40-61 this way, at
+ * about the same loop time per request (~460 and ~450 us) and less CPU (~626 and ~552 us).
  *
  * Should a Node release start to check or trust `x`, the export would not give back `d` and a 43-character
  * `x`; that is checked, and the DER route (keyPairFromSeed, ~95 us) answers instead. test/unit/signing.test.ts

@@ -2,8 +2,9 @@
 //
 // Every store-invite needs a fresh ed25519 pair. Made on the request path (encodedPairFromSeed), a pair costs
 // the event loop ~31 us of its ~450; one worker thread makes them in batches instead and posts each batch as
-// one string, and the loop takes a pair in well under a microsecond. Paired store-invite runs (README,
-// Performance): ~2,970 -> ~3,470 req/s median, loop ~450 -> ~400 us per request. A worker is a V8 isolate of
+// one string, and the loop takes a pair in well under a microsecond. Alternating store-invite runs (README,
+// Performance): ~2,970 -> ~3,370 req/s median, p99 40-61 -> 38-47 ms, loop ~450 -> ~390 us per request,
+// CPU ~552 -> ~496 us (the thread costs less than the loop's own JWK calls did). A worker is a V8 isolate of
 // its own, ~9 MiB of RSS, so it runs only while invitations are being stored: it starts at the first
 // store-invite and stops after `idleMs` (default a minute) without one. An identity server stores a few
 // invitations an hour and then a burst (a room invites a mailing list); the thread is there for the burst.
