@@ -97,7 +97,7 @@ interface Target {
   id: string;
   url: string;
   requests?: autocannon.Request[];
-  /** Sample this pid's RSS during the run (Tessera only). */
+  /** Report this pid's peak RSS during the run (Tessera only). */
   pid?: number;
   /** The server process, whose CPU time per request is reported. */
   serverPid: number;

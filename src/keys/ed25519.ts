@@ -34,7 +34,8 @@ export function generateKeyPair(): Ed25519KeyPair {
  *
  * Should a Node release start to check or trust `x`, the export would not give back `d` and a 43-character
  * `x`; that is checked, and the DER route (keyPairFromSeed, ~95 us) answers instead. test/unit/signing.test.ts
- * compares both routes and tweetnacl.
+ * requires the JWK route to answer and compares it with the DER route and tweetnacl, so such a release fails
+ * CI rather than slowing production down.
  *
  * generateKeyPairSync is not used for these keys: on Node 20.20 a JWK export of a key it made can deadlock
  * the event loop. The export holds the key's mutex while it allocates; a GC may then free the key-generation
@@ -44,14 +45,17 @@ export function generateKeyPair(): Ed25519KeyPair {
 export function encodedPairFromSeed(seed: Buffer): { seed: string; publicKey: string } {
   if (seed.length !== 32) throw new Error('an ed25519 seed is 32 bytes');
   const d = seed.toString('base64url');
-  let jwk: { d?: unknown; x?: unknown } | undefined;
+  return { seed: d, publicKey: publicKeyByJwk(d) ?? keyPairFromSeed(seed).publicKey.toString('base64url') };
+}
+
+/** The JWK route alone: the public key of seed `d` (URL-safe base64), or undefined if Node did not derive it. */
+export function publicKeyByJwk(d: string): string | undefined {
   try {
-    jwk = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: '' }, format: 'jwk' }).export({ format: 'jwk' });
+    const jwk = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: '' }, format: 'jwk' }).export({ format: 'jwk' });
+    return jwk.d === d && typeof jwk.x === 'string' && jwk.x.length === 43 ? jwk.x : undefined;
   } catch {
-    jwk = undefined;
+    return undefined;
   }
-  if (jwk?.d === d && typeof jwk.x === 'string' && jwk.x.length === 43) return { seed: d, publicKey: jwk.x };
-  return { seed: d, publicKey: keyPairFromSeed(seed).publicKey.toString('base64url') };
 }
 
 /** Rebuilds a key pair from its 32-byte seed; throws on a seed of the wrong length. */

@@ -19,7 +19,7 @@
 // which run the same from dist/ under `npm start` and from src/ under vitest (which would not load a
 // TypeScript file in a worker). It repeats encodedPairFromSeed's three lines and its check; a failed check
 // there reaches receive() as an error and turns the worker off for good.
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { encodedPairFromSeed } from './ed25519.js';
 import type { RandomBytes } from '../invites/token.js';
 import type { Logger } from '../util/logger.js';
@@ -41,8 +41,8 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createPrivateKey, randomBytes } = require('node:crypto');
 parentPort.on('message', (count) => {
+  const seeds = randomBytes(32 * count);
   try {
-    const seeds = randomBytes(32 * count);
     const out = new Array(count);
     for (let i = 0; i < count; i++) {
       const d = seeds.toString('base64url', 32 * i, 32 * i + 32);
@@ -50,10 +50,11 @@ parentPort.on('message', (count) => {
       if (jwk.d !== d || typeof jwk.x !== 'string' || jwk.x.length !== 43) throw new Error('the JWK import did not derive the public key');
       out[i] = d + '.' + jwk.x;
     }
-    seeds.fill(0);
     parentPort.postMessage(out.join(' '));
   } catch (err) {
     parentPort.postMessage({ error: String((err && err.message) || err) });
+  } finally {
+    seeds.fill(0);
   }
 });
 `;
@@ -61,7 +62,14 @@ parentPort.on('message', (count) => {
 /** Pairs made on the request path, one at a time (the worker turned off). */
 export function inlineKeySource(random: RandomBytes): EphemeralKeySource {
   return {
-    take: () => encodedPairFromSeed(random(32)),
+    take() {
+      const seed = random(32);
+      try {
+        return encodedPairFromSeed(seed);
+      } finally {
+        seed.fill(0);
+      }
+    },
     async close() {},
   };
 }
@@ -74,21 +82,31 @@ export interface WorkerKeySourceOptions {
   batch?: number;
   /** The worker stops after between this long and twice this long without a pair taken. */
   idleMs?: number;
+  /** A worker that has not answered a request for a batch within this long is replaced. */
+  stallMs?: number;
+  /** Tests only: how a worker is started (the default runs the source below). */
+  startWorker?: (source: string, options: WorkerOptions) => Worker;
   /** Tests only: another worker program speaking the same protocol. */
   workerSource?: string;
 }
 
-/** How often a worker that exits on its own is replaced before the source gives up on workers. */
+/** How often a worker that exits, stalls or cannot start is replaced before the source gives up on workers. */
 const MAX_RESPAWNS = 3;
 
 /**
- * Keeps between `batch` and 2 x `batch` pairs ready (~90 bytes each) while invitations are being stored,
- * asks the worker for the next batch when fewer than `batch` are left, and makes pairs on the request path
- * when none is ready.
+ * Keeps up to about 2 x `batch` pairs ready (~90 bytes each) while invitations are being stored, asks the
+ * worker for the next batch when fewer than `batch` are left, and makes pairs on the request path when none
+ * is ready.
+ *
+ * Memory hygiene: a pair handed out is a slice of its batch's string, so the batch's text lives until the
+ * last of its pairs is garbage-collected; JavaScript strings cannot be wiped. That is no weaker than the rest
+ * of the pair's life: the seed is the invitation email's private key, kept in the outbox row until the email
+ * is sent. The worker zeroes its seed bytes once encoded.
  */
 export class WorkerKeySource implements EphemeralKeySource {
   private readonly batch: number;
   private readonly idleMs: number;
+  private readonly stallMs: number;
   private readonly fallback: EphemeralKeySource;
   private worker?: Worker;
   private idleTimer?: NodeJS.Timeout;
@@ -96,11 +114,14 @@ export class WorkerKeySource implements EphemeralKeySource {
   private readonly batches: string[][] = [];
   private pos = 0;
   private ready = 0;
+  /** A batch was asked for and has not arrived; since `askedAt` (performance.now()). */
   private asked = false;
+  private askedAt = 0;
   private takes = 0;
   private takesAtLastTick = 0;
+  /** Workers replaced since the last good batch. */
   private respawns = 0;
-  /** Closed, or the worker could not be trusted: pairs come from the request path from now on. */
+  /** Closed, or workers could not be trusted or kept running: pairs come from the request path from now on. */
   private off = false;
   /** Pairs made on the request path because none was ready (tests). */
   fallbacks = 0;
@@ -108,6 +129,7 @@ export class WorkerKeySource implements EphemeralKeySource {
   constructor(private readonly opts: WorkerKeySourceOptions) {
     this.batch = opts.batch ?? 256;
     this.idleMs = opts.idleMs ?? 60_000;
+    this.stallMs = opts.stallMs ?? 10_000;
     this.fallback = inlineKeySource(opts.random);
   }
 
@@ -125,14 +147,18 @@ export class WorkerKeySource implements EphemeralKeySource {
     this.takes++;
     const head = this.batches[0];
     if (head === undefined) {
-      if (!this.worker && !this.off) this.spawn();
-      else this.refill();
+      if (!this.worker) {
+        if (!this.off) this.spawn();
+      } else if (this.stalled()) {
+        this.replace('did not answer', undefined);
+      } else {
+        this.refill();
+      }
       this.fallbacks++;
       return this.fallback.take();
     }
-    const item = head[this.pos]!;
-    head[this.pos] = ''; // not kept here once handed out
-    if (++this.pos === head.length) {
+    const item = head[this.pos++]!;
+    if (this.pos === head.length) {
       this.batches.shift();
       this.pos = 0;
     }
@@ -147,39 +173,65 @@ export class WorkerKeySource implements EphemeralKeySource {
   }
 
   private spawn(): void {
-    const worker = new Worker(this.opts.workerSource ?? WORKER_SOURCE, {
-      eval: true,
-      name: 'tessera-keys',
-      // It holds one batch at a time; a small heap keeps its share of the RSS small.
-      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16, stackSizeMb: 1 },
-    });
+    let worker: Worker;
+    try {
+      // Throws at once where threads are refused: Node's permission model without --allow-worker, or no
+      // thread to be had (EAGAIN under a container's process limit).
+      worker = (this.opts.startWorker ?? ((src, o) => new Worker(src, o)))(this.opts.workerSource ?? WORKER_SOURCE, {
+        eval: true,
+        name: 'tessera-keys',
+        // It holds one batch at a time; a small heap keeps its share of the RSS small.
+        resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16, stackSizeMb: 1 },
+      });
+    } catch (err) {
+      this.off = true;
+      this.opts.log.error('ephemeral key worker could not start; key pairs are made on the request path from now on', { err: err as Error });
+      return;
+    }
     worker.unref(); // an optimisation never keeps the process alive
     worker.on('message', (msg: unknown) => this.receive(worker, msg));
     worker.on('error', (err) => this.opts.log.error('ephemeral key worker failed', { err }));
     worker.on('exit', (code) => {
       if (this.worker !== worker) return; // stopped on purpose
-      this.clearWorker();
-      if (++this.respawns <= MAX_RESPAWNS) {
-        this.opts.log.warn('ephemeral key worker exited; starting another', { code });
-        this.spawn();
-      } else {
-        this.off = true;
-        this.opts.log.error('ephemeral key worker keeps exiting; key pairs are made on the request path from now on', { code });
-      }
+      this.replace('exited', code);
     });
     this.worker = worker;
     this.takesAtLastTick = this.takes;
-    this.idleTimer = setInterval(() => {
-      if (this.takes === this.takesAtLastTick) void this.stopWorker();
-      this.takesAtLastTick = this.takes;
-    }, this.idleMs);
+    this.idleTimer = setInterval(() => this.tick(), this.idleMs);
     this.idleTimer.unref();
     this.refill();
+  }
+
+  /** Every idleMs: replace a stalled worker; stop an idle one (nothing taken since the last tick, nothing asked). */
+  private tick(): void {
+    if (this.asked) {
+      if (this.stalled()) this.replace('did not answer', undefined);
+      return;
+    }
+    if (this.takes === this.takesAtLastTick) void this.stopWorker();
+    this.takesAtLastTick = this.takes;
+  }
+
+  private stalled(): boolean {
+    return this.asked && performance.now() - this.askedAt > this.stallMs;
+  }
+
+  /** A worker exited or hung: another one, a bounded number of times in a row. */
+  private replace(what: string, code: number | undefined): void {
+    void this.stopWorker();
+    if (++this.respawns <= MAX_RESPAWNS) {
+      this.opts.log.warn(`ephemeral key worker ${what}; starting another`, { code });
+      this.spawn();
+    } else {
+      this.off = true;
+      this.opts.log.error(`ephemeral key worker ${what} again; key pairs are made on the request path from now on`, { code });
+    }
   }
 
   private refill(): void {
     if (this.asked || !this.worker) return;
     this.asked = true;
+    this.askedAt = performance.now();
     this.worker.postMessage(this.batch);
   }
 
@@ -189,12 +241,15 @@ export class WorkerKeySource implements EphemeralKeySource {
     const pairs = typeof msg === 'string' ? msg.split(' ') : undefined;
     if (!pairs || pairs.some((p) => p.length !== 87 || p[43] !== '.')) {
       // It cannot make keys (its check failed) or sent something else: retrying would fail the same way.
-      const reason = pairs ? 'a malformed batch' : String((msg as { error?: unknown } | null)?.error ?? msg);
+      // Never the message itself in the log: it may hold key material.
+      const error = (msg as { error?: unknown } | null)?.error;
+      const reason = pairs ? 'a malformed batch' : typeof error === 'string' ? error.slice(0, 200) : `a ${typeof msg} message`;
       this.opts.log.error('ephemeral key worker cannot make key pairs; they are made on the request path from now on', { reason });
       this.off = true;
       void this.stopWorker();
       return;
     }
+    this.respawns = 0;
     this.batches.push(pairs);
     this.ready += pairs.length;
     if (this.ready < this.batch) this.refill();
@@ -203,18 +258,13 @@ export class WorkerKeySource implements EphemeralKeySource {
   /** Stops the worker (if any) and forgets its pairs; the next take starts another unless the source is off. */
   private async stopWorker(): Promise<void> {
     const worker = this.worker;
-    this.clearWorker();
-    if (worker) await worker.terminate();
-  }
-
-  private clearWorker(): void {
     this.worker = undefined;
     clearInterval(this.idleTimer);
     this.idleTimer = undefined;
     this.asked = false;
-    for (const b of this.batches) b.fill('');
     this.batches.length = 0;
     this.pos = 0;
     this.ready = 0;
+    if (worker) await worker.terminate();
   }
 }

@@ -2,7 +2,7 @@
 // request path taking over whenever no pair is ready or the worker cannot be trusted.
 import { afterEach, describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';
-import { inlineKeySource, WorkerKeySource, type EncodedKeyPair } from '../../src/keys/ephemeralKeys.js';
+import { inlineKeySource, WorkerKeySource, type EncodedKeyPair, type WorkerKeySourceOptions } from '../../src/keys/ephemeralKeys.js';
 import { createLogger } from '../../src/util/logger.js';
 import { pooledRandomBytes } from '../../src/util/random.js';
 
@@ -11,7 +11,7 @@ afterEach(async () => {
   await Promise.all(sources.splice(0).map((s) => s.close()));
 });
 
-function source(opts: { batch?: number; idleMs?: number; workerSource?: string } = {}): { keys: WorkerKeySource; lines: string[] } {
+function source(opts: Partial<Omit<WorkerKeySourceOptions, 'log' | 'random'>> = {}): { keys: WorkerKeySource; lines: string[] } {
   const lines: string[] = [];
   const keys = new WorkerKeySource({ log: createLogger('debug', (l) => lines.push(l)), random: pooledRandomBytes(), ...opts });
   sources.push(keys);
@@ -69,9 +69,8 @@ describe('WorkerKeySource', () => {
     await keys.close();
     expect(keys.running).toBe(false);
     expect(keys.available).toBe(0);
-    const late = keys.take();
-    expectSound(late);
-    expect(late.seed).not.toBe(early.seed);
+    expectSound(keys.take());
+    expect(keys.running).toBe(false); // a closed source starts no worker
   });
 
   it('stops using a worker that reports it cannot make keys, and says so once', async () => {
@@ -103,22 +102,48 @@ describe('WorkerKeySource', () => {
     const dying = `process.exit(3);`;
     const { keys, lines } = source({ workerSource: dying });
     expectSound(keys.take());
-    await until(() => lines.some((l) => l.includes('keeps exiting')), 'the source to give up on workers');
+    await until(() => lines.some((l) => l.includes('exited again')), 'the source to give up on workers');
     expect(keys.running).toBe(false);
-    expect(lines.filter((l) => l.includes('starting another'))).toHaveLength(3);
-    expect(lines.filter((l) => l.includes('keeps exiting'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('exited; starting another'))).toHaveLength(3);
+    expect(lines.filter((l) => l.includes('exited again'))).toHaveLength(1);
     expectSound(keys.take());
+    expect(keys.running).toBe(false);
+  });
+
+  it('replaces a worker that does not answer, a bounded number of times', async () => {
+    const silent = `require('node:worker_threads').parentPort.on('message', () => {});`;
+    const { keys, lines } = source({ workerSource: silent, idleMs: 20, stallMs: 100 });
+    expectSound(keys.take());
+    await until(() => lines.some((l) => l.includes('did not answer again')), 'the source to give up on silent workers');
+    expect(lines.filter((l) => l.includes('did not answer; starting another'))).toHaveLength(3);
+    expect(keys.running).toBe(false);
+    expectSound(keys.take());
+    expect(keys.running).toBe(false);
+  });
+
+  it('serves from the request path where no thread can be started', async () => {
+    let tries = 0;
+    const { keys, lines } = source({
+      startWorker: () => {
+        tries++;
+        throw Object.assign(new Error('Access to this API has been restricted'), { code: 'ERR_ACCESS_DENIED' });
+      },
+    });
+    for (let i = 0; i < 3; i++) expectSound(keys.take());
+    expect(tries).toBe(1); // not tried again on every request
+    expect(keys.fallbacks).toBe(3);
+    expect(lines.filter((l) => l.includes('could not start'))).toHaveLength(1);
   });
 });
 
 describe('WorkerKeySource idle stop', () => {
   it('stops the worker once no pair is taken for a while, and starts another at the next take', async () => {
-    const { keys } = source({ batch: 8, idleMs: 100 });
+    const { keys } = source({ batch: 8, idleMs: 250 });
     keys.take();
     await until(() => keys.available >= 8, 'the first batch');
     // taking keeps it alive across several idle periods
-    const until500 = Date.now() + 500;
-    while (Date.now() < until500) {
+    const until900 = Date.now() + 900;
+    while (Date.now() < until900) {
       expectSound(keys.take());
       await new Promise((r) => setTimeout(r, 20));
     }
