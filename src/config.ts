@@ -108,9 +108,9 @@ export interface Config {
      */
     heapGrowingPercent: number;
     /**
-     * Make store-invite's ephemeral key pairs ahead of time on one worker thread, which runs from the first
-     * store-invite until a minute without one (off: on the request path). Takes ~31 us per invitation off the
-     * event loop for ~9 MiB of RSS while it runs (src/keys/ephemeralKeys.ts).
+     * Make store-invite's ephemeral key pairs ahead of time on one worker thread during bursts (from 32
+     * store-invites within a second until a minute without one; off: always on the request path). Takes
+     * ~31 us per invitation off the event loop for ~9 MiB of RSS while it runs (src/keys/ephemeralKeys.ts).
      */
     keyWorker: boolean;
   };

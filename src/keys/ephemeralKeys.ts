@@ -5,9 +5,10 @@
 // one string, and the loop takes a pair in well under a microsecond. Alternating store-invite runs (README,
 // Performance): ~2,970 -> ~3,370 req/s median, p99 40-61 -> 38-47 ms, loop ~450 -> ~390 us per request,
 // CPU ~552 -> ~496 us (the thread costs less than the loop's own JWK calls did). A worker is a V8 isolate of
-// its own, ~9 MiB of RSS, so it runs only while invitations are being stored: it starts at the first
-// store-invite and stops after `idleMs` (default a minute) without one. An identity server stores a few
-// invitations an hour and then a burst (a room invites a mailing list); the thread is there for the burst.
+// its own, ~9 MiB of RSS, so it runs only during a burst: it starts once 32 pairs were made on the request
+// path within one second, and stops after `idleMs` (default a minute) without a store-invite. An identity
+// server stores a few invitations an hour and now and then a burst (a room invites a mailing list): the
+// few are made on the request path (~31 us each), and the thread is there for the burst.
 // `performance.keyWorker` (TESSERA_KEY_WORKER=false) turns it off.
 //
 // What it does not change: each pair is handed out once; a batch lives only in memory, so a crash or a stop
@@ -80,6 +81,8 @@ export interface WorkerKeySourceOptions {
   random: RandomBytes;
   /** Pairs per batch; the next batch is asked for when fewer than this many are left. */
   batch?: number;
+  /** The worker starts once this many pairs were made on the request path within one second. */
+  startAfter?: number;
   /** The worker stops after between this long and twice this long without a pair taken. */
   idleMs?: number;
   /** A worker that has not answered a request for a batch within this long is replaced. */
@@ -105,6 +108,7 @@ const MAX_RESPAWNS = 3;
  */
 export class WorkerKeySource implements EphemeralKeySource {
   private readonly batch: number;
+  private readonly startAfter: number;
   private readonly idleMs: number;
   private readonly stallMs: number;
   private readonly fallback: EphemeralKeySource;
@@ -119,6 +123,9 @@ export class WorkerKeySource implements EphemeralKeySource {
   private askedAt = 0;
   private takes = 0;
   private takesAtLastTick = 0;
+  /** Pairs made on the request path in the current one-second window, and when it began (performance.now()). */
+  private inlineInWindow = 0;
+  private windowStart = 0;
   /** Workers replaced since the last good batch. */
   private respawns = 0;
   /** Closed, or workers could not be trusted or kept running: pairs come from the request path from now on. */
@@ -128,6 +135,7 @@ export class WorkerKeySource implements EphemeralKeySource {
 
   constructor(private readonly opts: WorkerKeySourceOptions) {
     this.batch = opts.batch ?? 256;
+    this.startAfter = opts.startAfter ?? 32;
     this.idleMs = opts.idleMs ?? 60_000;
     this.stallMs = opts.stallMs ?? 10_000;
     this.fallback = inlineKeySource(opts.random);
@@ -148,7 +156,7 @@ export class WorkerKeySource implements EphemeralKeySource {
     const head = this.batches[0];
     if (head === undefined) {
       if (!this.worker) {
-        if (!this.off) this.spawn();
+        if (!this.off && this.burst()) this.spawn();
       } else if (this.stalled()) {
         this.replace('did not answer', undefined);
       } else {
@@ -200,6 +208,16 @@ export class WorkerKeySource implements EphemeralKeySource {
     this.idleTimer = setInterval(() => this.tick(), this.idleMs);
     this.idleTimer.unref();
     this.refill();
+  }
+
+  /** True once `startAfter` pairs were made on the request path within one second: a burst worth a thread. */
+  private burst(): boolean {
+    const now = performance.now();
+    if (now - this.windowStart > 1000) {
+      this.windowStart = now;
+      this.inlineInWindow = 0;
+    }
+    return ++this.inlineInWindow >= this.startAfter;
   }
 
   /** Every idleMs: replace a stalled worker; stop an idle one (nothing taken since the last tick, nothing asked). */

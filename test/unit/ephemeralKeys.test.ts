@@ -13,7 +13,8 @@ afterEach(async () => {
 
 function source(opts: Partial<Omit<WorkerKeySourceOptions, 'log' | 'random'>> = {}): { keys: WorkerKeySource; lines: string[] } {
   const lines: string[] = [];
-  const keys = new WorkerKeySource({ log: createLogger('debug', (l) => lines.push(l)), random: pooledRandomBytes(), ...opts });
+  // startAfter 1: the worker starts at the first take, unless a test is about the burst rule
+  const keys = new WorkerKeySource({ log: createLogger('debug', (l) => lines.push(l)), random: pooledRandomBytes(), startAfter: 1, ...opts });
   sources.push(keys);
   return { keys, lines };
 }
@@ -35,7 +36,7 @@ function expectSound(pair: EncodedKeyPair): void {
 }
 
 describe('WorkerKeySource', () => {
-  it('starts at the first take, fills up ahead of use, hands out each pair once, and refills as pairs are taken', async () => {
+  it('(startAfter 1) starts at the first take, fills up ahead of use, hands out each pair once, and refills as pairs are taken', async () => {
     const { keys } = source({ batch: 16 });
     expect(keys.running).toBe(false); // nothing runs before an invitation is stored
     const seen = new Set<string>();
@@ -133,6 +134,20 @@ describe('WorkerKeySource', () => {
     expect(tries).toBe(1); // not tried again on every request
     expect(keys.fallbacks).toBe(3);
     expect(lines.filter((l) => l.includes('could not start'))).toHaveLength(1);
+  });
+});
+
+describe('WorkerKeySource start', () => {
+  it('starts a worker only for a burst: 32 pairs made on the request path within one second', async () => {
+    const { keys } = source({ startAfter: undefined });
+    for (let i = 0; i < 31; i++) expectSound(keys.take());
+    expect(keys.running).toBe(false);
+    await new Promise((r) => setTimeout(r, 1100)); // a new one-second window: the count starts again
+    for (let i = 0; i < 31; i++) keys.take();
+    expect(keys.running).toBe(false);
+    keys.take(); // the 32nd within this second
+    expect(keys.running).toBe(true);
+    await until(() => keys.available >= 256, 'the first batch');
   });
 });
 
