@@ -4,11 +4,12 @@
 // the event loop ~31 us of its ~450; one worker thread makes them in batches instead and posts each batch as
 // one string, and the loop takes a pair in well under a microsecond. Alternating store-invite runs (README,
 // Performance): ~2,970 -> ~3,370 req/s median, p99 40-61 -> 38-47 ms, loop ~450 -> ~390 us per request,
-// CPU ~552 -> ~496 us (the thread costs less than the loop's own JWK calls did). A worker is a V8 isolate of
+// CPU ~552 -> ~496 us. Both fell by about twice the ~31 us moved: the rest is likely bigger group commits
+// at the higher rate and less garbage on the main heap, within the VM's drift. A worker is a V8 isolate of
 // its own, ~9 MiB of RSS, so it runs only during a burst: it starts once 32 pairs were made on the request
-// path within one second, and stops after `idleMs` (default a minute) without a store-invite. An identity
-// server stores a few invitations an hour and now and then a burst (a room invites a mailing list): the
-// few are made on the request path (~31 us each), and the thread is there for the burst.
+// path within one second, and stops after one to two minutes (`idleMs`) with fewer than 32 store-invites a
+// minute. An identity server stores a few invitations an hour and now and then a burst (a room invites a
+// mailing list): the few are made on the request path (~31 us each), and the thread is there for the burst.
 // `performance.keyWorker` (TESSERA_KEY_WORKER=false) turns it off.
 //
 // What it does not change: each pair is handed out once; a batch lives only in memory, so a crash or a stop
@@ -38,7 +39,8 @@ export interface EphemeralKeySource {
   close(): Promise<void>;
 }
 
-const WORKER_SOURCE = `
+/** The worker's program (exported for tests that wrap it). */
+export const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createPrivateKey, randomBytes } = require('node:crypto');
 parentPort.on('message', (count) => {
@@ -83,7 +85,7 @@ export interface WorkerKeySourceOptions {
   batch?: number;
   /** The worker starts once this many pairs were made on the request path within one second. */
   startAfter?: number;
-  /** The worker stops after between this long and twice this long without a pair taken. */
+  /** The worker stops after one to two of these periods in which fewer than `startAfter` pairs were taken. */
   idleMs?: number;
   /** A worker that has not answered a request for a batch within this long is replaced. */
   stallMs?: number;
@@ -93,7 +95,7 @@ export interface WorkerKeySourceOptions {
   workerSource?: string;
 }
 
-/** How often a worker that exits, stalls or cannot start is replaced before the source gives up on workers. */
+/** How often in a row a worker that exits or stalls is replaced before the source gives up on workers. */
 const MAX_RESPAWNS = 3;
 
 /**
@@ -123,9 +125,9 @@ export class WorkerKeySource implements EphemeralKeySource {
   private askedAt = 0;
   private takes = 0;
   private takesAtLastTick = 0;
-  /** Pairs made on the request path in the current one-second window, and when it began (performance.now()). */
-  private inlineInWindow = 0;
-  private windowStart = 0;
+  /** When the last `startAfter` pairs were made on the request path (performance.now(), a ring). */
+  private readonly inlineTimes: Float64Array;
+  private inlineNext = 0;
   /** Workers replaced since the last good batch. */
   private respawns = 0;
   /** Closed, or workers could not be trusted or kept running: pairs come from the request path from now on. */
@@ -135,7 +137,8 @@ export class WorkerKeySource implements EphemeralKeySource {
 
   constructor(private readonly opts: WorkerKeySourceOptions) {
     this.batch = opts.batch ?? 256;
-    this.startAfter = opts.startAfter ?? 32;
+    this.startAfter = Math.max(1, opts.startAfter ?? 32);
+    this.inlineTimes = new Float64Array(this.startAfter).fill(-Infinity);
     this.idleMs = opts.idleMs ?? 60_000;
     this.stallMs = opts.stallMs ?? 10_000;
     this.fallback = inlineKeySource(opts.random);
@@ -210,24 +213,31 @@ export class WorkerKeySource implements EphemeralKeySource {
     this.refill();
   }
 
-  /** True once `startAfter` pairs were made on the request path within one second: a burst worth a thread. */
+  /** True once `startAfter` pairs were made on the request path within one second (a sliding second). */
   private burst(): boolean {
     const now = performance.now();
-    if (now - this.windowStart > 1000) {
-      this.windowStart = now;
-      this.inlineInWindow = 0;
-    }
-    return ++this.inlineInWindow >= this.startAfter;
+    this.inlineTimes[this.inlineNext] = now;
+    this.inlineNext = (this.inlineNext + 1) % this.startAfter;
+    // the oldest of the last startAfter, this one included (-Infinity until there were that many)
+    return now - this.inlineTimes[this.inlineNext]! <= 1000;
   }
 
-  /** Every idleMs: replace a stalled worker; stop an idle one (nothing taken since the last tick, nothing asked). */
+  /**
+   * Every idleMs: a stalled worker is replaced (or just stopped when nothing was taken meanwhile); a worker
+   * that handed out fewer than `startAfter` pairs since the last tick is stopped, so a burst followed by a
+   * trickle does not keep the thread.
+   */
   private tick(): void {
+    const taken = this.takes - this.takesAtLastTick;
+    this.takesAtLastTick = this.takes;
     if (this.asked) {
-      if (this.stalled()) this.replace('did not answer', undefined);
+      if (this.stalled()) {
+        if (taken === 0) void this.stopWorker();
+        else this.replace('did not answer', undefined);
+      }
       return;
     }
-    if (this.takes === this.takesAtLastTick) void this.stopWorker();
-    this.takesAtLastTick = this.takes;
+    if (taken < this.startAfter) void this.stopWorker();
   }
 
   private stalled(): boolean {

@@ -2,7 +2,7 @@
 // request path taking over whenever no pair is ready or the worker cannot be trusted.
 import { afterEach, describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';
-import { inlineKeySource, WorkerKeySource, type EncodedKeyPair, type WorkerKeySourceOptions } from '../../src/keys/ephemeralKeys.js';
+import { inlineKeySource, WORKER_SOURCE, WorkerKeySource, type EncodedKeyPair, type WorkerKeySourceOptions } from '../../src/keys/ephemeralKeys.js';
 import { createLogger } from '../../src/util/logger.js';
 import { pooledRandomBytes } from '../../src/util/random.js';
 
@@ -111,15 +111,54 @@ describe('WorkerKeySource', () => {
     expect(keys.running).toBe(false);
   });
 
-  it('replaces a worker that does not answer, a bounded number of times', async () => {
+  it('replaces a worker that does not answer while pairs are wanted, a bounded number of times; just stops it otherwise', async () => {
     const silent = `require('node:worker_threads').parentPort.on('message', () => {});`;
     const { keys, lines } = source({ workerSource: silent, idleMs: 20, stallMs: 100 });
     expectSound(keys.take());
-    await until(() => lines.some((l) => l.includes('did not answer again')), 'the source to give up on silent workers');
+    // nothing more is taken: the stalled worker is stopped, not replaced
+    await until(() => !keys.running, 'the stalled, unused worker to stop');
+    expect(lines.some((l) => l.includes('did not answer'))).toBe(false);
+    // pairs wanted: each stall costs a replacement, three at most
+    while (!lines.some((l) => l.includes('did not answer again'))) {
+      expectSound(keys.take());
+      await new Promise((r) => setTimeout(r, 30));
+    }
     expect(lines.filter((l) => l.includes('did not answer; starting another'))).toHaveLength(3);
     expect(keys.running).toBe(false);
     expectSound(keys.take());
     expect(keys.running).toBe(false);
+  });
+
+  it('notices a silent worker at the next take, not only at the periodic check', async () => {
+    const silent = `require('node:worker_threads').parentPort.on('message', () => {});`;
+    const { keys, lines } = source({ workerSource: silent, stallMs: 100 }); // the periodic check is a minute away
+    expectSound(keys.take());
+    await new Promise((r) => setTimeout(r, 150));
+    expect(lines.some((l) => l.includes('did not answer'))).toBe(false);
+    expectSound(keys.take());
+    expect(lines.filter((l) => l.includes('did not answer; starting another'))).toHaveLength(1);
+    expect(keys.running).toBe(true);
+  });
+
+  it('counts only failures in a row: a worker that dies after each good batch is always replaced', async () => {
+    // the real program, which exits right after posting each batch
+    const flaky = `{ const { parentPort } = require('node:worker_threads'); const post = parentPort.postMessage.bind(parentPort);
+      parentPort.postMessage = (m) => { post(m); setTimeout(() => process.exit(7), 5); }; }
+      { ${WORKER_SOURCE} }`;
+    const { keys, lines } = source({ batch: 4, workerSource: flaky });
+    const seen = new Set<string>();
+    for (let round = 0; round < 6; round++) {
+      keys.take();
+      await until(() => keys.available >= 4, `batch ${round}`);
+      for (let i = 0; i < 4; i++) {
+        const pair = keys.take();
+        expectSound(pair);
+        expect(seen.has(pair.seed)).toBe(false);
+        seen.add(pair.seed);
+      }
+      await until(() => lines.filter((l) => l.includes('exited; starting another')).length > round, `exit ${round}`);
+    }
+    expect(lines.some((l) => l.includes('exited again'))).toBe(false);
   });
 
   it('serves from the request path where no thread can be started', async () => {
@@ -138,11 +177,11 @@ describe('WorkerKeySource', () => {
 });
 
 describe('WorkerKeySource start', () => {
-  it('starts a worker only for a burst: 32 pairs made on the request path within one second', async () => {
+  it('starts a worker only for a burst: 32 pairs made on the request path within a sliding second', async () => {
     const { keys } = source({ startAfter: undefined });
     for (let i = 0; i < 31; i++) expectSound(keys.take());
     expect(keys.running).toBe(false);
-    await new Promise((r) => setTimeout(r, 1100)); // a new one-second window: the count starts again
+    await new Promise((r) => setTimeout(r, 1100)); // those 31 are now more than a second old
     for (let i = 0; i < 31; i++) keys.take();
     expect(keys.running).toBe(false);
     keys.take(); // the 32nd within this second
