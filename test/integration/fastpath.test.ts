@@ -7,6 +7,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import type { KnexStore } from '../../src/store/KnexStore.js';
 import { openDatabase } from '../../src/store/db.js';
 import type { NewInvite, NewMail } from '../../src/store/types.js';
+import type { WorkerKeySource } from '../../src/keys/ephemeralKeys.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
@@ -76,6 +77,29 @@ describe.each(testDatabases())('fast path on $name', (db) => {
       else expect(a.status).toBe(200);
     });
     expect(srv.violations).toEqual([]);
+  });
+
+  it('a burst of store-invites starts the key worker, and the next ones carry its pairs, each valid and distinct', async () => {
+    const keys = srv.service.deps.ephemeralKeys as WorkerKeySource;
+    const burst = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `burst${i}@example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+    );
+    expect(burst.map((a) => a.status)).toEqual(Array(40).fill(200));
+    expect(keys.running).toBe(true); // started by 32 pairs made on the request path within a second (this burst or the one before)
+    const deadline = Date.now() + 10_000;
+    while (keys.available === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const fallbacks = keys.fallbacks;
+    const next = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `worker${i}@example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+    );
+    expect(next.map((a) => a.status)).toEqual(Array(10).fill(200));
+    expect(keys.fallbacks).toBe(fallbacks); // all ten from the worker's batch
+    const ephemeral = [...burst, ...next].map((a) => a.body.public_keys[1].public_key as string);
+    expect(new Set(ephemeral).size).toBe(50);
+    for (const key of next.map((a) => a.body.public_keys[1].public_key as string)) {
+      const res = await srv.call('GET', `${V1}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`);
+      expect(res.body).toEqual({ valid: true });
+    }
   });
 
   it('stores a group commit larger than one multi-row INSERT takes, each key linked to its own invitation', async () => {
