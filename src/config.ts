@@ -109,8 +109,9 @@ export interface Config {
     heapGrowingPercent: number;
     /**
      * Make store-invite's ephemeral key pairs ahead of time on one worker thread during bursts (from 32
-     * store-invites within a second until a minute without one; off: always on the request path). Takes
-     * ~31 us per invitation off the event loop for ~9 MiB of RSS while it runs (src/keys/ephemeralKeys.ts).
+     * store-invites within a second until one to two minutes under that rate; off: always on the request
+     * path). Takes ~31 us per invitation off the event loop for ~9 MiB of RSS while it runs
+     * (src/keys/ephemeralKeys.ts).
      */
     keyWorker: boolean;
   };

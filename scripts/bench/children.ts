@@ -127,7 +127,7 @@ export function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } | unde
  * Compared before and after a run it gives the server's own CPU cost per request, a figure that does not
  * depend on how much of the machine the load generator took. With `mainThreadOnly`, the time of the
  * process's first thread alone: for node, the event loop's (JavaScript, parsing, SQLite's statements),
- * without the thread pool's and workers' (fsync, checkpoints) and V8's helper threads'.
+ * without the thread pool's (WAL flushes), the key worker's and V8's helper threads'.
  */
 export function cpuSecondsOf(pid: number, mainThreadOnly = false): number | undefined {
   try {

@@ -335,7 +335,6 @@ async function main(): Promise<number> {
             // (the scenario's own set-up, such as bind-pending's rows, is done first, so nothing comes between)
             await t.beforeRun?.(opts.durationS);
             const base = await measure(phase, rep, c, baselineTarget!, baselineSeconds(opts.durationS));
-            base.rssPeakMiB = undefined;
             runs.push(base);
             report(rep, c, baselineTarget!, base);
             const r = await measure(phase, rep, c, t, opts.durationS, t.delivers && drainOf(t.delivers));
