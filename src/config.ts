@@ -33,6 +33,8 @@ export interface Config {
     sqliteSynchronous: 'full' | 'normal';
     /** SQLite page cache per connection, MiB (indexes of a large database stay in memory; counts in RSS). */
     sqliteCacheMb: number;
+    /** WAL pages after which SQLite checkpoints (in the COMMIT that crosses it); store/db.ts SQLITE_WAL_AUTOCHECKPOINT says why 10,000. */
+    sqliteWalAutocheckpoint: number;
     poolMax: number;
   };
   keys: {
@@ -207,7 +209,7 @@ export function defaults(): Config {
   return {
     server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 256 * 1024, v1Enabled: true, trustProxy: false, requestTimeoutMs: 30_000 },
     dataDir: './data',
-    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, poolMax: 8 },
+    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, sqliteWalAutocheckpoint: 10_000, poolMax: 8 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], blockedKeywords: [], sweepIntervalMs: 3600 * 1000 },
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
@@ -254,6 +256,7 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_DB_URL', 'database.url', 'string'],
   ['TESSERA_SQLITE_SYNCHRONOUS', 'database.sqliteSynchronous', 'string'],
   ['TESSERA_SQLITE_CACHE_MB', 'database.sqliteCacheMb', 'int'],
+  ['TESSERA_SQLITE_WAL_AUTOCHECKPOINT', 'database.sqliteWalAutocheckpoint', 'int'],
   ['TESSERA_DB_POOL_MAX', 'database.poolMax', 'int'],
   ['TESSERA_SIGNING_KEY_FILE', 'keys.signingKeyFile', 'string'],
   ['TESSERA_SIGNING_KEY', 'keys.signingKey', 'string'],
@@ -330,6 +333,8 @@ const SCHEMA = {
         url: { type: 'string', pattern: '^($|(mysql|mariadb)://|sqlite:|[^:]*$)' },
         sqliteSynchronous: { enum: ['full', 'normal'] },
         sqliteCacheMb: { type: 'integer', minimum: 1, maximum: 4096 },
+        // Not 0 (no automatic checkpoint: the WAL would grow without bound); at most ~400 MiB of WAL.
+        sqliteWalAutocheckpoint: { type: 'integer', minimum: 100, maximum: 100_000 },
         poolMax: { type: 'integer', minimum: 1, maximum: 256 },
       },
     },

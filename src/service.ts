@@ -54,6 +54,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
     url: config.database.url,
     sqliteSynchronous: config.database.sqliteSynchronous,
     sqliteCacheMb: config.database.sqliteCacheMb,
+    sqliteWalAutocheckpoint: config.database.sqliteWalAutocheckpoint,
     poolMax: config.database.poolMax,
     keyValidityCacheMs: config.performance.keyValidityCacheMs,
   });

@@ -21,6 +21,11 @@ export interface DatabaseOptions {
    * an empty database (README, Performance).
    */
   sqliteCacheMb?: number;
+  /**
+   * WAL pages after which a COMMIT also checkpoints (SQLite's wal_autocheckpoint; its default is 1,000).
+   * Default 10,000 (~40 MiB of WAL file): see SQLITE_WAL_AUTOCHECKPOINT.
+   */
+  sqliteWalAutocheckpoint?: number;
   /** How `full` flushes the SQLite WAL file (tests replace it to observe when commits resolve). */
   walFlush?: WalFlush;
   /** MySQL connection pool size. */
@@ -87,6 +92,7 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
           cachePreparedStatements(conn, flush);
           conn.pragma('journal_mode = WAL');
           conn.pragma('synchronous = NORMAL');
+          conn.pragma(`wal_autocheckpoint = ${Math.round(opts.sqliteWalAutocheckpoint ?? SQLITE_WAL_AUTOCHECKPOINT)}`);
           conn.pragma(`cache_size = -${Math.round((opts.sqliteCacheMb ?? 4) * 1024)}`);
           conn.pragma('foreign_keys = ON');
           conn.pragma('busy_timeout = 5000');
@@ -207,6 +213,20 @@ function durableCommits(statement: SqliteStatement, sql: string, conn: SqliteCon
     };
   }
 }
+
+/**
+ * SQLite checkpoints the WAL inside the COMMIT that takes it past this many pages, on the event loop. A
+ * checkpoint copies every page the WAL holds back into the database file and syncs both, so its cost is
+ * mostly per distinct page and per fsync, not per commit: the index pages that store-invite keeps
+ * rewriting (the tails of the tables and of the time indexes, the interior nodes, the outbox's status
+ * index) are copied once per checkpoint, however many commits changed them. At SQLite's default of 1,000
+ * pages that was ~10 checkpoints a second under store-invite load and ~40% of COMMIT's time; at 10,000
+ * COMMIT took ~40% less time per invitation in alternating runs (issue 6 notes, README Performance),
+ * for a longer single checkpoint (~20 ms against ~12 at most) and a WAL file of up to ~40 MiB, which
+ * SQLite reuses from its start after each checkpoint (it does not shrink; reads find pages in it through
+ * its index, so they do not slow down). Crash recovery replays at most that much.
+ */
+export const SQLITE_WAL_AUTOCHECKPOINT = 10_000;
 
 /** The connection's `temp_store` outside migrations (see openDatabase). */
 const RUNTIME_TEMP_STORE = 'MEMORY';

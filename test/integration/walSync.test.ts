@@ -1,12 +1,12 @@
 // SQLite durability (issue 6): with sqliteSynchronous=full, nothing knex reports as committed resolves before a
 // flush of the WAL file that started after the commit; the flush runs off the event loop, and the connection
 // stays held meanwhile, so nothing overtakes it.
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Knex } from 'knex';
-import { openDatabase } from '../../src/store/db.js';
+import { openDatabase, SQLITE_WAL_AUTOCHECKPOINT } from '../../src/store/db.js';
 import { until } from '../helpers/smtp.js';
 
 interface Flush {
@@ -120,6 +120,30 @@ describe('SQLite commits with sqliteSynchronous=full', () => {
       expect(await dflt.raw('PRAGMA temp_store')).toEqual([{ temp_store: 2 }]); // MEMORY: no scratch files
     } finally {
       await sized.destroy();
+      await dflt.destroy();
+    }
+  });
+
+  it('checkpoints the WAL into the database file after the configured number of pages (10,000 by default)', async () => {
+    const sizeOf = (name: string) => statSync(join(dir, name)).size;
+    const small = openDatabase({ url: join(dir, 'small.sqlite'), sqliteWalAutocheckpoint: 100 }).knex;
+    const dflt = openDatabase({ url: join(dir, 'dflt.sqlite') }).knex;
+    try {
+      expect(await small.raw('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 100 }]);
+      expect(await dflt.raw('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: SQLITE_WAL_AUTOCHECKPOINT }]);
+      // ~1.2 MiB of rows in 30 commits: ~300 WAL pages, past 100 but far below 10,000
+      const filler = 'x'.repeat(40_000);
+      for (const knex of [small, dflt]) {
+        await knex.raw('create table t (id integer primary key, v text)');
+        for (let i = 0; i < 30; i++) await knex('t').insert({ id: i, v: filler });
+      }
+      // The small threshold copied pages into the database file as it went; the default kept them in the WAL.
+      expect(sizeOf('small.sqlite')).toBeGreaterThan(500_000);
+      expect(sizeOf('dflt.sqlite')).toBeLessThan(100_000);
+      expect(sizeOf('dflt.sqlite-wal')).toBeGreaterThan(1_000_000);
+      expect(await dflt('t').count({ n: '*' })).toEqual([{ n: 30 }]);
+    } finally {
+      await small.destroy();
       await dflt.destroy();
     }
   });

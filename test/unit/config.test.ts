@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { SQLITE_WAL_AUTOCHECKPOINT } from '../../src/store/db.js';
 
 describe('loadConfig', () => {
   it('has working defaults derived from host, port and data directory', () => {
@@ -26,6 +27,10 @@ describe('loadConfig', () => {
     expect(c.database.url).toBe('mysql://u:p@db:3306/x');
     expect(c.database.sqliteCacheMb).toBe(4);
     expect(loadConfig({ argv: [], env: { TESSERA_SQLITE_CACHE_MB: '64' } }).database.sqliteCacheMb).toBe(64);
+    expect(c.database.sqliteWalAutocheckpoint).toBe(SQLITE_WAL_AUTOCHECKPOINT);
+    expect(loadConfig({ argv: [], env: { TESSERA_SQLITE_WAL_AUTOCHECKPOINT: '2000' } }).database.sqliteWalAutocheckpoint).toBe(2000);
+    // 0 would turn automatic checkpoints off, and the WAL would grow without bound
+    expect(() => loadConfig({ argv: [], env: { TESSERA_SQLITE_WAL_AUTOCHECKPOINT: '0' } })).toThrow(/sqliteWalAutocheckpoint/);
     expect(c.keys.signingKeyFile).toBe(join(dir, 'signing.key'));
     expect(loadConfig({ argv: [], env: { TESSERA_CONFIG: file } }).server.port).toBe(9000);
   });
