@@ -1,6 +1,6 @@
 // Child processes of the benchmark (Tessera, the Koa baseline): started, awaited, sampled, and always killed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -139,6 +139,29 @@ export function cpuSecondsOf(pid: number, mainThreadOnly = false): number | unde
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The pid of a MariaDB/MySQL server running on this machine (`mariadbd` or `mysqld`, read from /proc), so that
+ * a --mysql run against a local server can report the database server's CPU per request as well: it shares
+ * the cores with Tessera and the load generator. Undefined when there is none, or more than one.
+ */
+export function localDatabaseServerPid(): number | undefined {
+  const found: number[] = [];
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
+        if (comm === 'mariadbd' || comm === 'mysqld') found.push(Number(entry));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return undefined; // no /proc
+  }
+  return found.length === 1 ? found[0] : undefined;
 }
 
 /** USER_HZ: 100 on every Linux architecture Node supports. */

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import autocannon from 'autocannon';
 import type { Knex } from 'knex';
-import { cpuSecondsOf, freePort, firstLine, killAllChildren, memoryOf, peakRss, startChild, waitReady, type Child } from './children.js';
+import { cpuSecondsOf, freePort, localDatabaseServerPid, firstLine, killAllChildren, memoryOf, peakRss, startChild, waitReady, type Child } from './children.js';
 import { startSmtpSink, type SmtpSink } from './smtpSink.js';
 import { createBenchDatabase, openBenchKnex, seedInvites, storedKeys, type BenchDatabase } from './database.js';
 import { BIND_PENDING_INVITES, SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
@@ -101,6 +101,8 @@ interface Target {
   pid?: number;
   /** The server process, whose CPU time per request is reported. */
   serverPid: number;
+  /** A local database server whose CPU time per request is reported too (--mysql). */
+  dbPid?: number;
   /** Each answered request queued a delivery (an email, an onbind call) the run waits for. */
   delivers?: 'mail' | 'onbind';
   /** Before each run, outside the measured time. */
@@ -137,12 +139,14 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
   if (t.pid) notePeak(t.pid, rss?.before);
   const cpuBefore = cpuSecondsOf(t.serverPid);
   const loopBefore = cpuSecondsOf(t.serverPid, true);
+  const dbBefore = t.dbPid === undefined ? undefined : cpuSecondsOf(t.dbPid);
   const harnessBefore = process.cpuUsage();
   const r = await drive(t, connections, durationS);
   const harness = process.cpuUsage(harnessBefore);
   const drainS = settle ? await settle(r) : undefined;
   const cpuAfter = cpuSecondsOf(t.serverPid);
   const loopAfter = cpuSecondsOf(t.serverPid, true);
+  const dbAfter = t.dbPid === undefined ? undefined : cpuSecondsOf(t.dbPid);
   const rssPeakMiB = rss?.stop();
   if (t.pid) notePeak(t.pid, rssPeakMiB);
   const ok = r['2xx'];
@@ -164,6 +168,7 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
     harnessCpuUsPerReq: total === 0 ? undefined : (harness.user + harness.system) / total,
     cpuUsPerReq: cpuBefore === undefined || cpuAfter === undefined || total === 0 ? undefined : ((cpuAfter - cpuBefore) * 1e6) / total,
     loopUsPerReq: loopBefore === undefined || loopAfter === undefined || total === 0 ? undefined : ((loopAfter - loopBefore) * 1e6) / total,
+    dbCpuUsPerReq: dbBefore === undefined || dbAfter === undefined || total === 0 ? undefined : ((dbAfter - dbBefore) * 1e6) / total,
   };
 }
 
@@ -205,6 +210,9 @@ async function main(): Promise<number> {
     const dataDir = join(tmp, 'data');
     mkdirSync(dataDir);
     db = await createBenchDatabase({ mysqlUrl: opts.mysqlUrl, dataDir });
+    // A MySQL server on loopback is on these two cores too: its CPU per request is reported beside Tessera's.
+    const dbPid = opts.mysqlUrl && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(opts.mysqlUrl).hostname) ? localDatabaseServerPid() : undefined;
+    if (opts.mysqlUrl) log(dbPid === undefined ? 'no single local MariaDB/MySQL server process found: its CPU is not reported' : `database server: pid ${dbPid}`);
 
     const port = await freePort();
     // The harness sets Tessera's environment itself; only these tuning knobs pass through, so a run can
@@ -266,6 +274,7 @@ async function main(): Promise<number> {
         requests: s.requests(ctx),
         pid: tessera!.pid,
         serverPid: tessera!.pid,
+        dbPid,
         delivers: s.delivers,
         beforeRun: s.beforeRun && ((durationS: number) => s.beforeRun!(ctx, durationS)),
       })),
@@ -324,7 +333,7 @@ async function main(): Promise<number> {
       }
       const [baselineTarget, ...scenarioTargets] = ts;
       const report = (rep: number, c: number, t: Target, r: RunResult) =>
-        log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (event loop ${r.loopUsPerReq?.toFixed(0) ?? '?'} us; load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us)${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}`);
+        log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (event loop ${r.loopUsPerReq?.toFixed(0) ?? '?'} us; load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us${r.dbCpuUsPerReq === undefined ? '' : `; database server: ${r.dbCpuUsPerReq.toFixed(0)} us`})${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}`);
       for (let rep = 1; rep <= opts.reps; rep++) {
         for (const c of opts.connections) {
           for (const t of scenarioTargets) {
@@ -389,6 +398,10 @@ async function main(): Promise<number> {
     out.write(`"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort;\n`);
     out.write(`"loop us/req" = the same for its main thread alone: the event loop, the one serial resource (1e6 / it = the most req/s one process could answer)\n\n`);
     out.write(`${formatTable(summary)}\n\n`);
+    const dbRows = summary.filter((r) => r.dbCpuUsPerReq !== undefined);
+    if (dbRows.length > 0) {
+      out.write(`database server (pid ${dbPid}, on these cores too) CPU us/req, medians: ${dbRows.map((r) => `${r.phase} ${r.target} ${Math.round(r.dbCpuUsPerReq!)}`).join(', ')}\n`);
+    }
     out.write(`Tessera peak RSS (VmHWM) over the whole run: ${hwm === undefined ? 'n/a' : `${hwm.toFixed(0)} MiB`}\n`);
     out.write(`emails: ${mailExpected} invitations stored, ${mailDelivered} messages reached the SMTP sink${finalDrain === undefined ? ' (gave up waiting for the rest)' : ''}\n`);
     if (onbindExpected > 0 || homeserver.unexpected > 0) {

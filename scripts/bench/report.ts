@@ -23,6 +23,8 @@ export interface RunResult {
   drainS?: number;
   /** The harness process's own CPU (autocannon and the SMTP sink) per answered request, microseconds. */
   harnessCpuUsPerReq?: number;
+  /** --mysql against a server on this machine: the database server's CPU per answered request, microseconds. */
+  dbCpuUsPerReq?: number;
   /** reqPerSec / the reqPerSec of the baseline run just before this one (same phase, repetition, connections). */
   ratio?: number;
 }
@@ -42,6 +44,7 @@ export interface SummaryRow {
   cpuUsPerReq?: number;
   loopUsPerReq?: number;
   drainS?: number;
+  dbCpuUsPerReq?: number;
 }
 
 export function median(xs: number[]): number {
@@ -62,6 +65,7 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
     const cpu = g.map((r) => r.cpuUsPerReq).filter((x): x is number => x !== undefined);
     const loop = g.map((r) => r.loopUsPerReq).filter((x): x is number => x !== undefined);
     const drain = g.map((r) => r.drainS).filter((x): x is number => x !== undefined);
+    const db = g.map((r) => r.dbCpuUsPerReq).filter((x): x is number => x !== undefined);
     return {
       phase: g[0]!.phase,
       target: g[0]!.target,
@@ -77,6 +81,7 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
       cpuUsPerReq: cpu.length ? median(cpu) : undefined,
       loopUsPerReq: loop.length ? median(loop) : undefined,
       drainS: drain.length ? median(drain) : undefined,
+      dbCpuUsPerReq: db.length ? median(db) : undefined,
     };
   });
 }
