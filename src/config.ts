@@ -33,7 +33,7 @@ export interface Config {
     sqliteSynchronous: 'full' | 'normal';
     /** SQLite page cache per connection, MiB (indexes of a large database stay in memory; counts in RSS). */
     sqliteCacheMb: number;
-    /** WAL pages after which SQLite checkpoints (in the COMMIT that crosses it); store/db.ts SQLITE_WAL_AUTOCHECKPOINT says why 10,000. */
+    /** WAL pages after which SQLite checkpoints (in the COMMIT that crosses it); store/db.ts SQLITE_WAL_AUTOCHECKPOINT says why 2,000. */
     sqliteWalAutocheckpoint: number;
     poolMax: number;
   };
@@ -209,7 +209,7 @@ export function defaults(): Config {
   return {
     server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 256 * 1024, v1Enabled: true, trustProxy: false, requestTimeoutMs: 30_000 },
     dataDir: './data',
-    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, sqliteWalAutocheckpoint: 10_000, poolMax: 8 },
+    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, sqliteWalAutocheckpoint: 2_000, poolMax: 8 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], blockedKeywords: [], sweepIntervalMs: 3600 * 1000 },
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.

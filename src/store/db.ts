@@ -219,14 +219,14 @@ function durableCommits(statement: SqliteStatement, sql: string, conn: SqliteCon
  * checkpoint copies every page the WAL holds back into the database file and syncs both, so its cost is
  * mostly per distinct page and per fsync, not per commit: the index pages that store-invite keeps
  * rewriting (the tails of the tables and of the time indexes, the interior nodes, the outbox's status
- * index) are copied once per checkpoint, however many commits changed them. At SQLite's default of 1,000
- * pages that was ~10 checkpoints a second under store-invite load and ~40% of COMMIT's time; at 10,000
- * COMMIT took ~40% less time per invitation in alternating runs (issue 6 notes, README Performance),
- * for a longer single checkpoint (~20 ms against ~12 at most) and a WAL file of up to ~40 MiB, which
- * SQLite reuses from its start after each checkpoint (it does not shrink; reads find pages in it through
- * its index, so they do not slow down). Crash recovery replays at most that much.
+ * index) are copied once per checkpoint, however many commits changed them. Measured under store-invite
+ * load (issue 6 notes, README Performance): at SQLite's default of 1,000 pages a COMMIT averaged 570 to
+ * 620 us, at 2,000 460 to 470, at 10,000 400 to 430. But the event loop stands still for the whole
+ * checkpoint, and with a million stored invitations the pages it copies lie all over a large file: at
+ * 10,000 store-invite's p99 went to 102 to 110 ms there, at 2,000 it was 48. Hence 2,000 (a WAL file of
+ * up to ~8 MiB, which SQLite reuses from its start after each checkpoint).
  */
-export const SQLITE_WAL_AUTOCHECKPOINT = 10_000;
+export const SQLITE_WAL_AUTOCHECKPOINT = 2_000;
 
 /** The connection's `temp_store` outside migrations (see openDatabase). */
 const RUNTIME_TEMP_STORE = 'MEMORY';

@@ -124,14 +124,14 @@ describe('SQLite commits with sqliteSynchronous=full', () => {
     }
   });
 
-  it('checkpoints the WAL into the database file after the configured number of pages (10,000 by default)', async () => {
+  it('checkpoints the WAL into the database file after the configured number of pages (2,000 by default)', async () => {
     const sizeOf = (name: string) => statSync(join(dir, name)).size;
     const small = openDatabase({ url: join(dir, 'small.sqlite'), sqliteWalAutocheckpoint: 100 }).knex;
     const dflt = openDatabase({ url: join(dir, 'dflt.sqlite') }).knex;
     try {
       expect(await small.raw('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 100 }]);
       expect(await dflt.raw('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: SQLITE_WAL_AUTOCHECKPOINT }]);
-      // ~1.2 MiB of rows in 30 commits: ~300 WAL pages, past 100 but far below 10,000
+      // ~1.2 MiB of rows in 30 commits: ~300 WAL pages, past 100 but far below 2,000
       const filler = 'x'.repeat(40_000);
       for (const knex of [small, dflt]) {
         await knex.raw('create table t (id integer primary key, v text)');
