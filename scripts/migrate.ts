@@ -3,7 +3,12 @@ import { loadConfig } from '../src/config.js';
 import { migrateDown, migrateLatest, openDatabase } from '../src/store/db.js';
 
 const config = loadConfig({ argv: process.argv.slice(2) });
-const { knex, dialect } = openDatabase({ url: config.database.url, sqliteSynchronous: config.database.sqliteSynchronous });
+const { knex, dialect } = openDatabase({
+  url: config.database.url,
+  sqliteSynchronous: config.database.sqliteSynchronous,
+  sqliteCacheMb: config.database.sqliteCacheMb,
+  sqliteWalAutocheckpoint: config.database.sqliteWalAutocheckpoint,
+});
 try {
   if (process.argv.includes('--down')) {
     await migrateDown(knex);

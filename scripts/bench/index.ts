@@ -211,8 +211,14 @@ async function main(): Promise<number> {
     mkdirSync(dataDir);
     db = await createBenchDatabase({ mysqlUrl: opts.mysqlUrl, dataDir });
     // A MySQL server on loopback is on these two cores too: its CPU per request is reported beside Tessera's.
-    const dbPid = opts.mysqlUrl && ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(opts.mysqlUrl).hostname) ? localDatabaseServerPid() : undefined;
-    if (opts.mysqlUrl) log(dbPid === undefined ? 'no single local MariaDB/MySQL server process found: its CPU is not reported' : `database server: pid ${dbPid}`);
+    // (A loopback URL that is a tunnel to another machine would report the local server's CPU instead.)
+    const loopback = opts.mysqlUrl !== undefined && /^(127\.\d+\.\d+\.\d+|localhost\.?|\[::1\])$/i.test(new URL(opts.mysqlUrl).hostname);
+    const dbPid = loopback ? localDatabaseServerPid() : undefined;
+    if (opts.mysqlUrl) {
+      log(!loopback ? 'the database server is not on loopback: its CPU is not reported'
+        : dbPid === undefined ? 'no single local MariaDB/MySQL server process found: its CPU is not reported'
+        : `database server: pid ${dbPid}`);
+    }
 
     const port = await freePort();
     // The harness sets Tessera's environment itself; only these tuning knobs pass through, so a run can
@@ -400,7 +406,7 @@ async function main(): Promise<number> {
     out.write(`${formatTable(summary)}\n\n`);
     const dbRows = summary.filter((r) => r.dbCpuUsPerReq !== undefined);
     if (dbRows.length > 0) {
-      out.write(`database server (pid ${dbPid}, on these cores too) CPU us/req, medians: ${dbRows.map((r) => `${r.phase} ${r.target} ${Math.round(r.dbCpuUsPerReq!)}`).join(', ')}\n`);
+      out.write(`database server (pid ${dbPid}, on these cores too) CPU us/req, medians: ${dbRows.map((r) => `${r.phase} ${r.target} c=${r.connections} ${Math.round(r.dbCpuUsPerReq!)}`).join(', ')}\n`);
     }
     out.write(`Tessera peak RSS (VmHWM) over the whole run: ${hwm === undefined ? 'n/a' : `${hwm.toFixed(0)} MiB`}\n`);
     out.write(`emails: ${mailExpected} invitations stored, ${mailDelivered} messages reached the SMTP sink${finalDrain === undefined ? ' (gave up waiting for the rest)' : ''}\n`);

@@ -23,7 +23,7 @@ export interface DatabaseOptions {
   sqliteCacheMb?: number;
   /**
    * WAL pages after which a COMMIT also checkpoints (SQLite's wal_autocheckpoint; its default is 1,000).
-   * Default 10,000 (~40 MiB of WAL file): see SQLITE_WAL_AUTOCHECKPOINT.
+   * Default 2,000 (~8 MiB of WAL file): see SQLITE_WAL_AUTOCHECKPOINT.
    */
   sqliteWalAutocheckpoint?: number;
   /** How `full` flushes the SQLite WAL file (tests replace it to observe when commits resolve). */
@@ -44,7 +44,8 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
     const knex = knexFactory({
       client: 'mysql2',
       connection: {
-        host: u.hostname,
+        // An IPv6 literal comes bracketed from URL ([::1]); the socket wants it bare.
+        host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
         port: u.port ? Number(u.port) : 3306,
         user: decodeURIComponent(u.username),
         password: decodeURIComponent(u.password),
@@ -92,7 +93,11 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
           cachePreparedStatements(conn, flush);
           conn.pragma('journal_mode = WAL');
           conn.pragma('synchronous = NORMAL');
-          conn.pragma(`wal_autocheckpoint = ${Math.round(opts.sqliteWalAutocheckpoint ?? SQLITE_WAL_AUTOCHECKPOINT)}`);
+          const walPages = Math.round(opts.sqliteWalAutocheckpoint ?? SQLITE_WAL_AUTOCHECKPOINT);
+          conn.pragma(`wal_autocheckpoint = ${walPages}`);
+          // The WAL file is reused, not shrunk, after a checkpoint; one grown past its usual size by a big
+          // transaction (a migration's CREATE INDEX) or a long reader (a backup) is cut back to twice that.
+          conn.pragma(`journal_size_limit = ${walPages * 2 * 4096}`);
           conn.pragma(`cache_size = -${Math.round((opts.sqliteCacheMb ?? 4) * 1024)}`);
           conn.pragma('foreign_keys = ON');
           conn.pragma('busy_timeout = 5000');
@@ -223,8 +228,8 @@ function durableCommits(statement: SqliteStatement, sql: string, conn: SqliteCon
  * load (issue 6 notes, README Performance): at SQLite's default of 1,000 pages a COMMIT averaged 570 to
  * 620 us, at 2,000 460 to 470, at 10,000 400 to 430. But the event loop stands still for the whole
  * checkpoint, and with a million stored invitations the pages it copies lie all over a large file: at
- * 10,000 store-invite's p99 went to 102 to 110 ms there, at 2,000 it was 48. Hence 2,000 (a WAL file of
- * up to ~8 MiB, which SQLite reuses from its start after each checkpoint).
+ * 10,000 store-invite's p99 went to 102 to 110 ms there, at 2,000 48 to 57. Hence 2,000 (a WAL file of
+ * ~8 MiB in normal running, which SQLite reuses from its start after each checkpoint).
  */
 export const SQLITE_WAL_AUTOCHECKPOINT = 2_000;
 

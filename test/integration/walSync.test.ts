@@ -131,7 +131,10 @@ describe('SQLite commits with sqliteSynchronous=full', () => {
     try {
       expect(await small.raw('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 100 }]);
       expect(await dflt.raw('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: SQLITE_WAL_AUTOCHECKPOINT }]);
-      // ~1.2 MiB of rows in 30 commits: ~300 WAL pages, past 100 but far below 2,000
+      // a WAL grown past its usual size is cut back to twice it after a checkpoint
+      expect(await small.raw('PRAGMA journal_size_limit')).toEqual([{ journal_size_limit: 100 * 2 * 4096 }]);
+      // ~1.2 MiB of rows in 30 commits: ~360 WAL pages, past 100 but below the default
+      expect(SQLITE_WAL_AUTOCHECKPOINT).toBeGreaterThan(400);
       const filler = 'x'.repeat(40_000);
       for (const knex of [small, dflt]) {
         await knex.raw('create table t (id integer primary key, v text)');
