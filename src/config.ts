@@ -36,6 +36,8 @@ export interface Config {
     /** WAL pages after which SQLite checkpoints (in the COMMIT that crosses it); store/db.ts SQLITE_WAL_AUTOCHECKPOINT says why 2,000. */
     sqliteWalAutocheckpoint: number;
     poolMax: number;
+    /** MySQL/MariaDB: store-invite group commits in flight at once (KnexStore says why 1). */
+    commitConcurrency: number;
   };
   keys: {
     /** Empty: <dataDir>/signing.key, generated on first start. */
@@ -209,7 +211,7 @@ export function defaults(): Config {
   return {
     server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 256 * 1024, v1Enabled: true, trustProxy: false, requestTimeoutMs: 30_000 },
     dataDir: './data',
-    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, sqliteWalAutocheckpoint: 2_000, poolMax: 8 },
+    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, sqliteWalAutocheckpoint: 2_000, poolMax: 8, commitConcurrency: 1 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], blockedKeywords: [], sweepIntervalMs: 3600 * 1000 },
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.
@@ -258,6 +260,7 @@ export const ENV_VARS: [string, string, EnvKind][] = [
   ['TESSERA_SQLITE_CACHE_MB', 'database.sqliteCacheMb', 'int'],
   ['TESSERA_SQLITE_WAL_AUTOCHECKPOINT', 'database.sqliteWalAutocheckpoint', 'int'],
   ['TESSERA_DB_POOL_MAX', 'database.poolMax', 'int'],
+  ['TESSERA_DB_COMMIT_CONCURRENCY', 'database.commitConcurrency', 'int'],
   ['TESSERA_SIGNING_KEY_FILE', 'keys.signingKeyFile', 'string'],
   ['TESSERA_SIGNING_KEY', 'keys.signingKey', 'string'],
   ['TESSERA_REDACT_CHARS', 'invites.redactChars', 'int'],
@@ -336,6 +339,7 @@ const SCHEMA = {
         // Not 0 (no automatic checkpoint: the WAL would grow without bound); at most ~400 MiB of WAL.
         sqliteWalAutocheckpoint: { type: 'integer', minimum: 100, maximum: 100_000 },
         poolMax: { type: 'integer', minimum: 1, maximum: 256 },
+        commitConcurrency: { type: 'integer', minimum: 1, maximum: 16 },
       },
     },
     keys: {

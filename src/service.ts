@@ -56,6 +56,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
     sqliteCacheMb: config.database.sqliteCacheMb,
     sqliteWalAutocheckpoint: config.database.sqliteWalAutocheckpoint,
     poolMax: config.database.poolMax,
+    commitConcurrency: config.database.commitConcurrency,
     keyValidityCacheMs: config.performance.keyValidityCacheMs,
   });
   try {

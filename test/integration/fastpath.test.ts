@@ -114,6 +114,37 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     expect(Number(mails[0]!.n)).toBe(150);
   });
 
+  it('runs one invitation group commit at a time (by default on MySQL too), each holding all that queued meanwhile', async () => {
+    const open = new Set<string>();
+    let most = 0;
+    let transactions = 0;
+    const onQuery = (q: { sql?: string; __knexTxId?: string }) => {
+      if (!q.__knexTxId || !q.sql) return;
+      if (/^insert into [`"]invites[`"]/i.test(q.sql) && !open.has(q.__knexTxId)) {
+        open.add(q.__knexTxId);
+        transactions++;
+        most = Math.max(most, open.size);
+      } else if (/^(COMMIT|ROLLBACK)/i.test(q.sql)) {
+        open.delete(q.__knexTxId);
+      }
+    };
+    store().knex.on('query', onQuery);
+    try {
+      // in waves, so that later ones arrive while a transaction is in flight
+      const waves: Promise<void>[] = [];
+      for (let w = 0; w < 6; w++) {
+        waves.push(...Array.from({ length: 10 }, (_, i) => newInvite(2000 + w * 10 + i)).map((x) => store().insertInvite(x.invite, x.mail)));
+        await new Promise((r) => setImmediate(r));
+      }
+      await Promise.all(waves);
+    } finally {
+      store().knex.off('query', onQuery);
+    }
+    expect(most).toBe(1);
+    expect(transactions).toBeGreaterThan(0);
+    expect(transactions).toBeLessThan(60);
+  });
+
   it('a failing invitation in a group commit fails alone: the others are stored whole, it leaves no row', async () => {
     const before = await counts(store());
     const taken = (await store().knex('invites').first('token')).token as string; // a duplicate token violates the unique index
