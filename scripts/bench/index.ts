@@ -223,7 +223,7 @@ async function main(): Promise<number> {
     const port = await freePort();
     // The harness sets Tessera's environment itself; only these tuning knobs pass through, so a run can
     // compare them (e.g. TESSERA_SQLITE_SYNCHRONOUS=normal npm run bench).
-    const passThrough = new Set(['TESSERA_SQLITE_SYNCHRONOUS', 'TESSERA_SQLITE_CACHE_MB', 'TESSERA_SQLITE_WAL_AUTOCHECKPOINT', 'TESSERA_KEY_VALIDITY_CACHE_MS', 'TESSERA_DB_POOL_MAX', 'TESSERA_BULK_CONCURRENCY', 'TESSERA_HEAP_GROWING_PERCENT', 'TESSERA_KEY_WORKER', 'TESSERA_SMTP_MAX_CONNECTIONS']);
+    const passThrough = new Set(['TESSERA_SQLITE_SYNCHRONOUS', 'TESSERA_SQLITE_CACHE_MB', 'TESSERA_SQLITE_WAL_AUTOCHECKPOINT', 'TESSERA_KEY_VALIDITY_CACHE_MS', 'TESSERA_DB_POOL_MAX', 'TESSERA_DB_COMMIT_CONCURRENCY', 'TESSERA_BULK_CONCURRENCY', 'TESSERA_HEAP_GROWING_PERCENT', 'TESSERA_KEY_WORKER', 'TESSERA_SMTP_MAX_CONNECTIONS']);
     const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TESSERA_') || passThrough.has(k)));
     Object.assign(env, {
       TESSERA_HOST: '127.0.0.1',

@@ -141,8 +141,9 @@ describe.each(testDatabases())('fast path on $name', (db) => {
       store().knex.off('query', onQuery);
     }
     expect(most).toBe(1);
+    // each wave is queued in one turn; with one transaction at a time the later waves join one batch
     expect(transactions).toBeGreaterThan(0);
-    expect(transactions).toBeLessThan(60);
+    expect(transactions).toBeLessThanOrEqual(3);
   });
 
   it('a failing invitation in a group commit fails alone: the others are stored whole, it leaves no row', async () => {

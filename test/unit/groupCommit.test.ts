@@ -54,6 +54,28 @@ describe('GroupCommitter', () => {
     expect(db.committed).toEqual(['a']);
   });
 
+  it('finds one bad item in a batch of 64 by halving: a dozen or so transactions, not 64', async () => {
+    const attempts: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const gc = new GroupCommitter<number>(async (items) => {
+      attempts.push(items.length);
+      if (items.length === 1 && items[0] === -1) await gate; // holds the first transaction open
+      if (items.includes(37)) throw new Error(`bad item in a batch of ${items.length}`);
+    });
+    const first = gc.submit(-1); // its transaction in flight, the next 64 queue into one batch
+    await new Promise((r) => setImmediate(r));
+    const rest = Array.from({ length: 64 }, (_, i) => gc.submit(i));
+    release();
+    await first;
+    const results = await Promise.allSettled(rest);
+    expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.message)).toEqual(['bad item in a batch of 1']);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(63);
+    const batchAttempts = attempts.slice(1); // the 64 and its halves
+    expect(batchAttempts[0]).toBe(64);
+    expect(batchAttempts.length).toBeLessThanOrEqual(2 * Math.log2(64) + 1);
+  });
+
   it('keeps at most maxBatch items per transaction and maxInFlight transactions at once', async () => {
     let inFlight = 0;
     let most = 0;
