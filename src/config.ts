@@ -36,7 +36,7 @@ export interface Config {
     /** WAL pages after which SQLite checkpoints (in the COMMIT that crosses it); store/db.ts SQLITE_WAL_AUTOCHECKPOINT says why 2,000. */
     sqliteWalAutocheckpoint: number;
     poolMax: number;
-    /** MySQL/MariaDB: store-invite group commits in flight at once (KnexStore says why 1). */
+    /** MySQL/MariaDB: store-invite group commits in flight at once (KnexStore says why 4). */
     commitConcurrency: number;
   };
   keys: {
@@ -211,7 +211,7 @@ export function defaults(): Config {
   return {
     server: { name: '', publicBaseUrl: '', host: '127.0.0.1', port: 8090, bodyLimitBytes: 256 * 1024, v1Enabled: true, trustProxy: false, requestTimeoutMs: 30_000 },
     dataDir: './data',
-    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, sqliteWalAutocheckpoint: 2_000, poolMax: 8, commitConcurrency: 1 },
+    database: { url: '', sqliteSynchronous: 'full', sqliteCacheMb: 4, sqliteWalAutocheckpoint: 2_000, poolMax: 8, commitConcurrency: 4 },
     keys: { signingKeyFile: '', signingKey: '', trustedOldKeys: [] },
     invites: { redactChars: 3, lifetimeMs: 90 * DAY, blockedServers: [], blockedRooms: [], blockedKeywords: [], sweepIntervalMs: 3600 * 1000 },
     // A homeserver sends every user's invites from one IP, hence the generous per-IP figure.

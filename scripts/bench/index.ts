@@ -105,6 +105,8 @@ interface Target {
   dbPid?: number;
   /** Each answered request queued a delivery (an email, an onbind call) the run waits for. */
   delivers?: 'mail' | 'onbind';
+  /** Delivering runs: how many deliveries of that kind have arrived so far (emails at the sink, onbind calls). */
+  deliveredNow?: () => number;
   /** Before each run, outside the measured time. */
   beforeRun?: (durationS: number) => Promise<void>;
 }
@@ -140,9 +142,13 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
   const cpuBefore = cpuSecondsOf(t.serverPid);
   const loopBefore = cpuSecondsOf(t.serverPid, true);
   const dbBefore = t.dbPid === undefined ? undefined : cpuSecondsOf(t.dbPid);
+  const deliveredBefore = t.deliveredNow?.();
   const harnessBefore = process.cpuUsage();
   const r = await drive(t, connections, durationS);
   const harness = process.cpuUsage(harnessBefore);
+  // What had arrived, and what the server had spent, when the load stopped (before the drain).
+  const deliveredAtEnd = t.deliveredNow?.();
+  const cpuAtEnd = cpuSecondsOf(t.serverPid);
   const drainS = settle ? await settle(r) : undefined;
   const cpuAfter = cpuSecondsOf(t.serverPid);
   const loopAfter = cpuSecondsOf(t.serverPid, true);
@@ -169,6 +175,8 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
     cpuUsPerReq: cpuBefore === undefined || cpuAfter === undefined || total === 0 ? undefined : ((cpuAfter - cpuBefore) * 1e6) / total,
     loopUsPerReq: loopBefore === undefined || loopAfter === undefined || total === 0 ? undefined : ((loopAfter - loopBefore) * 1e6) / total,
     dbCpuUsPerReq: dbBefore === undefined || dbAfter === undefined || total === 0 ? undefined : ((dbAfter - dbBefore) * 1e6) / total,
+    deliveredInRunPct: deliveredBefore === undefined || deliveredAtEnd === undefined || ok === 0 ? undefined : (100 * (deliveredAtEnd - deliveredBefore)) / ok,
+    cpuInRunUsPerReq: cpuBefore === undefined || cpuAtEnd === undefined || total === 0 ? undefined : ((cpuAtEnd - cpuBefore) * 1e6) / total,
   };
 }
 
@@ -282,6 +290,7 @@ async function main(): Promise<number> {
         serverPid: tessera!.pid,
         dbPid,
         delivers: s.delivers,
+        deliveredNow: s.delivers && (() => (s.delivers === 'mail' ? sink!.messages : homeserver!.onbindCalls)),
         beforeRun: s.beforeRun && ((durationS: number) => s.beforeRun!(ctx, durationS)),
       })),
     ];
@@ -339,7 +348,7 @@ async function main(): Promise<number> {
       }
       const [baselineTarget, ...scenarioTargets] = ts;
       const report = (rep: number, c: number, t: Target, r: RunResult) =>
-        log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (event loop ${r.loopUsPerReq?.toFixed(0) ?? '?'} us; load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us${r.dbCpuUsPerReq === undefined ? '' : `; database server: ${r.dbCpuUsPerReq.toFixed(0)} us`})${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}`);
+        log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (event loop ${r.loopUsPerReq?.toFixed(0) ?? '?'} us; load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us${r.dbCpuUsPerReq === undefined ? '' : `; database server: ${r.dbCpuUsPerReq.toFixed(0)} us`})${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}${r.deliveredInRunPct === undefined ? '' : ` (${r.deliveredInRunPct.toFixed(0)}% of them during the run, when the server had spent ${r.cpuInRunUsPerReq?.toFixed(0) ?? '?'} us/req)`}`);
       for (let rep = 1; rep <= opts.reps; rep++) {
         for (const c of opts.connections) {
           for (const t of scenarioTargets) {
@@ -404,6 +413,10 @@ async function main(): Promise<number> {
     out.write(`"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort;\n`);
     out.write(`"loop us/req" = the same for its main thread alone: the event loop, the one serial resource (1e6 / it = the most req/s one process could answer)\n\n`);
     out.write(`${formatTable(summary)}\n\n`);
+    const inRunRows = summary.filter((r) => r.deliveredInRunPct !== undefined);
+    if (inRunRows.length > 0) {
+      out.write(`delivered while the load ran (the rest in "drain s"), medians: ${inRunRows.map((r) => `${r.phase} ${r.target} c=${r.connections} ${Math.round(r.deliveredInRunPct!)}%`).join(', ')}\n`);
+    }
     const dbRows = summary.filter((r) => r.dbCpuUsPerReq !== undefined);
     if (dbRows.length > 0) {
       out.write(`database server (pid ${dbPid}, on these cores too) CPU us/req, medians: ${dbRows.map((r) => `${r.phase} ${r.target} c=${r.connections} ${Math.round(r.dbCpuUsPerReq!)}`).join(', ')}\n`);

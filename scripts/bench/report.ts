@@ -25,6 +25,10 @@ export interface RunResult {
   harnessCpuUsPerReq?: number;
   /** --mysql against a server on this machine: the database server's CPU per answered request, microseconds. */
   dbCpuUsPerReq?: number;
+  /** Delivering runs: the share of the run's deliveries (emails, onbind calls) that had arrived when the load stopped. */
+  deliveredInRunPct?: number;
+  /** Delivering runs: the server's CPU per answered request up to the end of the load, before the drain. */
+  cpuInRunUsPerReq?: number;
   /** reqPerSec / the reqPerSec of the baseline run just before this one (same phase, repetition, connections). */
   ratio?: number;
 }
@@ -45,6 +49,7 @@ export interface SummaryRow {
   loopUsPerReq?: number;
   drainS?: number;
   dbCpuUsPerReq?: number;
+  deliveredInRunPct?: number;
 }
 
 export function median(xs: number[]): number {
@@ -66,6 +71,7 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
     const loop = g.map((r) => r.loopUsPerReq).filter((x): x is number => x !== undefined);
     const drain = g.map((r) => r.drainS).filter((x): x is number => x !== undefined);
     const db = g.map((r) => r.dbCpuUsPerReq).filter((x): x is number => x !== undefined);
+    const inRun = g.map((r) => r.deliveredInRunPct).filter((x): x is number => x !== undefined);
     return {
       phase: g[0]!.phase,
       target: g[0]!.target,
@@ -82,6 +88,7 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
       loopUsPerReq: loop.length ? median(loop) : undefined,
       drainS: drain.length ? median(drain) : undefined,
       dbCpuUsPerReq: db.length ? median(db) : undefined,
+      deliveredInRunPct: inRun.length ? median(inRun) : undefined,
     };
   });
 }

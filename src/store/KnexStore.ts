@@ -43,18 +43,16 @@ export class KnexStore implements Store {
   /** Ephemeral-key look-ups the validity cache could not answer, one statement per event-loop turn. */
   private readonly keyReads = new BatchedReader((keys: string[]) => this.readKeyExpiries(keys), 100);
 
-  private constructor(readonly knex: Knex, readonly dialect: Dialect, keyValidityCacheMs = 1000, commitConcurrency = 1) {
+  private constructor(readonly knex: Knex, readonly dialect: Dialect, keyValidityCacheMs = 1000, commitConcurrency = 4) {
     this.binding = new KnexBindingStore(knex, dialect);
     this.mail = new KnexMailStore(knex, dialect);
     this.inviteCommits = new GroupCommitter(
       (items) => this.knex.transaction((trx) => writeInvites(trx, items, dialect)),
-      // SQLite has one writer (and knex one connection). MySQL could commit several group commits in parallel
-      // on its pool, and did (4) until the sixth pass measured it: with one at a time, the requests that
-      // arrive meanwhile make the next batch bigger, so an invitation costs fewer statements. In four
-      // alternating pairs of MariaDB store-invite runs, one in flight used 5 to 18% less of Tessera's CPU
-      // and 8 to 19% less of MariaDB's per invitation, with req/s within the VM's drift (-9 to +4%) and
-      // p99 -8 to +5 ms, and the email backlog drained in ~2 s instead of ~3.3. Far from its database (many milliseconds per
-      // round trip) a deployment may want more: TESSERA_DB_COMMIT_CONCURRENCY.
+      // SQLite has one writer (and knex one connection); MySQL commits up to `commitConcurrency` group commits
+      // in parallel on its pool (TESSERA_DB_COMMIT_CONCURRENCY, default 4). Measured in the sixth pass
+      // (docs/design.md): one at a time makes bigger batches and lets the mail worker keep up under full
+      // load (54% of a run's emails delivered during it, against 30 to 31% with 4), but answered ~15% fewer
+      // store-invites a second at 64 connections, for about the same total CPU per invitation; so 4 stays.
       dialect === 'sqlite' ? 1 : commitConcurrency,
     );
     this.keyCache = new KeyValidityCache(Math.min(keyValidityCacheMs, 1000));
@@ -76,7 +74,7 @@ export class KnexStore implements Store {
       throw err;
     }
     // Group commits never take the MySQL pool's last connection: binds, the outboxes and look-ups need one.
-    const commits = Math.max(1, Math.min(opts.commitConcurrency ?? 1, (opts.poolMax ?? 8) - 1));
+    const commits = Math.max(1, Math.min(opts.commitConcurrency ?? 4, (opts.poolMax ?? 8) - 1));
     return new KnexStore(knex, dialect, opts.keyValidityCacheMs, commits);
   }
 

@@ -32,7 +32,7 @@ export interface DatabaseOptions {
   poolMax?: number;
   /**
    * MySQL/MariaDB: store-invite group commits in flight at once (SQLite: always 1, it has one writer).
-   * Default 1: see KnexStore's constructor.
+   * Default 4: see KnexStore's constructor.
    */
   commitConcurrency?: number;
   /** How long an ephemeral-key validity answer may be reused, ms (capped at 1000; 0 = never). */

@@ -28,8 +28,8 @@ describe('loadConfig', () => {
     expect(c.database.sqliteCacheMb).toBe(4);
     expect(loadConfig({ argv: [], env: { TESSERA_SQLITE_CACHE_MB: '64' } }).database.sqliteCacheMb).toBe(64);
     expect(c.database.sqliteWalAutocheckpoint).toBe(SQLITE_WAL_AUTOCHECKPOINT);
-    expect(c.database.commitConcurrency).toBe(1);
-    expect(loadConfig({ argv: [], env: { TESSERA_DB_COMMIT_CONCURRENCY: '4' } }).database.commitConcurrency).toBe(4);
+    expect(c.database.commitConcurrency).toBe(4);
+    expect(loadConfig({ argv: [], env: { TESSERA_DB_COMMIT_CONCURRENCY: '1' } }).database.commitConcurrency).toBe(1);
     expect(loadConfig({ argv: [], env: { TESSERA_SQLITE_WAL_AUTOCHECKPOINT: '2000' } }).database.sqliteWalAutocheckpoint).toBe(2000);
     // 0 would turn automatic checkpoints off, and the WAL would grow without bound
     expect(() => loadConfig({ argv: [], env: { TESSERA_SQLITE_WAL_AUTOCHECKPOINT: '0' } })).toThrow(/sqliteWalAutocheckpoint/);
