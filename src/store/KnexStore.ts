@@ -51,7 +51,7 @@ export class KnexStore implements Store {
       // SQLite has one writer (and knex one connection); MySQL commits up to `commitConcurrency` group commits
       // in parallel on its pool (TESSERA_DB_COMMIT_CONCURRENCY, default 4). Measured in the sixth pass
       // (docs/design.md): one at a time makes bigger batches and lets the mail worker keep up under full
-      // load (54% of a run's emails delivered during it, against 30 to 31% with 4), but answered ~15% fewer
+      // load (54% of a run's emails delivered during it, against 30 to 31% with 4), but answered 9 to 27% fewer
       // store-invites a second at 64 connections, for about the same total CPU per invitation; so 4 stays.
       dialect === 'sqlite' ? 1 : commitConcurrency,
     );
