@@ -50,10 +50,12 @@ export class KnexStore implements Store {
       (items) => this.knex.transaction((trx) => writeInvites(trx, items, dialect)),
       // SQLite has one writer (and knex one connection); MySQL commits up to `commitConcurrency` group commits
       // in parallel on its pool (TESSERA_DB_COMMIT_CONCURRENCY, default 4). Measured in the sixth pass
-      // (docs/design.md): one at a time makes bigger batches and lets the mail worker keep up under full
+      // (docs/design.md): one at a time makes bigger batches and lets the mail worker fall behind less under full
       // load (54% of a run's emails delivered during it, against 30 to 31% with 4), but answered 9 to 27% fewer
       // store-invites a second at 64 connections, for about the same total CPU per invitation; so 4 stays.
       dialect === 'sqlite' ? 1 : commitConcurrency,
+      256,
+      isConnectionError,
     );
     this.keyCache = new KeyValidityCache(Math.min(keyValidityCacheMs, 1000));
     // Any DELETE/UPDATE of invites or keys through this knex (whoever's code runs it) drops the cache at once.
@@ -73,7 +75,8 @@ export class KnexStore implements Store {
       await knex.destroy();
       throw err;
     }
-    // Group commits never take the MySQL pool's last connection: binds, the outboxes and look-ups need one.
+    // Group commits leave the MySQL pool one connection for binds, the outboxes and look-ups (a pool of one
+    // is shared, turn by turn).
     const commits = Math.max(1, Math.min(opts.commitConcurrency ?? 4, (opts.poolMax ?? 8) - 1));
     return new KnexStore(knex, dialect, opts.keyValidityCacheMs, commits);
   }
@@ -321,3 +324,16 @@ export function toInvite(row: InviteRow): InviteRecord {
     expiresAt: Number(row.expires_at),
   };
 }
+
+/**
+ * Errors that no row of a group commit caused: the database could not be reached or answered too late. A
+ * batch failing with one is failed whole rather than retried in halves (GroupCommitter).
+ */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown; fatal?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (e.name === 'KnexTimeoutError' || e.fatal === true) return true; // pool acquire timeout; mysql2: connection unusable
+  return typeof e.code === 'string' && CONNECTION_CODES.has(e.code);
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_FULL']);

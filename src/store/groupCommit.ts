@@ -27,11 +27,14 @@ export class GroupCommitter<T> {
    * @param commit writes every item in ONE transaction; resolves after COMMIT, rejects after ROLLBACK.
    * @param maxInFlight transactions at once (1 on SQLite, which has one writer anyway).
    * @param maxBatch most items per transaction.
+   * @param batchWide tells errors that no item caused (the database unreachable, a timeout): a batch that
+   *   fails with one is failed whole, every caller with that error, instead of being retried in parts.
    */
   constructor(
     private readonly commit: (items: T[]) => Promise<void>,
     private readonly maxInFlight = 1,
     private readonly maxBatch = 256,
+    private readonly batchWide: (err: unknown) => boolean = () => false,
   ) {}
 
   /** Queues `item`; resolves once its rows are committed. */
@@ -66,17 +69,17 @@ export class GroupCommitter<T> {
     try {
       await this.commit(batch.map((p) => p.item));
     } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
+      if (batch.length === 1 || this.batchWide(err)) {
+        for (const p of batch) p.reject(err);
         return;
       }
       // Nothing of this batch was committed. Find out whose rows failed by halving it: each half gets a
       // transaction of its own, down to single items, so every caller still gets exactly its own outcome.
       // One bad item in a batch of n costs about 2 log2(n) transactions rather than n; the committer's slot
-      // is held meanwhile (new invitations queue behind it), so that count is what they wait for. A batch
-      // that failed for its size (MySQL's max_allowed_packet, hit only by many near-limit request bodies)
-      // succeeds in halves. A failure of every item (the database gone) costs 2n - 1 attempts, each
-      // failing fast.
+      // is held meanwhile (with one slot, new invitations queue behind it). A batch that failed for its size
+      // (MySQL's max_allowed_packet, hit only by many near-limit request bodies) succeeds in halves. An
+      // error no item caused (batchWide) fails the whole batch at once: retrying parts against a database
+      // that is gone would cost 2n - 1 attempts, each up to the pool's acquire timeout.
       const half = batch.length >> 1;
       await this.flush(batch.slice(0, half));
       await this.flush(batch.slice(half));

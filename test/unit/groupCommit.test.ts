@@ -1,6 +1,7 @@
 // Group commit: batching, and that one item's failure never loses or wrongly commits another's rows.
 import { describe, expect, it } from 'vitest';
 import { GroupCommitter } from '../../src/store/groupCommit.js';
+import { isConnectionError } from '../../src/store/KnexStore.js';
 
 /** A fake transactional table: a batch commits all its rows, or (any bad row) none of them. */
 function fakeDb() {
@@ -42,7 +43,7 @@ describe('GroupCommitter', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason.message).toBe('constraint failed: bad1');
     expect([...db.committed].sort()).toEqual(['a', 'b', 'c']);
-    // the batch was tried together first, then item by item
+    // the batch was tried together first, then in halves
     expect(db.batches[0]).toEqual(['a', 'bad1', 'b', 'c']);
   });
 
@@ -56,12 +57,14 @@ describe('GroupCommitter', () => {
 
   it('finds one bad item in a batch of 64 by halving: a dozen or so transactions, not 64', async () => {
     const attempts: number[] = [];
+    const committed: number[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const gc = new GroupCommitter<number>(async (items) => {
       attempts.push(items.length);
       if (items.length === 1 && items[0] === -1) await gate; // holds the first transaction open
       if (items.includes(37)) throw new Error(`bad item in a batch of ${items.length}`);
+      committed.push(...items.filter((i) => i >= 0));
     });
     const first = gc.submit(-1); // its transaction in flight, the next 64 queue into one batch
     await new Promise((r) => setImmediate(r));
@@ -69,11 +72,37 @@ describe('GroupCommitter', () => {
     release();
     await first;
     const results = await Promise.allSettled(rest);
-    expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.message)).toEqual(['bad item in a batch of 1']);
-    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(63);
+    expect((results[37] as PromiseRejectedResult).reason.message).toBe('bad item in a batch of 1');
+    expect(results.filter((r, i) => i !== 37 && r.status === 'fulfilled')).toHaveLength(63);
+    expect(committed.sort((a, b) => a - b)).toEqual(Array.from({ length: 64 }, (_, i) => i).filter((i) => i !== 37));
     const batchAttempts = attempts.slice(1); // the 64 and its halves
     expect(batchAttempts[0]).toBe(64);
     expect(batchAttempts.length).toBeLessThanOrEqual(2 * Math.log2(64) + 1);
+  });
+
+  it('fails a whole batch at once on an error no item caused (the database unreachable), each caller with it', async () => {
+    let attempts = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const down = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:3306'), { code: 'ECONNREFUSED' });
+    const gc = new GroupCommitter<number>(
+      async (items) => {
+        attempts++;
+        if (items[0] === -1) return gate;
+        throw down;
+      },
+      1,
+      256,
+      (err) => (err as { code?: string }).code === 'ECONNREFUSED',
+    );
+    const first = gc.submit(-1);
+    await new Promise((r) => setImmediate(r));
+    const rest = Array.from({ length: 32 }, (_, i) => gc.submit(i));
+    release();
+    await first;
+    const results = await Promise.allSettled(rest);
+    expect(results.every((r) => r.status === 'rejected' && r.reason === down)).toBe(true);
+    expect(attempts).toBe(2); // the first transaction, then the batch of 32 once: no retries in parts
   });
 
   it('keeps at most maxBatch items per transaction and maxInFlight transactions at once', async () => {
@@ -90,5 +119,18 @@ describe('GroupCommitter', () => {
     expect(Math.max(...sizes)).toBeLessThanOrEqual(10);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(45);
     expect(most).toBe(2);
+  });
+});
+
+describe('isConnectionError (what fails a group commit whole)', () => {
+  it('names unreachable or timed-out databases, never an error a row can cause', () => {
+    const err = (props: Record<string, unknown>) => Object.assign(new Error('x'), props);
+    expect(isConnectionError(err({ name: 'KnexTimeoutError' }))).toBe(true);
+    expect(isConnectionError(err({ code: 'ECONNREFUSED' }))).toBe(true);
+    expect(isConnectionError(err({ code: 'PROTOCOL_CONNECTION_LOST', fatal: true }))).toBe(true);
+    expect(isConnectionError(err({ code: 'ER_DUP_ENTRY', errno: 1062 }))).toBe(false);
+    expect(isConnectionError(err({ code: 'ER_NET_PACKET_TOO_LARGE' }))).toBe(false);
+    expect(isConnectionError(err({ code: 'SQLITE_CONSTRAINT_UNIQUE' }))).toBe(false);
+    expect(isConnectionError(undefined)).toBe(false);
   });
 });
