@@ -333,7 +333,8 @@ export function isConnectionError(err: unknown): boolean {
   const e = err as { name?: unknown; code?: unknown; fatal?: unknown } | null;
   if (!e || typeof e !== 'object') return false;
   if (e.name === 'KnexTimeoutError' || e.fatal === true) return true; // pool acquire timeout; mysql2: connection unusable
-  return typeof e.code === 'string' && CONNECTION_CODES.has(e.code);
+  // SQLite reports extended codes (SQLITE_IOERR_WRITE, ...): matched by their primary code.
+  return typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || /^SQLITE_(CANTOPEN|IOERR|FULL)(_|$)/.test(e.code));
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_FULL']);
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR']);

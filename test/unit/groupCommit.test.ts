@@ -131,6 +131,8 @@ describe('isConnectionError (what fails a group commit whole)', () => {
     expect(isConnectionError(err({ code: 'ER_DUP_ENTRY', errno: 1062 }))).toBe(false);
     expect(isConnectionError(err({ code: 'ER_NET_PACKET_TOO_LARGE' }))).toBe(false);
     expect(isConnectionError(err({ code: 'SQLITE_CONSTRAINT_UNIQUE' }))).toBe(false);
+    expect(isConnectionError(err({ code: 'SQLITE_IOERR_WRITE' }))).toBe(true);
+    expect(isConnectionError(err({ code: 'SQLITE_FULL' }))).toBe(true);
     expect(isConnectionError(undefined)).toBe(false);
   });
 });
