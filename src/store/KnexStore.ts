@@ -43,7 +43,7 @@ export class KnexStore implements Store {
   /** Ephemeral-key look-ups the validity cache could not answer, one statement per event-loop turn. */
   private readonly keyReads = new BatchedReader((keys: string[]) => this.readKeyExpiries(keys), 100);
 
-  private constructor(readonly knex: Knex, readonly dialect: Dialect, keyValidityCacheMs = 1000, commitConcurrency = 4) {
+  private constructor(readonly knex: Knex, readonly dialect: Dialect, keyValidityCacheMs = 1000, commitConcurrency: number) {
     this.binding = new KnexBindingStore(knex, dialect);
     this.mail = new KnexMailStore(knex, dialect);
     this.inviteCommits = new GroupCommitter(
