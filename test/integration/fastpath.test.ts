@@ -162,6 +162,15 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     }
   });
 
+  it('never gives group commits the MySQL pool\'s last connection: 4 asked of a pool of 2 run one at a time', async () => {
+    const small = await KnexStore.create({ url: dbUrl, poolMax: 2, commitConcurrency: 4 });
+    try {
+      expect((await overlapOf(small, 4000)).most).toBe(1);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('a failing invitation in a group commit fails alone: the others are stored whole, it leaves no row', async () => {
     const before = await counts(store());
     const taken = (await store().knex('invites').first('token')).token as string; // a duplicate token violates the unique index
