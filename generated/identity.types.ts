@@ -28,7 +28,7 @@ export interface paths {
          * Status check
          * @description Answers `{}` when the server is up. Used by clients to check that a URL is an identity server.
          */
-        get: operations["getStatus"];
+        get: operations["pingV2"];
         put?: never;
         post?: never;
         delete?: never;
@@ -48,7 +48,7 @@ export interface paths {
          * Status check (v1)
          * @deprecated
          */
-        get: operations["getStatusV1"];
+        get: operations["v1Status"];
         put?: never;
         post?: never;
         delete?: never;
@@ -124,7 +124,7 @@ export interface paths {
          * Get the public key for a key id
          * @description Key ids look like `ed25519:0`; a URL-encoded colon (`ed25519%3A0`) works too.
          */
-        get: operations["getPubKey"];
+        get: operations["getPubKeyV2"];
         put?: never;
         post?: never;
         delete?: never;
@@ -144,7 +144,7 @@ export interface paths {
          * Get the public key for a key id (v1)
          * @deprecated
          */
-        get: operations["getPubKeyV1"];
+        get: operations["get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -164,7 +164,7 @@ export interface paths {
          * Check whether a long-term public key is valid
          * @description Valid means the current signing key or a rotated-out key the operator still trusts.
          */
-        get: operations["isPubKeyValid"];
+        get: operations["isPubKeyValidV2"];
         put?: never;
         post?: never;
         delete?: never;
@@ -184,7 +184,7 @@ export interface paths {
          * Check whether a long-term public key is valid (v1)
          * @deprecated
          */
-        get: operations["isPubKeyValidV1"];
+        get: operations["valid"];
         put?: never;
         post?: never;
         delete?: never;
@@ -208,7 +208,7 @@ export interface paths {
          *     accepted, as is a `+` that a query string turned into a space.
          *     A key is valid while its invitation is neither expired nor revoked.
          */
-        get: operations["isEphemeralPubKeyValid"];
+        get: operations["isEphemeralPubKeyValidV2"];
         put?: never;
         post?: never;
         delete?: never;
@@ -228,7 +228,7 @@ export interface paths {
          * Check whether an ephemeral public key is valid (v1)
          * @deprecated
          */
-        get: operations["isEphemeralPubKeyValidV1"];
+        get: operations["ephemeralValid"];
         put?: never;
         post?: never;
         delete?: never;
@@ -355,7 +355,7 @@ export interface paths {
          * Request an email validation token
          * @description Creates a validation session for an email address and emails it a token (through the durable mail outbox). A repeated call with the same `client_secret`, address and a `send_attempt` not greater than the last one answers the same `sid` and sends nothing. Sessions created and emails sent are rate-limited per client IP and per address (`rateLimits.requestTokenPerIp`, `rateLimits.requestTokenPerAddress`): over either, 429 `M_LIMIT_EXCEEDED` with `retry_after_ms`; a repeat that sends nothing is not counted.
          */
-        post: operations["emailRequestToken"];
+        post: operations["emailRequestTokenV2"];
         delete?: never;
         options?: never;
         head?: never;
@@ -376,7 +376,7 @@ export interface paths {
          * @deprecated
          * @description Creates a validation session for an email address and emails it a token (through the durable mail outbox). A repeated call with the same `client_secret`, address and a `send_attempt` not greater than the last one answers the same `sid` and sends nothing. Sessions created and emails sent are rate-limited per client IP and per address (`rateLimits.requestTokenPerIp`, `rateLimits.requestTokenPerAddress`): over either, 429 `M_LIMIT_EXCEEDED` with `retry_after_ms`; a repeat that sends nothing is not counted.
          */
-        post: operations["emailRequestTokenV1"];
+        post: operations["createEmailSession"];
         delete?: never;
         options?: never;
         head?: never;
@@ -394,13 +394,13 @@ export interface paths {
          * Submit an email validation token from the emailed link
          * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
          */
-        get: operations["emailSubmitTokenGet"];
+        get: operations["emailSubmitTokenGetV2"];
         put?: never;
         /**
          * Submit an email validation token
          * @description Validates the session when `token` is the one emailed for it. Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; expired session: `400 M_SESSION_EXPIRED`; wrong or expired token: `400 M_INVALID_PARAM`.
          */
-        post: operations["emailSubmitTokenPost"];
+        post: operations["emailSubmitTokenPostV2"];
         delete?: never;
         options?: never;
         head?: never;
@@ -419,14 +419,14 @@ export interface paths {
          * @deprecated
          * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
          */
-        get: operations["emailSubmitTokenGetV1"];
+        get: operations["getValidateEmail"];
         put?: never;
         /**
          * Submit an email validation token (v1)
          * @deprecated
          * @description Validates the session when `token` is the one emailed for it. Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; expired session: `400 M_SESSION_EXPIRED`; wrong or expired token: `400 M_INVALID_PARAM`.
          */
-        post: operations["emailSubmitTokenPostV1"];
+        post: operations["postValidateEmail"];
         delete?: never;
         options?: never;
         head?: never;
@@ -446,7 +446,7 @@ export interface paths {
          * Request a phone number validation token (not offered)
          * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
          */
-        post: operations["msisdnRequestToken"];
+        post: operations["msisdnRequestTokenV2"];
         delete?: never;
         options?: never;
         head?: never;
@@ -467,7 +467,7 @@ export interface paths {
          * @deprecated
          * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
          */
-        post: operations["msisdnRequestTokenV1"];
+        post: operations["createPhoneSession"];
         delete?: never;
         options?: never;
         head?: never;
@@ -485,13 +485,13 @@ export interface paths {
          * Submit a phone number validation token (not offered)
          * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
          */
-        get: operations["msisdnSubmitTokenGet"];
+        get: operations["msisdnSubmitTokenGetV2"];
         put?: never;
         /**
          * Submit a phone number validation token (not offered)
          * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
          */
-        post: operations["msisdnSubmitTokenPost"];
+        post: operations["msisdnSubmitTokenPostV2"];
         delete?: never;
         options?: never;
         head?: never;
@@ -510,14 +510,14 @@ export interface paths {
          * @deprecated
          * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
          */
-        get: operations["msisdnSubmitTokenGetV1"];
+        get: operations["getValidatePhone"];
         put?: never;
         /**
          * Submit a phone number validation token (not offered) (v1)
          * @deprecated
          * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
          */
-        post: operations["msisdnSubmitTokenPostV1"];
+        post: operations["postValidatePhone"];
         delete?: never;
         options?: never;
         head?: never;
@@ -535,7 +535,7 @@ export interface paths {
          * The address a session validated
          * @description Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; not validated yet: `400 M_SESSION_NOT_VALIDATED`; expired: `400 M_SESSION_EXPIRED`.
          */
-        get: operations["getValidated3pid"];
+        get: operations["getValidated3pidV2"];
         put?: never;
         post?: never;
         delete?: never;
@@ -556,7 +556,7 @@ export interface paths {
          * @deprecated
          * @description Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; not validated yet: `400 M_SESSION_NOT_VALIDATED`; expired: `400 M_SESSION_EXPIRED`.
          */
-        get: operations["getValidated3pidV1"];
+        get: operations["validate"];
         put?: never;
         post?: never;
         delete?: never;
@@ -578,7 +578,7 @@ export interface paths {
          * Bind a validated address to a Matrix ID
          * @description Stores the association and answers it signed by the long-term key. On v2 `mxid` must be the token's user (`403 M_UNAUTHORIZED`). The same transaction claims the address's pending invitations made before this bind and queues their signed onbind callbacks to the Matrix ID's homeserver; the answer does not wait for the homeserver.
          */
-        post: operations["bind"];
+        post: operations["bindV2"];
         delete?: never;
         options?: never;
         head?: never;
@@ -599,7 +599,7 @@ export interface paths {
          * @deprecated
          * @description Stores the association and answers it signed by the long-term key. On v2 `mxid` must be the token's user (`403 M_UNAUTHORIZED`). The same transaction claims the address's pending invitations made before this bind and queues their signed onbind callbacks to the Matrix ID's homeserver; the answer does not wait for the homeserver.
          */
-        post: operations["bindV1"];
+        post: operations["bind"];
         delete?: never;
         options?: never;
         head?: never;
@@ -621,7 +621,7 @@ export interface paths {
          *
          *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme), as Synapse does when a user removes an address or deactivates their account: it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `401 M_UNAUTHORIZED`, as does a request with neither a valid access token nor a valid signature.
          */
-        post: operations["unbind"];
+        post: operations["unbindV2"];
         delete?: never;
         options?: never;
         head?: never;
@@ -644,7 +644,7 @@ export interface paths {
          *
          *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme): it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `401 M_UNAUTHORIZED`. Without an `Authorization: X-Matrix` header the request is judged by its session alone, as before.
          */
-        post: operations["unbindV1"];
+        post: operations["unbind"];
         delete?: never;
         options?: never;
         head?: never;
@@ -703,7 +703,7 @@ export interface paths {
          * @deprecated
          * @description Answers the signed association, or `{}` when the address is not bound.
          */
-        get: operations["lookupV1"];
+        get: operations["lookup"];
         put?: never;
         post?: never;
         delete?: never;
@@ -726,7 +726,7 @@ export interface paths {
          * @deprecated
          * @description Answers `[medium, address, mxid]` for each bound pair, in one indexed query per batch.
          */
-        post: operations["bulkLookupV1"];
+        post: operations["bulkLookup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -746,7 +746,7 @@ export interface paths {
          * Sign invitation details with the ephemeral key
          * @description Signs `{mxid, sender, token}` (sender = the invitation's inviter) with the supplied ephemeral private key, under this server's name and key id `ed25519:0`. Unknown token: `404 M_UNRECOGNIZED`; a private key that is not the one made for that token: `403 M_UNAUTHORIZED`. On v2 the three values come in the JSON body only; `mxid`, `token` and `private_key` are all required, and the missing ones are listed in a `400 M_MISSING_PARAMS`. Invitation emails point their signurl at the v1 form while v1 is served, since a web client following it has no identity-server access token.
          */
-        post: operations["blindlySignStuff"];
+        post: operations["blindlySignStuffV2"];
         delete?: never;
         options?: never;
         head?: never;
@@ -767,7 +767,7 @@ export interface paths {
          * @deprecated
          * @description Signs `{mxid, sender, token}` (sender = the invitation's inviter) with the supplied ephemeral private key, under this server's name and key id `ed25519:0`. Unknown token: `404 M_UNRECOGNIZED`; a private key that is not the one made for that token: `403 M_UNAUTHORIZED`. Each of `mxid`, `token` and `private_key` may come in the JSON body or in the query string (the body's value wins): matrix-js-sdk POSTs only `{mxid}` to the invitation email's signurl, which carries `?token=…&private_key=…`. All three are required from one place or the other; the missing ones are listed in a `400 M_MISSING_PARAMS`.
          */
-        post: operations["blindlySignStuffV1"];
+        post: operations["sign"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1434,7 +1434,7 @@ export interface operations {
             };
         };
     };
-    getStatus: {
+    pingV2: {
         parameters: {
             query?: never;
             header?: never;
@@ -1446,7 +1446,7 @@ export interface operations {
             200: components["responses"]["EmptyObject"];
         };
     };
-    getStatusV1: {
+    v1Status: {
         parameters: {
             query?: never;
             header?: never;
@@ -1507,7 +1507,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    getPubKey: {
+    getPubKeyV2: {
         parameters: {
             query?: never;
             header?: never;
@@ -1524,7 +1524,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    getPubKeyV1: {
+    get: {
         parameters: {
             query?: never;
             header?: never;
@@ -1541,7 +1541,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    isPubKeyValid: {
+    isPubKeyValidV2: {
         parameters: {
             query: {
                 /** @description The unpadded base64 public key to check. */
@@ -1558,7 +1558,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    isPubKeyValidV1: {
+    valid: {
         parameters: {
             query: {
                 /** @description The unpadded base64 public key to check. */
@@ -1575,7 +1575,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    isEphemeralPubKeyValid: {
+    isEphemeralPubKeyValidV2: {
         parameters: {
             query: {
                 /** @description The unpadded base64 public key to check. */
@@ -1592,7 +1592,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    isEphemeralPubKeyValidV1: {
+    ephemeralValid: {
         parameters: {
             query: {
                 /** @description The unpadded base64 public key to check. */
@@ -1759,7 +1759,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    emailRequestToken: {
+    emailRequestTokenV2: {
         parameters: {
             query?: never;
             header?: never;
@@ -1781,7 +1781,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    emailRequestTokenV1: {
+    createEmailSession: {
         parameters: {
             query?: never;
             header?: never;
@@ -1801,7 +1801,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    emailSubmitTokenGet: {
+    emailSubmitTokenGetV2: {
         parameters: {
             query: {
                 /** @description The validation session id requestToken answered. */
@@ -1825,7 +1825,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    emailSubmitTokenPost: {
+    emailSubmitTokenPostV2: {
         parameters: {
             query?: never;
             header?: never;
@@ -1847,7 +1847,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    emailSubmitTokenGetV1: {
+    getValidateEmail: {
         parameters: {
             query: {
                 /** @description The validation session id requestToken answered. */
@@ -1871,7 +1871,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    emailSubmitTokenPostV1: {
+    postValidateEmail: {
         parameters: {
             query?: never;
             header?: never;
@@ -1891,7 +1891,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    msisdnRequestToken: {
+    msisdnRequestTokenV2: {
         parameters: {
             query?: never;
             header?: never;
@@ -1909,7 +1909,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    msisdnRequestTokenV1: {
+    createPhoneSession: {
         parameters: {
             query?: never;
             header?: never;
@@ -1927,7 +1927,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    msisdnSubmitTokenGet: {
+    msisdnSubmitTokenGetV2: {
         parameters: {
             query?: never;
             header?: never;
@@ -1940,7 +1940,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    msisdnSubmitTokenPost: {
+    msisdnSubmitTokenPostV2: {
         parameters: {
             query?: never;
             header?: never;
@@ -1958,7 +1958,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    msisdnSubmitTokenGetV1: {
+    getValidatePhone: {
         parameters: {
             query?: never;
             header?: never;
@@ -1971,7 +1971,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    msisdnSubmitTokenPostV1: {
+    postValidatePhone: {
         parameters: {
             query?: never;
             header?: never;
@@ -1989,7 +1989,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    getValidated3pid: {
+    getValidated3pidV2: {
         parameters: {
             query: {
                 /** @description The validation session id requestToken answered. */
@@ -2011,7 +2011,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    getValidated3pidV1: {
+    validate: {
         parameters: {
             query: {
                 /** @description The validation session id requestToken answered. */
@@ -2028,6 +2028,28 @@ export interface operations {
             200: components["responses"]["ValidatedThreePid"];
             400: components["responses"]["SessionBadRequest"];
             404: components["responses"]["NoValidSession"];
+            500: components["responses"]["Unknown"];
+        };
+    };
+    bindV2: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BindRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SignedAssociation"];
+            400: components["responses"]["SessionBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["BindingForbidden"];
+            404: components["responses"]["NoValidSession"];
+            413: components["responses"]["TooLarge"];
             500: components["responses"]["Unknown"];
         };
     };
@@ -2046,34 +2068,12 @@ export interface operations {
         responses: {
             200: components["responses"]["SignedAssociation"];
             400: components["responses"]["SessionBadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["BindingForbidden"];
             404: components["responses"]["NoValidSession"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["Unknown"];
         };
     };
-    bindV1: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["BindRequest"];
-            };
-        };
-        responses: {
-            200: components["responses"]["SignedAssociation"];
-            400: components["responses"]["SessionBadRequest"];
-            404: components["responses"]["NoValidSession"];
-            413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
-        };
-    };
-    unbind: {
+    unbindV2: {
         parameters: {
             query?: never;
             header?: never;
@@ -2095,7 +2095,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    unbindV1: {
+    unbind: {
         parameters: {
             query?: never;
             header?: never;
@@ -2154,7 +2154,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    lookupV1: {
+    lookup: {
         parameters: {
             query: {
                 medium: components["parameters"]["MediumQuery"];
@@ -2171,7 +2171,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    bulkLookupV1: {
+    bulkLookup: {
         parameters: {
             query?: never;
             header?: never;
@@ -2190,7 +2190,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    blindlySignStuff: {
+    blindlySignStuffV2: {
         parameters: {
             query?: never;
             header?: never;
@@ -2212,7 +2212,7 @@ export interface operations {
             500: components["responses"]["Unknown"];
         };
     };
-    blindlySignStuffV1: {
+    sign: {
         parameters: {
             query?: {
                 /** @description v1 only, as old web clients send it; the body's value wins. */

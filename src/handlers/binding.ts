@@ -11,13 +11,13 @@ import { renderVerifyResponsePage } from '../mail/pages.js';
 import { DomainError } from '../domainErrors.js';
 import { toMatrixError } from '../http/errors.js';
 
-export async function handleEmailRequestToken(req: Req<'emailRequestToken'> | Req<'emailRequestTokenV1'>, deps: Deps): Promise<Reply<'emailRequestToken'>> {
+export async function handleEmailRequestToken(req: Req<'emailRequestTokenV2'> | Req<'createEmailSession'>, deps: Deps): Promise<Reply<'emailRequestTokenV2'>> {
   const body = req.body;
   const { sid } = await requestEmailToken(deps, body, { version: req.version, ip: req.ip });
   return { status: 200, body: { sid } };
 }
 
-export async function handleEmailSubmitTokenPost(req: Req<'emailSubmitTokenPost'> | Req<'emailSubmitTokenPostV1'>, deps: Deps): Promise<Reply<'emailSubmitTokenPost'>> {
+export async function handleEmailSubmitTokenPost(req: Req<'emailSubmitTokenPostV2'> | Req<'postValidateEmail'>, deps: Deps): Promise<Reply<'emailSubmitTokenPostV2'>> {
   await submitEmailToken(deps, req.body);
   return { status: 200, body: { success: true } };
 }
@@ -25,7 +25,7 @@ export async function handleEmailSubmitTokenPost(req: Req<'emailSubmitTokenPost'
 const HTML = 'text/html; charset=utf-8';
 
 /** The emailed link: a page for a person in a browser, or a redirect to the session's validated next_link. */
-export async function handleEmailSubmitTokenGet(req: Req<'emailSubmitTokenGet'> | Req<'emailSubmitTokenGetV1'>, deps: Deps): Promise<RawReply> {
+export async function handleEmailSubmitTokenGet(req: Req<'emailSubmitTokenGetV2'> | Req<'getValidateEmail'>, deps: Deps): Promise<RawReply> {
   const q = req.query;
   let session;
   try {
@@ -48,19 +48,19 @@ function msisdnUnsupported(): never {
 }
 export const handleMsisdnUnsupported = async (): Promise<never> => msisdnUnsupported();
 
-export async function handleGetValidated3pid(req: Req<'getValidated3pid'> | Req<'getValidated3pidV1'>, deps: Deps): Promise<Reply<'getValidated3pid'>> {
+export async function handleGetValidated3pid(req: Req<'getValidated3pidV2'> | Req<'validate'>, deps: Deps): Promise<Reply<'getValidated3pidV2'>> {
   const s = await validatedSession(deps, req.query.sid, req.query.client_secret);
   return { status: 200, body: { medium: s.medium, address: s.address, validated_at: s.validatedAt } };
 }
 
-export async function handleBind(req: Req<'bind'> | Req<'bindV1'>, deps: Deps): Promise<Reply<'bind'>> {
+export async function handleBind(req: Req<'bindV2'> | Req<'bind'>, deps: Deps): Promise<Reply<'bindV2'>> {
   if (req.account && req.account.userId !== req.body.mxid) {
     throw new MatrixError(403, 'M_UNAUTHORIZED', "'mxid' doesn't match the access token's user");
   }
   return { status: 200, body: await bindThreepid(deps, req.body) };
 }
 
-export async function handleUnbind(req: Req<'unbind'> | Req<'unbindV1'>, deps: Deps): Promise<Reply<'unbind'>> {
+export async function handleUnbind(req: Req<'unbindV2'> | Req<'unbind'>, deps: Deps): Promise<Reply<'unbindV2'>> {
   await unbindThreepid(deps, req.body, { accountUserId: req.account?.userId, origin: req.origin });
   return { status: 200, body: {} };
 }
@@ -73,11 +73,11 @@ export async function handleLookupV2(req: Req<'lookupUsersV2'>, deps: Deps): Pro
   return { status: 200, body: { mappings: await lookupV2(deps, req.body) } };
 }
 
-export async function handleLookupV1(req: Req<'lookupV1'>, deps: Deps): Promise<Reply<'lookupV1'>> {
+export async function handleLookupV1(req: Req<'lookup'>, deps: Deps): Promise<Reply<'lookup'>> {
   return { status: 200, body: await lookupV1(deps, req.query.medium, req.query.address) };
 }
 
-export async function handleBulkLookupV1(req: Req<'bulkLookupV1'>, deps: Deps): Promise<Reply<'bulkLookupV1'>> {
+export async function handleBulkLookupV1(req: Req<'bulkLookup'>, deps: Deps): Promise<Reply<'bulkLookup'>> {
   return { status: 200, body: { threepids: await bulkLookupV1(deps, req.body.threepids as [string, string][]) } };
 }
 
@@ -88,7 +88,7 @@ export async function handleBulkLookupV1(req: Req<'bulkLookupV1'>, deps: Deps): 
  * schema cannot require them (either place will do), so required-ness is checked here: M_MISSING_PARAMS lists what
  * is missing from both. v2 reads the body only (its signurl is used only when v1 is disabled: see mail/links.ts).
  */
-export async function handleSignEd25519(req: Req<'blindlySignStuff'> | Req<'blindlySignStuffV1'>, deps: Deps): Promise<Reply<'blindlySignStuff'>> {
+export async function handleSignEd25519(req: Req<'blindlySignStuffV2'> | Req<'sign'>, deps: Deps): Promise<Reply<'blindlySignStuffV2'>> {
   const query = (req.version === 'v1' ? req.query : {}) as { mxid?: string; token?: string; private_key?: string };
   const body = (req.body ?? {}) as { mxid?: string; token?: string; private_key?: string };
   const mxid = body.mxid ?? query.mxid;

@@ -1,4 +1,5 @@
-// operationId -> handler. The type makes a missing handler a compile error; api.ts checks again at start-up.
+// operationId -> handler, grouped by the document's tags (Jeon's interfaces): v1 operations carry Jeon's
+// method names, v2 the Matrix specification's operationIds. The type makes a missing handler a compile error; api.ts checks again at start-up.
 import type { Deps } from '../deps.js';
 import type { Handler, OperationId } from '../http/types.js';
 import { handleStoreInvite } from './storeInvite.js';
@@ -13,45 +14,53 @@ import {
 export type HandlerTable = { [Op in OperationId]: Handler<Op, Deps> };
 
 export const handlers: HandlerTable = {
+  // StatusApi
   getVersions: handleGetVersions,
-  getStatus: handleGetStatus,
-  getStatusV1: handleGetStatus,
-  invite: handleStoreInvite,
+  pingV2: handleGetStatus,
+  v1Status: handleGetStatus,
+  // InvitationApi
   storeInviteV2: handleStoreInvite,
-  getPubKey: handleGetPubKey,
-  getPubKeyV1: handleGetPubKey,
-  isPubKeyValid: handleIsPubKeyValid,
-  isPubKeyValidV1: handleIsPubKeyValid,
-  isEphemeralPubKeyValid: handleIsEphemeralPubKeyValid,
-  isEphemeralPubKeyValidV1: handleIsEphemeralPubKeyValid,
+  invite: handleStoreInvite,
+  // KeyManagementApi
+  getPubKeyV2: handleGetPubKey,
+  get: handleGetPubKey,
+  isPubKeyValidV2: handleIsPubKeyValid,
+  valid: handleIsPubKeyValid,
+  isEphemeralPubKeyValidV2: handleIsEphemeralPubKeyValid,
+  ephemeralValid: handleIsEphemeralPubKeyValid,
+  // AuthenticationApi
   registerAccount: handleRegisterAccount,
   getAccount: handleGetAccount,
   logout: handleLogout,
+  // TermsApi
   getTerms: handleGetTerms,
   agreeToTerms: handleAgreeToTerms,
-  // binding (issue 5)
-  emailRequestToken: handleEmailRequestToken,
-  emailRequestTokenV1: handleEmailRequestToken,
-  emailSubmitTokenPost: handleEmailSubmitTokenPost,
-  emailSubmitTokenPostV1: handleEmailSubmitTokenPost,
-  emailSubmitTokenGet: handleEmailSubmitTokenGet,
-  emailSubmitTokenGetV1: handleEmailSubmitTokenGet,
-  msisdnRequestToken: handleMsisdnUnsupported,
-  msisdnRequestTokenV1: handleMsisdnUnsupported,
-  msisdnSubmitTokenPost: handleMsisdnUnsupported,
-  msisdnSubmitTokenPostV1: handleMsisdnUnsupported,
-  msisdnSubmitTokenGet: handleMsisdnUnsupported,
-  msisdnSubmitTokenGetV1: handleMsisdnUnsupported,
-  getValidated3pid: handleGetValidated3pid,
-  getValidated3pidV1: handleGetValidated3pid,
+  // SessionApi
+  emailRequestTokenV2: handleEmailRequestToken,
+  createEmailSession: handleEmailRequestToken,
+  emailSubmitTokenPostV2: handleEmailSubmitTokenPost,
+  postValidateEmail: handleEmailSubmitTokenPost,
+  emailSubmitTokenGetV2: handleEmailSubmitTokenGet,
+  getValidateEmail: handleEmailSubmitTokenGet,
+  msisdnRequestTokenV2: handleMsisdnUnsupported,
+  createPhoneSession: handleMsisdnUnsupported,
+  msisdnSubmitTokenPostV2: handleMsisdnUnsupported,
+  postValidatePhone: handleMsisdnUnsupported,
+  msisdnSubmitTokenGetV2: handleMsisdnUnsupported,
+  getValidatePhone: handleMsisdnUnsupported,
+  // ValidationApi
+  getValidated3pidV2: handleGetValidated3pid,
+  validate: handleGetValidated3pid,
+  bindV2: handleBind,
   bind: handleBind,
-  bindV1: handleBind,
+  unbindV2: handleUnbind,
   unbind: handleUnbind,
-  unbindV1: handleUnbind,
+  // LookupApi
   getHashDetails: handleGetHashDetails,
   lookupUsersV2: handleLookupV2,
-  lookupV1: handleLookupV1,
-  bulkLookupV1: handleBulkLookupV1,
-  blindlySignStuff: handleSignEd25519,
-  blindlySignStuffV1: handleSignEd25519,
+  lookup: handleLookupV1,
+  bulkLookup: handleBulkLookupV1,
+  // SigningApi
+  blindlySignStuffV2: handleSignEd25519,
+  sign: handleSignEd25519,
 };

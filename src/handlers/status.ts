@@ -12,6 +12,6 @@ export async function handleGetVersions(_req: Req<'getVersions'>): Promise<Reply
   return { status: 200, body: { versions: SUPPORTED_VERSIONS } };
 }
 
-export async function handleGetStatus(_req: Req<'getStatus'> | Req<'getStatusV1'>): Promise<Reply<'getStatus'>> {
+export async function handleGetStatus(_req: Req<'pingV2'> | Req<'v1Status'>): Promise<Reply<'pingV2'>> {
   return { status: 200, body: {} };
 }

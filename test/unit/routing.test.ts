@@ -15,9 +15,9 @@ describe('memoizedRouter', () => {
   it('gives openapi-backend’s answers: operation, decoded path parameters, 404 and 405', async () => {
     const route = await router();
     expect(route('post', '/_matrix/identity/api/v1/store-invite')).toEqual({ status: 200, operationId: 'invite', params: {} });
-    expect(route('get', '/_matrix/identity/v2/pubkey/ed25519%3A0')).toEqual({ status: 200, operationId: 'getPubKey', params: { keyId: 'ed25519:0' } });
+    expect(route('get', '/_matrix/identity/v2/pubkey/ed25519%3A0')).toEqual({ status: 200, operationId: 'getPubKeyV2', params: { keyId: 'ed25519:0' } });
     // a literal path wins over the {keyId} template
-    expect(route('get', '/_matrix/identity/v2/pubkey/isvalid')).toMatchObject({ operationId: 'isPubKeyValid' });
+    expect(route('get', '/_matrix/identity/v2/pubkey/isvalid')).toMatchObject({ operationId: 'isPubKeyValidV2' });
     expect(route('get', '/_matrix/identity/v2/store-invite/')).toEqual({ status: 405 });
     expect(route('get', '/_matrix/identity/v2/nothing-here')).toEqual({ status: 404 });
   });
