@@ -30,7 +30,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The user an OpenID token belongs to */
+        /**
+         * The user an OpenID token belongs to
+         * @description Called while a user registers with Tessera (`POST /account/register`):
+         *     the OpenID token the user brought is passed back to its own homeserver,
+         *     which answers whose it is. The `sub` must belong to that homeserver.
+         */
         get: operations["getOpenIdUserInfo"];
         put?: never;
         post?: never;
@@ -178,12 +183,19 @@ export interface operations {
                     };
                 };
             };
+            /** @description No delegation is published; Tessera falls back to SRV records, then to port 8448. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     getOpenIdUserInfo: {
         parameters: {
             query: {
-                /** @description The OpenID access token the user obtained from its homeserver. */
+                /** @description The OpenID access token the user obtained from its homeserver (`/openid/request_token`). */
                 access_token: string;
             };
             header?: never;
@@ -248,6 +260,25 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+            /**
+             * @description The homeserver refused the call (e.g. an invitation whose signature
+             *     or key it could not verify). A 4xx other than 429 is permanent:
+             *     Tessera stops retrying those invitations.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "errcode": "M_UNKNOWN",
+                     *       "error": "Failed to verify the third-party invite"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["MatrixError"];
+                };
+            };
         };
     };
     getServerKeys: {
@@ -284,6 +315,13 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["ServerKeys"];
                 };
+            };
+            /** @description The server does not publish its keys here; the X-Matrix request is refused. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

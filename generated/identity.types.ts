@@ -7,7 +7,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The specification versions this server implements */
+        /**
+         * The specification versions this server implements
+         * @description Public. Lists every specification version whose identity API this server serves, oldest first; clients pick the newest they share.
+         */
         get: operations["getVersions"];
         put?: never;
         post?: never;
@@ -47,6 +50,7 @@ export interface paths {
         /**
          * Status check (v1)
          * @deprecated
+         * @description The v1 form of `pingV2`: answers `{}` while the v1 API is served.
          */
         get: operations["v1Status"];
         put?: never;
@@ -82,6 +86,12 @@ export interface paths {
          *     (`M_UNAUTHORIZED`), address already bound (`M_THREEPID_IN_USE`),
          *     medium is `email` (`M_UNRECOGNIZED`), address is one plain mailbox
          *     (`M_INVALID_EMAIL`). Nothing is stored unless every check passes.
+         *
+         *     The answer follows today's specification where it differs from Jeon's
+         *     `InvitationResponse` and the older specification text: `public_keys` is
+         *     a list of objects (`public_key` with its absolute `key_validity_url`),
+         *     long-term key first; `public_key` repeats the long-term key, which
+         *     Synapse and matrix-bot-sdk read.
          */
         post: operations["storeInviteV2"];
         delete?: never;
@@ -143,6 +153,7 @@ export interface paths {
         /**
          * Get the public key for a key id (v1)
          * @deprecated
+         * @description The v1 form of `getPubKeyV2`.
          */
         get: operations["get"];
         put?: never;
@@ -183,6 +194,7 @@ export interface paths {
         /**
          * Check whether a long-term public key is valid (v1)
          * @deprecated
+         * @description The v1 form of `isPubKeyValidV2`.
          */
         get: operations["valid"];
         put?: never;
@@ -227,6 +239,7 @@ export interface paths {
         /**
          * Check whether an ephemeral public key is valid (v1)
          * @deprecated
+         * @description The v1 form of `isEphemeralPubKeyValidV2`.
          */
         get: operations["ephemeralValid"];
         put?: never;
@@ -281,7 +294,7 @@ export interface paths {
         };
         /**
          * The user an access token belongs to
-         * @description Reachable before the terms are accepted. An unknown or expired token answers `401 M_UNKNOWN_TOKEN` (clients then register again).
+         * @description Reachable before the terms are accepted. A missing, unknown, expired or logged-out token answers `401 M_UNAUTHORIZED` (clients then register again).
          */
         get: operations["getAccount"];
         put?: never;
@@ -303,7 +316,7 @@ export interface paths {
         put?: never;
         /**
          * Invalidate the access token
-         * @description Reachable before the terms are accepted. An unknown or expired token answers `401 M_UNKNOWN_TOKEN`.
+         * @description Reachable before the terms are accepted. A missing, unknown, expired or logged-out token answers `401 M_UNAUTHORIZED`.
          */
         post: operations["logout"];
         delete?: never;
@@ -375,6 +388,8 @@ export interface paths {
          * Request an email validation token (v1)
          * @deprecated
          * @description Creates a validation session for an email address and emails it a token (through the durable mail outbox). A repeated call with the same `client_secret`, address and a `send_attempt` not greater than the last one answers the same `sid` and sends nothing. Sessions created and emails sent are rate-limited per client IP and per address (`rateLimits.requestTokenPerIp`, `rateLimits.requestTokenPerAddress`): over either, 429 `M_LIMIT_EXCEEDED` with `retry_after_ms`; a repeat that sends nothing is not counted.
+         *
+         *     The body may also come form-encoded (`application/x-www-form-urlencoded`), as the legacy specification allowed (`send_attempt` is then read as an integer).
          */
         post: operations["createEmailSession"];
         delete?: never;
@@ -392,13 +407,13 @@ export interface paths {
         };
         /**
          * Submit an email validation token from the emailed link
-         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
+         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). When validation fails the page says why, with the status of the error the POST form would answer (`400` for a wrong or expired token or an expired session, `404` for an unknown session), as the specification asks. Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
          */
         get: operations["emailSubmitTokenGetV2"];
         put?: never;
         /**
          * Submit an email validation token
-         * @description Validates the session when `token` is the one emailed for it. Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; expired session: `400 M_SESSION_EXPIRED`; wrong or expired token: `400 M_INVALID_PARAM`.
+         * @description Validates the session when `token` is the one emailed for it. Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; expired session: `400 M_SESSION_EXPIRED`; wrong token, or one that expired before it was used: `400 M_TOKEN_INCORRECT`.
          */
         post: operations["emailSubmitTokenPostV2"];
         delete?: never;
@@ -417,14 +432,16 @@ export interface paths {
         /**
          * Submit an email validation token from the emailed link (v1)
          * @deprecated
-         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
+         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). When validation fails the page says why, with the status of the error the POST form would answer (`400` for a wrong or expired token or an expired session, `404` for an unknown session), as the specification asks. Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
          */
         get: operations["getValidateEmail"];
         put?: never;
         /**
          * Submit an email validation token (v1)
          * @deprecated
-         * @description Validates the session when `token` is the one emailed for it. Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; expired session: `400 M_SESSION_EXPIRED`; wrong or expired token: `400 M_INVALID_PARAM`.
+         * @description Validates the session when `token` is the one emailed for it. Unknown `sid` or wrong `client_secret`: `404 M_NO_VALID_SESSION`; expired session: `400 M_SESSION_EXPIRED`; wrong token, or one that expired before it was used: `400 M_TOKEN_INCORRECT`.
+         *
+         *     The body may also come form-encoded (`application/x-www-form-urlencoded`), as the legacy specification allowed.
          */
         post: operations["postValidateEmail"];
         delete?: never;
@@ -444,7 +461,7 @@ export interface paths {
         put?: never;
         /**
          * Request a phone number validation token (not offered)
-         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         post: operations["msisdnRequestTokenV2"];
         delete?: never;
@@ -465,7 +482,7 @@ export interface paths {
         /**
          * Request a phone number validation token (not offered) (v1)
          * @deprecated
-         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         post: operations["createPhoneSession"];
         delete?: never;
@@ -483,13 +500,13 @@ export interface paths {
         };
         /**
          * Submit a phone number validation token (not offered)
-         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         get: operations["msisdnSubmitTokenGetV2"];
         put?: never;
         /**
          * Submit a phone number validation token (not offered)
-         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         post: operations["msisdnSubmitTokenPostV2"];
         delete?: never;
@@ -508,14 +525,14 @@ export interface paths {
         /**
          * Submit a phone number validation token (not offered) (v1)
          * @deprecated
-         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         get: operations["getValidatePhone"];
         put?: never;
         /**
          * Submit a phone number validation token (not offered) (v1)
          * @deprecated
-         * @description Tessera does not validate phone numbers: this always answers `400 M_UNRECOGNIZED` with a message saying so.
+         * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         post: operations["postValidatePhone"];
         delete?: never;
@@ -598,6 +615,8 @@ export interface paths {
          * Bind a validated address to a Matrix ID (v1)
          * @deprecated
          * @description Stores the association and answers it signed by the long-term key. On v2 `mxid` must be the token's user (`403 M_UNAUTHORIZED`). The same transaction claims the address's pending invitations made before this bind and queues their signed onbind callbacks to the Matrix ID's homeserver; the answer does not wait for the homeserver.
+         *
+         *     The body may also come form-encoded (`application/x-www-form-urlencoded`), as the legacy specification allowed.
          */
         post: operations["bind"];
         delete?: never;
@@ -619,7 +638,7 @@ export interface paths {
          * Remove an association
          * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address, or (v2) when the access token's user is `mxid`. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
          *
-         *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme), as Synapse does when a user removes an address or deactivates their account: it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `401 M_UNAUTHORIZED`, as does a request with neither a valid access token nor a valid signature.
+         *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme), as Synapse does when a user removes an address or deactivates their account: it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `403 M_UNAUTHORIZED`; a request with neither a valid access token nor a signature answers `401 M_UNAUTHORIZED`.
          */
         post: operations["unbindV2"];
         delete?: never;
@@ -642,7 +661,7 @@ export interface paths {
          * @deprecated
          * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address, or (v2) when the access token's user is `mxid`. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
          *
-         *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme): it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `401 M_UNAUTHORIZED`. Without an `Authorization: X-Matrix` header the request is judged by its session alone, as before.
+         *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme): it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `403 M_UNAUTHORIZED`. Without an `Authorization: X-Matrix` header the request is judged by its session alone, as before.
          */
         post: operations["unbind"];
         delete?: never;
@@ -682,7 +701,7 @@ export interface paths {
         put?: never;
         /**
          * Look up Matrix IDs of hashed addresses
-         * @description `algorithm` `none`: each entry is `<address> <medium>`; `sha256`: unpadded URL-safe base64 of sha256(`<address> <medium> <pepper>`). Answers the entries that are bound. Each batch is one indexed query.
+         * @description `algorithm` `none`: each entry is `<address> <medium>`; `sha256`: unpadded URL-safe base64 of sha256(`<address> <medium> <pepper>`). Answers the entries that are bound, as `mappings` (the specification's v2 shape; Jeon models this answer with its v1 `SingleLookupResponse`).
          */
         post: operations["lookupUsersV2"];
         delete?: never;
@@ -779,26 +798,22 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @description A Matrix error body. */
-        MatrixError: {
+        ErrorResponse: {
             /** @description The machine-readable error code. */
             errcode: string;
             /** @description A human-readable message. */
             error: string;
-            /** @description On `M_THREEPID_IN_USE`: the Matrix ID the address is bound to. */
-            mxid?: string;
             /** @description On `M_LIMIT_EXCEEDED`: how long to wait before retrying. */
             retry_after_ms?: number;
-        } & {
-            [key: string]: unknown;
         };
-        EmptyObject: Record<string, never>;
+        EmptyResponse: Record<string, never>;
         VersionsResponse: {
             versions: string[];
         };
         PublicKeyResponse: {
             public_key: components["schemas"]["Base64Key"];
         };
-        ValidityResponse: {
+        KeyValidationResponse: {
             valid: boolean;
         };
         /** @description An ed25519 public key, 32 bytes as unpadded base64 (standard or URL-safe alphabet). */
@@ -817,7 +832,7 @@ export interface components {
             medium: string;
             /** @description The invitee's email address. Compared case-insensitively (Unicode case folding). */
             address: string;
-            /** @description The room the invitation is for. */
+            /** @description The room the invitation is for. Opaque to the identity server: any non-empty string. */
             room_id: string;
             /** @description The Matrix ID of the inviting user. */
             sender: string;
@@ -837,8 +852,6 @@ export interface components {
             sender_avatar_url?: string | null;
             /** @description Synapse extension, the web client to link to. Honoured only for allow-listed https origins. */
             "org.matrix.web_client_location"?: string | null;
-        } & {
-            [key: string]: unknown;
         };
         InvitationResponse: {
             /** @description The invitation token; the state key of the room's `m.room.third_party_invite` event. */
@@ -851,7 +864,7 @@ export interface components {
             display_name: string;
         };
         /** @description An OpenID token from the user's homeserver, as `/openid/request_token` returned it. */
-        OpenIdToken: {
+        OpenIdRequest: {
             /** @description The OpenID access token, passed to the homeserver's userinfo endpoint. */
             access_token: string;
             /** @description Always `Bearer`. */
@@ -860,38 +873,45 @@ export interface components {
             matrix_server_name: string;
             /** @description Seconds the OpenID token stays valid. */
             expires_in?: number;
-        } & {
-            [key: string]: unknown;
         };
-        RegisterResponse: {
+        Token: {
             /** @description The access token for future requests (`Authorization: Bearer`). */
             token: string;
             /** @description The same token (older clients read this name). */
             access_token: string;
         };
-        AccountResponse: {
+        OpenIdInfo: {
             /** @description The Matrix user ID the token was issued to. */
             user_id: string;
         };
         TermsResponse: {
-            /** @description Policy id -> policy. */
+            /** @description Every current policy, keyed by policy id. */
             policies: {
-                [key: string]: {
-                    /** @description The policy's current version. */
-                    version: string;
-                } & {
-                    [key: string]: {
-                        name: string;
-                        url: string;
-                    };
-                };
+                [key: string]: components["schemas"]["Policy"];
             };
         };
-        AgreeToTermsRequest: {
+        /**
+         * @description One policy: its current `version`, and one entry per language, keyed
+         *     by language code (`en`, `fr`, ...). The language entries are
+         *     described by `patternProperties` (every key but `version`), so that
+         *     generated types keep `version` a string.
+         */
+        Policy: {
+            /** @description The policy's current version. */
+            version: string;
+        } & {
+            [key: string]: components["schemas"]["PolicyTranslation"];
+        };
+        /** @description The policy in one language. */
+        PolicyTranslation: {
+            /** @description The policy's title in this language. */
+            name: string;
+            /** @description Where the policy text in this language is published. */
+            url: string;
+        };
+        UserAccepts: {
             /** @description URLs of the policies (in the language shown to the user) being accepted. */
             user_accepts: string[];
-        } & {
-            [key: string]: unknown;
         };
         SessionId: string;
         /** @description Chosen by the client; `[0-9a-zA-Z.=_-]`, 1 to 255 characters. */
@@ -903,45 +923,36 @@ export interface components {
                 [key: string]: string;
             };
         };
-        AnyObject: {
-            [key: string]: unknown;
-        };
-        EmailRequestTokenRequest: {
+        EmailRequestToken: {
             client_secret: components["schemas"]["ClientSecret"];
             email: string;
             send_attempt: number;
             /** @description Where the emailed link redirects after validation; must be an absolute http(s) URL. */
             next_link?: string;
-        } & {
-            [key: string]: unknown;
         };
-        SidResponse: {
+        SessionResponse: {
             sid: components["schemas"]["SessionId"];
         };
-        SubmitTokenRequest: {
+        SubmitToken: {
             sid: string;
             client_secret: components["schemas"]["ClientSecret"];
             token: string;
-        } & {
-            [key: string]: unknown;
         };
-        SuccessResponse: {
+        SessionValidationResponse: {
             success: boolean;
         };
-        ValidatedThreePid: {
+        ValidationResponse: {
             medium: string;
             address: string;
             /** @description Milliseconds since the epoch. */
             validated_at: number;
         };
-        BindRequest: {
+        PublishRequest: {
             sid: string;
             client_secret: components["schemas"]["ClientSecret"];
             mxid: components["schemas"]["MatrixId"];
-        } & {
-            [key: string]: unknown;
         };
-        SignedAssociation: {
+        PublishResponse: {
             address: string;
             medium: string;
             mxid: string;
@@ -955,15 +966,11 @@ export interface components {
             threepid: {
                 medium: string;
                 address: string;
-            } & {
-                [key: string]: unknown;
             };
             sid?: string;
             client_secret?: components["schemas"]["ClientSecret"];
-        } & {
-            [key: string]: unknown;
         };
-        HashDetailsResponse: {
+        HashDetails: {
             lookup_pepper: string;
             algorithms: ("none" | "sha256")[];
         };
@@ -971,8 +978,6 @@ export interface components {
             addresses: string[];
             algorithm: string;
             pepper: string;
-        } & {
-            [key: string]: unknown;
         };
         LookupResponse: {
             mappings: {
@@ -981,125 +986,73 @@ export interface components {
         };
         BulkLookupRequest: {
             threepids: string[][];
-        } & {
-            [key: string]: unknown;
         };
         BulkLookupResponse: {
             threepids: string[][];
         };
-        /** @description mxid, token and private_key are all required, but on v1 any of them may come in the query string instead (the body wins), so the schema requires none; the handler answers M_MISSING_PARAMS listing what is missing from both. */
-        SignEd25519Request: {
-            mxid?: components["schemas"]["MatrixId"];
-            token?: string;
-            private_key?: string;
-        } & {
-            [key: string]: unknown;
+        /** @description The invitation details to sign, with the ephemeral private key that `store-invite` made for the invitation (from the invitation email). */
+        SigningRequest: {
+            mxid: components["schemas"]["MatrixId"];
+            token: string;
+            private_key: string;
         };
-        SignedInvitation: {
+        SigningResponse: {
             mxid: string;
             sender: string;
             token: string;
             signatures: components["schemas"]["Signatures"];
         };
+        /** @description A request to validate a phone number (the shape the specification gives; Tessera does not offer phone validation). */
+        PhoneRequestToken: {
+            client_secret: components["schemas"]["ClientSecret"];
+            /** @description The two-letter uppercase ISO-3166-1 alpha-2 country code that the number in `phone_number` should be parsed as if it were dialled from. */
+            country: string;
+            /** @description The phone number to validate. */
+            phone_number: string;
+            /** @description The server sends a new SMS only when this is greater than the last one seen for this `client_secret`. */
+            send_attempt: number;
+            /** @description Where to redirect after validation. */
+            next_link?: string;
+        };
+        /** @description On v1 lookup: the signed association when the address is bound (every field present), else an empty object. */
+        SingleLookupResponse: {
+            address?: string;
+            medium?: string;
+            mxid?: string;
+            not_before?: number;
+            not_after?: number;
+            ts?: number;
+            signatures?: components["schemas"]["Signatures"];
+        };
+        /** @description A Matrix error that names a Matrix ID: `mxid` is present on `M_THREEPID_IN_USE` (the user the address is bound to). */
+        MxidErrorResponse: components["schemas"]["ErrorResponse"] & {
+            /** @description On `M_THREEPID_IN_USE`: the Matrix ID the address is bound to. */
+            mxid?: string;
+        };
+        /** @description mxid, token and private_key are all required, but on v1 any of them may come in the query string instead (the body wins), so the schema requires none; the handler answers M_MISSING_PARAMS listing what is missing from both. */
+        LegacySigningRequest: {
+            mxid?: components["schemas"]["MatrixId"];
+            token?: string;
+            private_key?: string;
+        };
     };
     responses: {
-        /** @description An empty JSON object. */
-        EmptyObject: {
+        /** @description `M_UNKNOWN`: an unexpected server error. The details are in the server log, never in the body. */
+        ServerError: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["EmptyObject"];
-            };
-        };
-        /** @description The invitation was stored and its email queued. */
-        InvitationResponse: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["InvitationResponse"];
-            };
-        };
-        /** @description The public key. */
-        PublicKey: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["PublicKeyResponse"];
-            };
-        };
-        /** @description Whether the key is valid. */
-        Validity: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ValidityResponse"];
-            };
-        };
-        /**
-         * @description `M_NOT_JSON` (body is not a JSON object), `M_MISSING_PARAMS`
-         *     (`error` lists the missing fields, comma-separated),
-         *     `M_INVALID_PARAM`, `M_THREEPID_IN_USE` (with `mxid`),
-         *     `M_UNRECOGNIZED` (medium other than `email`) or `M_INVALID_EMAIL`.
-         */
-        StoreInviteBadRequest: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description `M_MISSING_PARAMS`: a required query parameter is missing, or `M_INVALID_PARAM`. */
-        MissingParams: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description `M_UNAUTHORIZED`: no access token, or one this server does not know. */
-        Unauthorized: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description `M_UNAUTHORIZED`: neither a known access token (v2) nor a valid homeserver signature (`X-Matrix`): bad header, unknown or expired key, wrong destination, signature that does not verify. */
-        UnbindUnauthorized: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /**
-         * @description `M_TERMS_NOT_SIGNED` (the account has not accepted the current
-         *     terms) or `M_UNAUTHORIZED` (`sender` is not the token's user, or
-         *     the operator's policy blocks the invitation).
-         */
-        Forbidden: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description `M_NOT_FOUND`: no such key. */
-        NotFound: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
+                /**
+                 * @example {
+                 *       "errcode": "M_UNKNOWN",
+                 *       "error": "Internal server error"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNKNOWN";
+                };
             };
         };
         /** @description `M_TOO_LARGE`: the request body is over the configured size cap. */
@@ -1108,43 +1061,252 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["MatrixError"];
+                /**
+                 * @example {
+                 *       "errcode": "M_TOO_LARGE",
+                 *       "error": "Request body too large"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_TOO_LARGE";
+                };
             };
         };
         /** @description `M_LIMIT_EXCEEDED`: too many requests; `retry_after_ms` says when to try again. */
-        LimitExceeded: {
+        RateLimited: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["MatrixError"];
+                /**
+                 * @example {
+                 *       "errcode": "M_LIMIT_EXCEEDED",
+                 *       "error": "Too many requests",
+                 *       "retry_after_ms": 2000
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_LIMIT_EXCEEDED";
+                };
             };
         };
-        /** @description `M_UNKNOWN`: an unexpected server error. The details are in the server log, never in the body. */
-        Unknown: {
+        /** @description `M_UNAUTHORIZED`: no access token, or one this server does not know (unknown, expired or logged out). Register again. */
+        Unauthorized: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["MatrixError"];
+                /**
+                 * @example {
+                 *       "errcode": "M_UNAUTHORIZED",
+                 *       "error": "Unauthorized"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNAUTHORIZED";
+                };
             };
         };
-        /** @description `M_NOT_JSON`, `M_MISSING_PARAMS` (`error` lists the missing fields) or `M_INVALID_PARAM`. */
-        BadRequest: {
+        /** @description `M_TERMS_NOT_SIGNED`: the account has not accepted every current policy (`GET /terms`, then `POST /terms`). */
+        TermsNotSigned: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["MatrixError"];
+                /**
+                 * @example {
+                 *       "errcode": "M_TERMS_NOT_SIGNED",
+                 *       "error": "Terms not signed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_TERMS_NOT_SIGNED";
+                };
             };
         };
-        /** @description `M_UNAUTHORIZED` (no access token) or `M_UNKNOWN_TOKEN` (a token this server does not know, logged out or expired). */
-        UnknownToken: {
+        /** @description `M_NOT_JSON` (the body is not a JSON object), `M_MISSING_PARAMS` (`error` lists the missing fields, comma-separated) or `M_INVALID_PARAM` (a field of the wrong type or shape). */
+        BadBody: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["MatrixError"];
+                /**
+                 * @example {
+                 *       "errcode": "M_NOT_JSON",
+                 *       "error": "Content not JSON."
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NOT_JSON" | "M_MISSING_PARAMS" | "M_INVALID_PARAM";
+                };
+            };
+        };
+        /** @description `M_NOT_JSON`: a body was sent and it is not JSON. */
+        NotJson: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_NOT_JSON",
+                 *       "error": "Content not JSON."
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NOT_JSON";
+                };
+            };
+        };
+        /** @description `M_MISSING_PARAMS` (a required query parameter is missing) or `M_INVALID_PARAM`. */
+        BadQuery: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_MISSING_PARAMS",
+                 *       "error": "Missing parameters: sid"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_MISSING_PARAMS" | "M_INVALID_PARAM";
+                };
+            };
+        };
+        /** @description `M_INVALID_PARAM`: a path parameter of the wrong shape, or broken percent-encoding. */
+        BadPath: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_INVALID_PARAM",
+                 *       "error": "Invalid parameter 'client_secret': must match pattern"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_INVALID_PARAM";
+                };
+            };
+        };
+        /** @description `M_UNRECOGNIZED`: the operator has switched the v1 API off. */
+        V1Disabled: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_UNRECOGNIZED",
+                 *       "error": "The v1 identity API is disabled on this server"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNRECOGNIZED";
+                };
+            };
+        };
+        /** @description The body is malformed (`M_NOT_JSON`, `M_MISSING_PARAMS` listing the missing fields, `M_INVALID_PARAM`), the address is already bound (`M_THREEPID_IN_USE`, with `mxid`), the medium is not `email` (`M_UNRECOGNIZED`), or the address is not one plain mailbox (`M_INVALID_EMAIL`). */
+        StoreInviteBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_THREEPID_IN_USE",
+                 *       "error": "Binding already known",
+                 *       "mxid": "@alice:example.org"
+                 *     }
+                 */
+                "application/json": components["schemas"]["MxidErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NOT_JSON" | "M_MISSING_PARAMS" | "M_INVALID_PARAM" | "M_THREEPID_IN_USE" | "M_UNRECOGNIZED" | "M_INVALID_EMAIL";
+                };
+            };
+        };
+        /** @description `M_TERMS_NOT_SIGNED`, or `M_UNAUTHORIZED`: `sender` is not the token's user, or the operator's block lists refuse the invitation. */
+        StoreInviteForbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_TERMS_NOT_SIGNED",
+                 *       "error": "Terms not signed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_TERMS_NOT_SIGNED" | "M_UNAUTHORIZED";
+                };
+            };
+        };
+        /** @description `M_UNAUTHORIZED`: the operator's block lists (rooms, sender servers, keywords) refuse the invitation. */
+        InvitationBlocked: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_UNAUTHORIZED",
+                 *       "error": "Invitations into this room are not allowed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNAUTHORIZED";
+                };
+            };
+        };
+        /** @description `M_NOT_FOUND`: no key has this id. */
+        KeyNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_NOT_FOUND",
+                 *       "error": "The public key was not found"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NOT_FOUND";
+                };
+            };
+        };
+        /** @description `M_NOT_FOUND` (no key has this id) or `M_UNRECOGNIZED` (the v1 API is switched off). */
+        KeyNotFoundV1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_NOT_FOUND",
+                 *       "error": "The public key was not found"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NOT_FOUND" | "M_UNRECOGNIZED";
+                };
             };
         };
         /** @description `M_UNAUTHORIZED`: the homeserver did not accept the OpenID token. */
@@ -1153,20 +1315,34 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["MatrixError"];
+                /**
+                 * @example {
+                 *       "errcode": "M_UNAUTHORIZED",
+                 *       "error": "The homeserver did not accept the OpenID token"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNAUTHORIZED";
+                };
             };
         };
-        /**
-         * @description `M_UNAUTHORIZED`: the homeserver vouched for a user of another
-         *     server, is not on the operator's allow list, or resolves only to
-         *     addresses Tessera never calls (loopback, private ranges...).
-         */
+        /** @description `M_UNAUTHORIZED`: the homeserver vouched for a user of another server, is not on the operator's allow list, or resolves only to addresses Tessera never calls (loopback, private ranges...). */
         RegisterForbidden: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["MatrixError"];
+                /**
+                 * @example {
+                 *       "errcode": "M_UNAUTHORIZED",
+                 *       "error": "The homeserver vouched for a user of another server"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNAUTHORIZED";
+                };
             };
         };
         /** @description `M_UNKNOWN`: the homeserver could not be reached in time, or its answer was not a valid userinfo response. */
@@ -1175,29 +1351,327 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["MatrixError"];
+                /**
+                 * @example {
+                 *       "errcode": "M_UNKNOWN",
+                 *       "error": "Unable to contact the homeserver"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNKNOWN";
+                };
             };
         };
-        /** @description The session id. */
-        SidResponse: {
+        /** @description `M_NOT_JSON`, `M_MISSING_PARAMS`, `M_INVALID_PARAM` (e.g. a `next_link` that is not an absolute http(s) URL) or `M_INVALID_EMAIL`. */
+        RequestTokenBadRequest: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["SidResponse"];
+                /**
+                 * @example {
+                 *       "errcode": "M_INVALID_EMAIL",
+                 *       "error": "Invalid email address"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NOT_JSON" | "M_MISSING_PARAMS" | "M_INVALID_PARAM" | "M_INVALID_EMAIL";
+                };
             };
         };
-        /** @description The session is validated. */
-        SuccessResponse: {
+        /** @description `M_NOT_JSON`, `M_MISSING_PARAMS`, `M_INVALID_PARAM`, `M_TOKEN_INCORRECT` (the token is wrong, or expired before it was used) or `M_SESSION_EXPIRED`. */
+        SubmitTokenBadRequest: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["SuccessResponse"];
+                /**
+                 * @example {
+                 *       "errcode": "M_TOKEN_INCORRECT",
+                 *       "error": "The token is wrong or has expired"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NOT_JSON" | "M_MISSING_PARAMS" | "M_INVALID_PARAM" | "M_TOKEN_INCORRECT" | "M_SESSION_EXPIRED";
+                };
             };
         };
-        /** @description A small HTML page saying whether the address was validated. */
-        HtmlPage: {
+        /** @description `M_NO_VALID_SESSION`: no session has this `sid` and `client_secret`. */
+        NoValidSession: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_NO_VALID_SESSION",
+                 *       "error": "No valid session was found matching that sid and client secret"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NO_VALID_SESSION";
+                };
+            };
+        };
+        /** @description `M_NO_VALID_SESSION` (no session has this `sid` and `client_secret`) or `M_UNRECOGNIZED` (the v1 API is switched off). */
+        NoValidSessionV1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_NO_VALID_SESSION",
+                 *       "error": "No valid session was found matching that sid and client secret"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NO_VALID_SESSION" | "M_UNRECOGNIZED";
+                };
+            };
+        };
+        /** @description `M_MISSING_PARAMS`, `M_INVALID_PARAM`, `M_SESSION_NOT_VALIDATED` or `M_SESSION_EXPIRED`. */
+        ValidatedBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_SESSION_NOT_VALIDATED",
+                 *       "error": "This validation session has not been validated yet"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_MISSING_PARAMS" | "M_INVALID_PARAM" | "M_SESSION_NOT_VALIDATED" | "M_SESSION_EXPIRED";
+                };
+            };
+        };
+        /** @description `M_NOT_JSON`, `M_MISSING_PARAMS`, `M_INVALID_PARAM`, `M_SESSION_NOT_VALIDATED` or `M_SESSION_EXPIRED`. */
+        BindBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_SESSION_NOT_VALIDATED",
+                 *       "error": "This validation session has not been validated yet"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NOT_JSON" | "M_MISSING_PARAMS" | "M_INVALID_PARAM" | "M_SESSION_NOT_VALIDATED" | "M_SESSION_EXPIRED";
+                };
+            };
+        };
+        /** @description `M_TERMS_NOT_SIGNED`, or `M_UNAUTHORIZED`: `mxid` is not the token's user. */
+        BindForbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_TERMS_NOT_SIGNED",
+                 *       "error": "Terms not signed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_TERMS_NOT_SIGNED" | "M_UNAUTHORIZED";
+                };
+            };
+        };
+        /** @description `M_TERMS_NOT_SIGNED`, or `M_UNAUTHORIZED`: the caller may not unbind this association (the session did not validate this address; the token's user is not `mxid`; a homeserver asked for a user of another server), or the homeserver signature is bad or cannot be verified. */
+        UnbindForbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_TERMS_NOT_SIGNED",
+                 *       "error": "Terms not signed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_TERMS_NOT_SIGNED" | "M_UNAUTHORIZED";
+                };
+            };
+        };
+        /** @description `M_UNAUTHORIZED`: the caller may not unbind this association (the session did not validate this address; a homeserver asked for a user of another server), or the homeserver signature is bad or cannot be verified. */
+        UnbindForbiddenV1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_UNAUTHORIZED",
+                 *       "error": "The session did not validate this address"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNAUTHORIZED";
+                };
+            };
+        };
+        /** @description `M_NO_VALID_SESSION` (no session has this `sid` and `client_secret`) or `M_NOT_FOUND` (the address is not bound to that Matrix ID). */
+        UnbindNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_NO_VALID_SESSION",
+                 *       "error": "No valid session was found matching that sid and client secret"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NO_VALID_SESSION" | "M_NOT_FOUND";
+                };
+            };
+        };
+        /** @description `M_NO_VALID_SESSION`, `M_NOT_FOUND` (the address is not bound to that Matrix ID) or `M_UNRECOGNIZED` (the v1 API is switched off). */
+        UnbindNotFoundV1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_NO_VALID_SESSION",
+                 *       "error": "No valid session was found matching that sid and client secret"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NO_VALID_SESSION" | "M_NOT_FOUND" | "M_UNRECOGNIZED";
+                };
+            };
+        };
+        /** @description `M_NOT_JSON`, `M_MISSING_PARAMS`, `M_INVALID_PARAM` (e.g. an unknown algorithm) or `M_INVALID_PEPPER` (the pepper was rotated: fetch `/hash_details` again). */
+        LookupBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_INVALID_PEPPER",
+                 *       "error": "Unknown or invalid pepper: has it been rotated? Fetch /hash_details again"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_NOT_JSON" | "M_MISSING_PARAMS" | "M_INVALID_PARAM" | "M_INVALID_PEPPER";
+                };
+            };
+        };
+        /** @description `M_TERMS_NOT_SIGNED`, or `M_UNAUTHORIZED`: the private key is not the one made for that invitation. */
+        SignForbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_TERMS_NOT_SIGNED",
+                 *       "error": "Terms not signed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_TERMS_NOT_SIGNED" | "M_UNAUTHORIZED";
+                };
+            };
+        };
+        /** @description `M_UNAUTHORIZED`: the private key is not the one made for that invitation. */
+        SignForbiddenV1: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_UNAUTHORIZED",
+                 *       "error": "This private key does not belong to that invitation"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNAUTHORIZED";
+                };
+            };
+        };
+        /** @description `M_UNRECOGNIZED`: no pending invitation has this token (or, on v1, the v1 API is switched off). */
+        UnknownInviteToken: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_UNRECOGNIZED",
+                 *       "error": "Unknown invitation token"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNRECOGNIZED";
+                };
+            };
+        };
+        /** @description `M_UNRECOGNIZED`: this server does not validate phone numbers (on v1 also: the v1 API is switched off). Answered before the request is read. */
+        PhoneNotOffered: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_UNRECOGNIZED",
+                 *       "error": "This identity server does not validate phone numbers (msisdn); use email"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNRECOGNIZED";
+                };
+            };
+        };
+        /** @description A required query parameter is missing or malformed (JSON `M_MISSING_PARAMS` or `M_INVALID_PARAM`), or the token is wrong or expired, or the session has expired (the HTML page, saying so). */
+        SubmitTokenPageBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_MISSING_PARAMS",
+                 *       "error": "Missing parameters: token"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_MISSING_PARAMS" | "M_INVALID_PARAM";
+                };
+                "text/html": string;
+            };
+        };
+        /** @description No session has this `sid` and `client_secret`: the HTML page, saying the link is not valid. */
+        SubmitTokenPageNotFound: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1205,151 +1679,23 @@ export interface components {
                 "text/html": string;
             };
         };
-        /** @description Validated; redirects to the session's `next_link`. */
-        Redirect: {
-            headers: {
-                /** @description The session's `next_link`. */
-                Location?: string;
-                [name: string]: unknown;
-            };
-            content?: never;
-        };
-        /** @description `M_MISSING_PARAMS`, `M_INVALID_PARAM` (e.g. a `next_link` that is not an http(s) URL) or `M_INVALID_EMAIL`. */
-        RequestTokenBadRequest: {
+        /** @description No session has this `sid` and `client_secret` (the HTML page), or the v1 API is switched off (JSON `M_UNRECOGNIZED`). */
+        SubmitTokenPageNotFoundV1: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /**
-         * @description `M_MISSING_PARAMS`, `M_INVALID_PARAM` (also: wrong or expired token),
-         *     `M_SESSION_NOT_VALIDATED` or `M_SESSION_EXPIRED`.
-         */
-        SessionBadRequest: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description `M_NO_VALID_SESSION`: no session with this `sid` and `client_secret`. */
-        NoValidSession: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description `M_TERMS_NOT_SIGNED`, or `M_UNAUTHORIZED` (e.g. `mxid` is not the token user, or the private key is not the invitation's). */
-        BindingForbidden: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description `M_UNRECOGNIZED`: this server does not validate phone numbers. */
-        MsisdnUnsupported: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description The validated address. */
-        ValidatedThreePid: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ValidatedThreePid"];
-            };
-        };
-        /** @description The association, signed by this server's long-term key. */
-        SignedAssociation: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["SignedAssociation"];
-            };
-        };
-        /** @description `M_NOT_FOUND`: the address is not bound to that Matrix ID. */
-        NotBound: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description The current pepper and the supported algorithms. */
-        HashDetails: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["HashDetailsResponse"];
-            };
-        };
-        /** @description The bound entries, each to its Matrix ID. */
-        LookupMappings: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["LookupResponse"];
-            };
-        };
-        /** @description `M_MISSING_PARAMS`, `M_INVALID_PARAM` (unknown algorithm, malformed entry) or `M_INVALID_PEPPER` (stale pepper). */
-        LookupBadRequest: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
-            };
-        };
-        /** @description The signed association, or `{}` when the address is not bound. */
-        LookupV1Response: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["SignedAssociation"] | components["schemas"]["EmptyObject"];
-            };
-        };
-        /** @description The bound pairs with their Matrix IDs. */
-        BulkLookupResponse: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["BulkLookupResponse"];
-            };
-        };
-        /** @description `{mxid, sender, token}` signed with the ephemeral key. */
-        SignedInvitation: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["SignedInvitation"];
-            };
-        };
-        /** @description `M_UNRECOGNIZED`: no invitation has this token. */
-        UnknownInviteToken: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["MatrixError"];
+                "text/html": string;
+                /**
+                 * @example {
+                 *       "errcode": "M_UNRECOGNIZED",
+                 *       "error": "The v1 identity API is disabled on this server"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNRECOGNIZED";
+                };
             };
         };
     };
@@ -1381,23 +1727,7 @@ export interface components {
         /** @description v1 only, as old web clients send it; the body's value wins. */
         PrivateKeyQuery: string;
     };
-    requestBodies: {
-        InvitationRequest: {
-            content: {
-                /**
-                 * @example {
-                 *       "medium": "email",
-                 *       "address": "alice@example.org",
-                 *       "room_id": "!abc:example.org",
-                 *       "sender": "@bob:example.org",
-                 *       "room_name": "Tea party",
-                 *       "sender_display_name": "Bob"
-                 *     }
-                 */
-                "application/json": components["schemas"]["InvitationRequest"];
-            };
-        };
-    };
+    requestBodies: never;
     headers: never;
     pathItems: never;
 }
@@ -1432,6 +1762,7 @@ export interface operations {
                     "application/json": components["schemas"]["VersionsResponse"];
                 };
             };
+            500: components["responses"]["ServerError"];
         };
     };
     pingV2: {
@@ -1443,7 +1774,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["EmptyObject"];
+            /** @description An empty JSON object. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {} */
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            500: components["responses"]["ServerError"];
         };
     };
     v1Status: {
@@ -1455,7 +1796,18 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["EmptyObject"];
+            /** @description An empty JSON object. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {} */
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            404: components["responses"]["V1Disabled"];
+            500: components["responses"]["ServerError"];
         };
     };
     storeInviteV2: {
@@ -1472,15 +1824,37 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: components["requestBodies"]["InvitationRequest"];
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "medium": "email",
+                 *       "address": "alice@example.org",
+                 *       "room_id": "!abc:example.org",
+                 *       "sender": "@bob:example.org",
+                 *       "room_name": "Tea party",
+                 *       "sender_display_name": "Bob"
+                 *     }
+                 */
+                "application/json": components["schemas"]["InvitationRequest"];
+            };
+        };
         responses: {
-            200: components["responses"]["InvitationResponse"];
+            /** @description The invitation was stored and its email queued. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationResponse"];
+                };
+            };
             400: components["responses"]["StoreInviteBadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["StoreInviteForbidden"];
             413: components["responses"]["TooLarge"];
-            429: components["responses"]["LimitExceeded"];
-            500: components["responses"]["Unknown"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["ServerError"];
         };
     };
     invite: {
@@ -1497,14 +1871,37 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: components["requestBodies"]["InvitationRequest"];
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "medium": "email",
+                 *       "address": "alice@example.org",
+                 *       "room_id": "!abc:example.org",
+                 *       "sender": "@bob:example.org",
+                 *       "room_name": "Tea party",
+                 *       "sender_display_name": "Bob"
+                 *     }
+                 */
+                "application/json": components["schemas"]["InvitationRequest"];
+            };
+        };
         responses: {
-            200: components["responses"]["InvitationResponse"];
+            /** @description The invitation was stored and its email queued. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationResponse"];
+                };
+            };
             400: components["responses"]["StoreInviteBadRequest"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["InvitationBlocked"];
+            404: components["responses"]["V1Disabled"];
             413: components["responses"]["TooLarge"];
-            429: components["responses"]["LimitExceeded"];
-            500: components["responses"]["Unknown"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["ServerError"];
         };
     };
     getPubKeyV2: {
@@ -1519,9 +1916,23 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["PublicKey"];
-            404: components["responses"]["NotFound"];
-            500: components["responses"]["Unknown"];
+            /** @description The public key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "public_key": "VXuGitF39UH5iRfvbIknlvlAVKgD1BsLDMvBf0pmp7c"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PublicKeyResponse"];
+                };
+            };
+            400: components["responses"]["BadPath"];
+            404: components["responses"]["KeyNotFound"];
+            500: components["responses"]["ServerError"];
         };
     };
     get: {
@@ -1536,9 +1947,23 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["PublicKey"];
-            404: components["responses"]["NotFound"];
-            500: components["responses"]["Unknown"];
+            /** @description The public key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "public_key": "VXuGitF39UH5iRfvbIknlvlAVKgD1BsLDMvBf0pmp7c"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PublicKeyResponse"];
+                };
+            };
+            400: components["responses"]["BadPath"];
+            404: components["responses"]["KeyNotFoundV1"];
+            500: components["responses"]["ServerError"];
         };
     };
     isPubKeyValidV2: {
@@ -1553,9 +1978,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["Validity"];
-            400: components["responses"]["MissingParams"];
-            500: components["responses"]["Unknown"];
+            /** @description Whether the key is valid. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "valid": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["KeyValidationResponse"];
+                };
+            };
+            400: components["responses"]["BadQuery"];
+            500: components["responses"]["ServerError"];
         };
     };
     valid: {
@@ -1570,9 +2008,23 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["Validity"];
-            400: components["responses"]["MissingParams"];
-            500: components["responses"]["Unknown"];
+            /** @description Whether the key is valid. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "valid": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["KeyValidationResponse"];
+                };
+            };
+            400: components["responses"]["BadQuery"];
+            404: components["responses"]["V1Disabled"];
+            500: components["responses"]["ServerError"];
         };
     };
     isEphemeralPubKeyValidV2: {
@@ -1587,9 +2039,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["Validity"];
-            400: components["responses"]["MissingParams"];
-            500: components["responses"]["Unknown"];
+            /** @description Whether the key is valid. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "valid": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["KeyValidationResponse"];
+                };
+            };
+            400: components["responses"]["BadQuery"];
+            500: components["responses"]["ServerError"];
         };
     };
     ephemeralValid: {
@@ -1604,9 +2069,23 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["Validity"];
-            400: components["responses"]["MissingParams"];
-            500: components["responses"]["Unknown"];
+            /** @description Whether the key is valid. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "valid": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["KeyValidationResponse"];
+                };
+            };
+            400: components["responses"]["BadQuery"];
+            404: components["responses"]["V1Disabled"];
+            500: components["responses"]["ServerError"];
         };
     };
     registerAccount: {
@@ -1626,7 +2105,7 @@ export interface operations {
                  *       "expires_in": 3600
                  *     }
                  */
-                "application/json": components["schemas"]["OpenIdToken"];
+                "application/json": components["schemas"]["OpenIdRequest"];
             };
         };
         responses: {
@@ -1638,18 +2117,18 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "token": "abc123_OpaqueString",
-                     *       "access_token": "abc123_OpaqueString"
+                     *       "token": "abc123_OpaqueString_of_43_characters_long_x",
+                     *       "access_token": "abc123_OpaqueString_of_43_characters_long_x"
                      *     }
                      */
-                    "application/json": components["schemas"]["RegisterResponse"];
+                    "application/json": components["schemas"]["Token"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            400: components["responses"]["BadBody"];
             401: components["responses"]["OpenIdRejected"];
             403: components["responses"]["RegisterForbidden"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
             502: components["responses"]["HomeserverUnavailable"];
         };
     };
@@ -1673,11 +2152,11 @@ export interface operations {
                      *       "user_id": "@alice:example.org"
                      *     }
                      */
-                    "application/json": components["schemas"]["AccountResponse"];
+                    "application/json": components["schemas"]["OpenIdInfo"];
                 };
             };
-            401: components["responses"]["UnknownToken"];
-            500: components["responses"]["Unknown"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["ServerError"];
         };
     };
     logout: {
@@ -1689,9 +2168,20 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["EmptyObject"];
-            401: components["responses"]["UnknownToken"];
-            500: components["responses"]["Unknown"];
+            /** @description An empty JSON object. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {} */
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            400: components["responses"]["NotJson"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["ServerError"];
         };
     };
     getTerms: {
@@ -1729,7 +2219,7 @@ export interface operations {
                     "application/json": components["schemas"]["TermsResponse"];
                 };
             };
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     agreeToTerms: {
@@ -1748,15 +2238,24 @@ export interface operations {
                  *       ]
                  *     }
                  */
-                "application/json": components["schemas"]["AgreeToTermsRequest"];
+                "application/json": components["schemas"]["UserAccepts"];
             };
         };
         responses: {
-            200: components["responses"]["EmptyObject"];
-            400: components["responses"]["BadRequest"];
+            /** @description An empty JSON object. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {} */
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            400: components["responses"]["BadBody"];
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     emailRequestTokenV2: {
@@ -1768,17 +2267,30 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["EmailRequestTokenRequest"];
+                "application/json": components["schemas"]["EmailRequestToken"];
             };
         };
         responses: {
-            200: components["responses"]["SidResponse"];
+            /** @description The session id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "sid": "1234"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SessionResponse"];
+                };
+            };
             400: components["responses"]["RequestTokenBadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["BindingForbidden"];
+            403: components["responses"]["TermsNotSigned"];
             413: components["responses"]["TooLarge"];
-            429: components["responses"]["LimitExceeded"];
-            500: components["responses"]["Unknown"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["ServerError"];
         };
     };
     createEmailSession: {
@@ -1790,15 +2302,30 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["EmailRequestTokenRequest"];
+                "application/json": components["schemas"]["EmailRequestToken"];
+                "application/x-www-form-urlencoded": components["schemas"]["EmailRequestToken"];
             };
         };
         responses: {
-            200: components["responses"]["SidResponse"];
+            /** @description The session id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "sid": "1234"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SessionResponse"];
+                };
+            };
             400: components["responses"]["RequestTokenBadRequest"];
+            404: components["responses"]["V1Disabled"];
             413: components["responses"]["TooLarge"];
-            429: components["responses"]["LimitExceeded"];
-            500: components["responses"]["Unknown"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["ServerError"];
         };
     };
     emailSubmitTokenGetV2: {
@@ -1819,10 +2346,27 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["HtmlPage"];
-            302: components["responses"]["Redirect"];
-            400: components["responses"]["MissingParams"];
-            500: components["responses"]["Unknown"];
+            /** @description The address is validated: a small HTML page saying so. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Validated; redirects to the session's `next_link`. */
+            302: {
+                headers: {
+                    /** @description The session's `next_link`. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["SubmitTokenPageBadRequest"];
+            404: components["responses"]["SubmitTokenPageNotFound"];
+            500: components["responses"]["ServerError"];
         };
     };
     emailSubmitTokenPostV2: {
@@ -1834,17 +2378,30 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["SubmitTokenRequest"];
+                "application/json": components["schemas"]["SubmitToken"];
             };
         };
         responses: {
-            200: components["responses"]["SuccessResponse"];
-            400: components["responses"]["SessionBadRequest"];
+            /** @description The session is validated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SessionValidationResponse"];
+                };
+            };
+            400: components["responses"]["SubmitTokenBadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["BindingForbidden"];
+            403: components["responses"]["TermsNotSigned"];
             404: components["responses"]["NoValidSession"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     getValidateEmail: {
@@ -1865,10 +2422,27 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["HtmlPage"];
-            302: components["responses"]["Redirect"];
-            400: components["responses"]["MissingParams"];
-            500: components["responses"]["Unknown"];
+            /** @description The address is validated: a small HTML page saying so. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Validated; redirects to the session's `next_link`. */
+            302: {
+                headers: {
+                    /** @description The session's `next_link`. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["SubmitTokenPageBadRequest"];
+            404: components["responses"]["SubmitTokenPageNotFoundV1"];
+            500: components["responses"]["ServerError"];
         };
     };
     postValidateEmail: {
@@ -1880,15 +2454,29 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["SubmitTokenRequest"];
+                "application/json": components["schemas"]["SubmitToken"];
+                "application/x-www-form-urlencoded": components["schemas"]["SubmitToken"];
             };
         };
         responses: {
-            200: components["responses"]["SuccessResponse"];
-            400: components["responses"]["SessionBadRequest"];
-            404: components["responses"]["NoValidSession"];
+            /** @description The session is validated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SessionValidationResponse"];
+                };
+            };
+            400: components["responses"]["SubmitTokenBadRequest"];
+            404: components["responses"]["NoValidSessionV1"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     msisdnRequestTokenV2: {
@@ -1898,15 +2486,23 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
-                "application/json": components["schemas"]["AnyObject"];
+                "application/json": components["schemas"]["PhoneRequestToken"];
             };
         };
         responses: {
-            400: components["responses"]["MsisdnUnsupported"];
-            413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            /** @description The session id (what an identity server that validates phone numbers answers). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionResponse"];
+                };
+            };
+            404: components["responses"]["PhoneNotOffered"];
+            500: components["responses"]["ServerError"];
         };
     };
     createPhoneSession: {
@@ -1916,15 +2512,24 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
-                "application/json": components["schemas"]["AnyObject"];
+                "application/json": components["schemas"]["PhoneRequestToken"];
+                "application/x-www-form-urlencoded": components["schemas"]["PhoneRequestToken"];
             };
         };
         responses: {
-            400: components["responses"]["MsisdnUnsupported"];
-            413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            /** @description The session id (what an identity server that validates phone numbers answers). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionResponse"];
+                };
+            };
+            404: components["responses"]["PhoneNotOffered"];
+            500: components["responses"]["ServerError"];
         };
     };
     msisdnSubmitTokenGetV2: {
@@ -1936,8 +2541,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            400: components["responses"]["MsisdnUnsupported"];
-            500: components["responses"]["Unknown"];
+            /** @description An empty object (what an identity server that validates phone numbers answers). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            404: components["responses"]["PhoneNotOffered"];
+            500: components["responses"]["ServerError"];
         };
     };
     msisdnSubmitTokenPostV2: {
@@ -1947,15 +2561,23 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
-                "application/json": components["schemas"]["AnyObject"];
+                "application/json": components["schemas"]["SubmitToken"];
             };
         };
         responses: {
-            400: components["responses"]["MsisdnUnsupported"];
-            413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            /** @description The session is validated (what an identity server that validates phone numbers answers). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionValidationResponse"];
+                };
+            };
+            404: components["responses"]["PhoneNotOffered"];
+            500: components["responses"]["ServerError"];
         };
     };
     getValidatePhone: {
@@ -1967,8 +2589,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            400: components["responses"]["MsisdnUnsupported"];
-            500: components["responses"]["Unknown"];
+            /** @description An empty object (what an identity server that validates phone numbers answers). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            404: components["responses"]["PhoneNotOffered"];
+            500: components["responses"]["ServerError"];
         };
     };
     postValidatePhone: {
@@ -1978,15 +2609,24 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
-                "application/json": components["schemas"]["AnyObject"];
+                "application/json": components["schemas"]["SubmitToken"];
+                "application/x-www-form-urlencoded": components["schemas"]["SubmitToken"];
             };
         };
         responses: {
-            400: components["responses"]["MsisdnUnsupported"];
-            413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            /** @description The session is validated (what an identity server that validates phone numbers answers). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionValidationResponse"];
+                };
+            };
+            404: components["responses"]["PhoneNotOffered"];
+            500: components["responses"]["ServerError"];
         };
     };
     getValidated3pidV2: {
@@ -2003,12 +2643,27 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["ValidatedThreePid"];
-            400: components["responses"]["SessionBadRequest"];
+            /** @description The validated address. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "medium": "email",
+                     *       "address": "alice@example.org",
+                     *       "validated_at": 1700000000000
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ValidationResponse"];
+                };
+            };
+            400: components["responses"]["ValidatedBadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["BindingForbidden"];
+            403: components["responses"]["TermsNotSigned"];
             404: components["responses"]["NoValidSession"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     validate: {
@@ -2025,10 +2680,25 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["ValidatedThreePid"];
-            400: components["responses"]["SessionBadRequest"];
-            404: components["responses"]["NoValidSession"];
-            500: components["responses"]["Unknown"];
+            /** @description The validated address. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "medium": "email",
+                     *       "address": "alice@example.org",
+                     *       "validated_at": 1700000000000
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ValidationResponse"];
+                };
+            };
+            400: components["responses"]["ValidatedBadRequest"];
+            404: components["responses"]["NoValidSessionV1"];
+            500: components["responses"]["ServerError"];
         };
     };
     bindV2: {
@@ -2040,17 +2710,25 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["BindRequest"];
+                "application/json": components["schemas"]["PublishRequest"];
             };
         };
         responses: {
-            200: components["responses"]["SignedAssociation"];
-            400: components["responses"]["SessionBadRequest"];
+            /** @description The association, signed by this server's long-term key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublishResponse"];
+                };
+            };
+            400: components["responses"]["BindBadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["BindingForbidden"];
+            403: components["responses"]["BindForbidden"];
             404: components["responses"]["NoValidSession"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     bind: {
@@ -2062,15 +2740,24 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["BindRequest"];
+                "application/json": components["schemas"]["PublishRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PublishRequest"];
             };
         };
         responses: {
-            200: components["responses"]["SignedAssociation"];
-            400: components["responses"]["SessionBadRequest"];
-            404: components["responses"]["NoValidSession"];
+            /** @description The association, signed by this server's long-term key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublishResponse"];
+                };
+            };
+            400: components["responses"]["BindBadRequest"];
+            404: components["responses"]["NoValidSessionV1"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     unbindV2: {
@@ -2086,13 +2773,22 @@ export interface operations {
             };
         };
         responses: {
-            200: components["responses"]["EmptyObject"];
-            400: components["responses"]["SessionBadRequest"];
-            401: components["responses"]["UnbindUnauthorized"];
-            403: components["responses"]["BindingForbidden"];
-            404: components["responses"]["NotBound"];
+            /** @description An empty JSON object. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {} */
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            400: components["responses"]["BindBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["UnbindForbidden"];
+            404: components["responses"]["UnbindNotFound"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     unbind: {
@@ -2108,13 +2804,21 @@ export interface operations {
             };
         };
         responses: {
-            200: components["responses"]["EmptyObject"];
-            400: components["responses"]["SessionBadRequest"];
-            401: components["responses"]["UnbindUnauthorized"];
-            403: components["responses"]["BindingForbidden"];
-            404: components["responses"]["NotBound"];
+            /** @description An empty JSON object. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {} */
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            400: components["responses"]["BindBadRequest"];
+            403: components["responses"]["UnbindForbiddenV1"];
+            404: components["responses"]["UnbindNotFoundV1"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     getHashDetails: {
@@ -2126,11 +2830,27 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["HashDetails"];
-            400: components["responses"]["MissingParams"];
+            /** @description The current pepper and the supported algorithms. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "lookup_pepper": "matrixrocks",
+                     *       "algorithms": [
+                     *         "none",
+                     *         "sha256"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["HashDetails"];
+                };
+            };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["BindingForbidden"];
-            500: components["responses"]["Unknown"];
+            403: components["responses"]["TermsNotSigned"];
+            500: components["responses"]["ServerError"];
         };
     };
     lookupUsersV2: {
@@ -2146,12 +2866,27 @@ export interface operations {
             };
         };
         responses: {
-            200: components["responses"]["LookupMappings"];
+            /** @description The bound entries, each to its Matrix ID. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "mappings": {
+                     *         "4kenr7N9drpCJ4AfalmlGQVsOn3o2RHjkADUpXJWZUc": "@alice:example.org"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["LookupResponse"];
+                };
+            };
             400: components["responses"]["LookupBadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["BindingForbidden"];
+            403: components["responses"]["TermsNotSigned"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     lookup: {
@@ -2166,9 +2901,18 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["LookupV1Response"];
-            400: components["responses"]["MissingParams"];
-            500: components["responses"]["Unknown"];
+            /** @description The signed association, or `{}` when the address is not bound. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SingleLookupResponse"];
+                };
+            };
+            400: components["responses"]["BadQuery"];
+            404: components["responses"]["V1Disabled"];
+            500: components["responses"]["ServerError"];
         };
     };
     bulkLookup: {
@@ -2184,10 +2928,30 @@ export interface operations {
             };
         };
         responses: {
-            200: components["responses"]["BulkLookupResponse"];
-            400: components["responses"]["MissingParams"];
+            /** @description The bound pairs with their Matrix IDs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "threepids": [
+                     *         [
+                     *           "email",
+                     *           "alice@example.org",
+                     *           "@alice:example.org"
+                     *         ]
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BulkLookupResponse"];
+                };
+            };
+            400: components["responses"]["BadBody"];
+            404: components["responses"]["V1Disabled"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     blindlySignStuffV2: {
@@ -2199,17 +2963,25 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["SignEd25519Request"];
+                "application/json": components["schemas"]["SigningRequest"];
             };
         };
         responses: {
-            200: components["responses"]["SignedInvitation"];
-            400: components["responses"]["MissingParams"];
+            /** @description `{mxid, sender, token}` signed with the ephemeral key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningResponse"];
+                };
+            };
+            400: components["responses"]["BadBody"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["BindingForbidden"];
+            403: components["responses"]["SignForbidden"];
             404: components["responses"]["UnknownInviteToken"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
     sign: {
@@ -2228,16 +3000,24 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["SignEd25519Request"];
+                "application/json": components["schemas"]["LegacySigningRequest"];
             };
         };
         responses: {
-            200: components["responses"]["SignedInvitation"];
-            400: components["responses"]["MissingParams"];
-            403: components["responses"]["BindingForbidden"];
+            /** @description `{mxid, sender, token}` signed with the ephemeral key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningResponse"];
+                };
+            };
+            400: components["responses"]["BadBody"];
+            403: components["responses"]["SignForbiddenV1"];
             404: components["responses"]["UnknownInviteToken"];
             413: components["responses"]["TooLarge"];
-            500: components["responses"]["Unknown"];
+            500: components["responses"]["ServerError"];
         };
     };
 }

@@ -7,12 +7,14 @@ export interface OperationValidators {
   secured: boolean;
   xMatrix: boolean;
   termsExempt: boolean;
-  unknownToken: boolean;
+  notOffered: boolean;
   bulk: boolean;
   body?: ValidateFunction;
+  form?: Record<string, 'integer' | 'number' | 'boolean'>;
   query?: ValidateFunction;
   params?: ValidateFunction;
   responses: Record<string, ValidateFunction>;
+  text: string[];
 }
 
 export declare const operations: {

@@ -56,14 +56,21 @@ interface OperationInfo {
   xMatrix: boolean;
   /** `x-tessera-terms-exempt: true`: reachable before the account has accepted the terms. */
   termsExempt: boolean;
-  /** `x-tessera-unknown-token: true`: an unknown or expired token answers M_UNKNOWN_TOKEN, not M_UNAUTHORIZED. */
-  unknownToken: boolean;
+  /** `x-tessera-not-offered: true`: documented (the spec has it) but not offered: answered 404 before anything is read. */
+  notOffered: boolean;
   /** `x-tessera-bulk: true`: a bulk look-up, admitted through the bulk gate (performance.bulkConcurrency). */
   bulk: boolean;
   body?: string;
+  /**
+   * The request body may also come form-encoded (`application/x-www-form-urlencoded`, the legacy v1 routes): the
+   * JSON type of each non-string field, so the pipeline can turn the form's strings into what the schema says.
+   */
+  form?: Record<string, string>;
   query?: string;
   params?: string;
   responses: Record<string, string>;
+  /** Statuses documented with a `text/html` body. */
+  text: string[];
 }
 
 function paramSchema(params: Obj[], where: string): Obj | undefined {
@@ -76,6 +83,38 @@ function paramSchema(params: Obj[], where: string): Obj | undefined {
     if (p.required) required.push(p.name as string);
   }
   return { type: 'object', properties, required, additionalProperties: true };
+}
+
+/** The non-string top-level fields of a form body's schema, by JSON type (form values arrive as strings). */
+function formTypes(schema: Obj): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, prop] of Object.entries((schema.properties as Obj | undefined) ?? {})) {
+    const type = (prop as Obj).type;
+    if (type === 'integer' || type === 'number' || type === 'boolean') out[name] = type;
+  }
+  return out;
+}
+
+/**
+ * The strict profile of a response schema. The document leaves response objects open (a client must accept fields a
+ * later server adds), but Tessera's own answers must carry only documented fields: every object schema that names
+ * its properties and says nothing of others gets `unevaluatedProperties: false`. Subschemas of allOf/anyOf/oneOf are
+ * left open and the combining schema is closed instead, since a closed branch would reject its siblings' fields.
+ */
+function strict(node: Json, inComposition = false): Json {
+  if (Array.isArray(node)) return node.map((n) => strict(n));
+  if (node === null || typeof node !== 'object') return node;
+  const out: Obj = {};
+  const composed = ['allOf', 'anyOf', 'oneOf'].some((k) => k in node);
+  for (const [k, v] of Object.entries(node)) {
+    if (k === 'allOf' || k === 'anyOf' || k === 'oneOf') out[k] = (v as Json[]).map((n) => strict(n, true));
+    else if (k === 'properties') out[k] = Object.fromEntries(Object.entries(v as Obj).map(([p, s]) => [p, strict(s)]));
+    else if (k === 'items' || k === 'additionalProperties') out[k] = strict(v);
+    else out[k] = v;
+  }
+  const open = !('additionalProperties' in node) && !('unevaluatedProperties' in node);
+  if (open && !inComposition && ('properties' in node || composed)) out.unevaluatedProperties = false;
+  return out;
 }
 
 /** Follows a chain of local `$ref`s to the object they name (for responses, bodies, parameters). */
@@ -93,7 +132,11 @@ function lookup(doc: Obj, ref: string): Json {
   return target;
 }
 
-async function buildValidators(file: string): Promise<{ js: string; dts: string }> {
+/**
+ * `strictResponses`: compile response schemas through the strict profile. Only for what Tessera answers (the
+ * identity document); what homeservers answer Tessera is read as documented, open to fields added later.
+ */
+async function buildValidators(file: string, strictResponses: boolean): Promise<{ js: string; dts: string }> {
   const doc = parse(readFileSync(file, 'utf8')) as Obj;
   const ajv = new Ajv2020({ strict: false, allErrors: true, code: { source: true, esm: true } });
   const ops: OperationInfo[] = [];
@@ -101,6 +144,19 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
   const add = (name: string, schema: Json): string => {
     if (!(name in exportsMap)) {
       ajv.addSchema(deref(doc, schema) as Obj, name);
+      exportsMap[name] = name;
+    }
+    return name;
+  };
+  /** A response schema under the strict profile (see `strict`), compiled once per component it names. */
+  const strictSchemaFor = (fallbackName: string, schema: Json): string => {
+    const ref = (schema as Obj).$ref;
+    const name = typeof ref === 'string' && ref.startsWith('#/components/schemas/') && Object.keys(schema as Obj).length === 1
+      ? `strict_${ref.slice('#/components/schemas/'.length)}`
+      : fallbackName;
+    if (!strictResponses) return schemaFor(fallbackName, schema);
+    if (!(name in exportsMap)) {
+      ajv.addSchema(strict(deref(doc, schema)) as Obj, name);
       exportsMap[name] = name;
     }
     return name;
@@ -131,12 +187,16 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
         secured: (Array.isArray(op.security) ? op.security.length > 0 : globalSecured) && !anonymous,
         xMatrix: requirements.some((r) => 'xMatrix' in r),
         termsExempt: op['x-tessera-terms-exempt'] === true,
-        unknownToken: op['x-tessera-unknown-token'] === true,
+        notOffered: op['x-tessera-not-offered'] === true,
         bulk: op['x-tessera-bulk'] === true,
         responses: {},
+        text: [],
       };
-      const body = ((follow(doc, op.requestBody ?? null)?.content as Obj | undefined)?.['application/json'] as Obj | undefined);
+      const requestContent = follow(doc, op.requestBody ?? null)?.content as Obj | undefined;
+      const body = requestContent?.['application/json'] as Obj | undefined;
       if (body?.schema) info.body = schemaFor(`${id}_body`, body.schema);
+      const form = requestContent?.['application/x-www-form-urlencoded'] as Obj | undefined;
+      if (form?.schema) info.form = formTypes(deref(doc, form.schema) as Obj);
       const query = paramSchema(params, 'query');
       if (query) info.query = add(`${id}_query`, query);
       const pathParams = paramSchema(params, 'path');
@@ -144,10 +204,11 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
       for (const [status, resp] of Object.entries((op.responses as Obj) ?? {})) {
         const content = follow(doc, resp).content as Obj | undefined;
         const schema = (content?.['application/json'] as Obj | undefined)?.schema;
-        if (schema) info.responses[status] = schemaFor(`${id}_r${status}`, schema);
-        // Non-JSON answers (an HTML page, a redirect) are documented too: their body is a string or nothing.
-        else if (content?.['text/html']) info.responses[status] = add('schema_TextBody', { type: 'string' });
+        // Responses are checked through the strict profile: Tessera sends no field its document does not name.
+        if (schema) info.responses[status] = strictSchemaFor(`${id}_r${status}`, schema);
         else if (!content) info.responses[status] = add('schema_NoContent', {});
+        // Non-JSON answers (HTML pages) are documented by status; their body is text.
+        if (content?.['text/html']) info.text.push(status);
       }
       ops.push(info);
     }
@@ -163,22 +224,24 @@ async function buildValidators(file: string): Promise<{ js: string; dts: string 
       `secured: ${o.secured}`,
       `xMatrix: ${o.xMatrix}`,
       `termsExempt: ${o.termsExempt}`,
-      `unknownToken: ${o.unknownToken}`,
+      `notOffered: ${o.notOffered}`,
       `bulk: ${o.bulk}`,
     ];
     if (o.body) parts.push(`body: ${o.body}`);
+    if (o.form) parts.push(`form: ${JSON.stringify(o.form)}`);
     if (o.query) parts.push(`query: ${o.query}`);
     if (o.params) parts.push(`params: ${o.params}`);
     const resp = Object.entries(o.responses).map(([s, n]) => `${JSON.stringify(s)}: ${n}`);
     parts.push(`responses: { ${resp.join(', ')} }`);
+    parts.push(`text: ${JSON.stringify(o.text)}`);
     return `  ${JSON.stringify(o.operationId)}: { ${parts.join(', ')} },`;
   };
   js = `${HEADER}/* eslint-disable */\n${UCS2LENGTH}\n${js}\n\nexport const operations = {\n${ops.map(entry).join('\n')}\n};\n`;
   const dts =
     `${HEADER}import type { ValidateFunction } from 'ajv';\n\n` +
-    `export interface OperationValidators {\n  method: string;\n  path: string;\n  secured: boolean;\n  xMatrix: boolean;\n  termsExempt: boolean;\n  unknownToken: boolean;\n  bulk: boolean;\n` +
-    `  body?: ValidateFunction;\n  query?: ValidateFunction;\n  params?: ValidateFunction;\n` +
-    `  responses: Record<string, ValidateFunction>;\n}\n\n` +
+    `export interface OperationValidators {\n  method: string;\n  path: string;\n  secured: boolean;\n  xMatrix: boolean;\n  termsExempt: boolean;\n  notOffered: boolean;\n  bulk: boolean;\n` +
+    `  body?: ValidateFunction;\n  form?: Record<string, 'integer' | 'number' | 'boolean'>;\n  query?: ValidateFunction;\n  params?: ValidateFunction;\n` +
+    `  responses: Record<string, ValidateFunction>;\n  text: string[];\n}\n\n` +
     `export declare const operations: {\n${ops.map((o) => `  ${JSON.stringify(o.operationId)}: OperationValidators;`).join('\n')}\n};\n`;
   return { js, dts };
 }
@@ -194,7 +257,7 @@ async function main(): Promise<void> {
     const file = join(root, 'openapi', `${name}.yaml`);
     if (!existsSync(file)) continue;
     outputs[`generated/${name}.types.ts`] = await buildTypes(file);
-    const { js, dts } = await buildValidators(file);
+    const { js, dts } = await buildValidators(file, name === 'identity');
     outputs[`generated/${name}.validators.js`] = js;
     outputs[`generated/${name}.validators.d.ts`] = dts;
   }

@@ -10,7 +10,7 @@ import { lookupHash } from './hash.js';
 import { currentPepper } from './pepper.js';
 import { validatedSession } from './sessions.js';
 
-export type SignedAssociation = Schema<'SignedAssociation'>;
+export type SignedAssociation = Schema<'PublishResponse'>;
 
 /** An association as it travels on the wire (bind answer, v1 lookup, onbind body), before signing. */
 function associationFields(a: Association) {

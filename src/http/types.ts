@@ -4,7 +4,7 @@ import type { Account } from './security.js';
 
 export type OperationId = keyof operations;
 
-/** A named schema of the document, e.g. `Schema<'SignedAssociation'>`. */
+/** A named schema of the document, e.g. `Schema<'PublishResponse'>`. */
 export type Schema<N extends keyof components['schemas']> = components['schemas'][N];
 
 type JsonOf<T> = T extends { content: { 'application/json': infer B } } ? B : never;
@@ -36,9 +36,9 @@ export interface JsonReply<Op extends OperationId> {
   body: OkBody<Op>;
 }
 
-/** A non-JSON answer (an HTML page, a redirect), for operations whose 200 is not JSON. */
+/** A non-JSON answer (an HTML page, a redirect), for operations whose 200 is not JSON; 400/404 for a page that reports a failure. */
 export interface RawReply {
-  status: 200 | 302;
+  status: 200 | 302 | 400 | 404;
   /** The page, or '' for a redirect. */
   body: string;
   contentType: string;

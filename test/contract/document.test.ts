@@ -9,6 +9,23 @@ import { operations } from '../../generated/identity.validators.js';
 
 const doc = parse(readFileSync(new URL('../../openapi/identity.yaml', import.meta.url), 'utf8'));
 
+function resolve(node: any): any {
+  let cur = node;
+  while (cur?.$ref) cur = cur.$ref.slice(2).split('/').reduce((o: any, k: string) => o[k], doc);
+  return cur;
+}
+
+/** The errcode enum of an error schema (directly, or in one branch of its allOf). */
+function errcodesOf(schema: any): string[] | undefined {
+  const s = resolve(schema);
+  if (s?.properties?.errcode?.enum) return s.properties.errcode.enum;
+  for (const branch of s?.allOf ?? []) {
+    const codes = resolve(branch)?.properties?.errcode?.enum;
+    if (codes) return codes;
+  }
+  return undefined;
+}
+
 function documentOperations(): { id: string; op: any }[] {
   const out: { id: string; op: any }[] = [];
   for (const item of Object.values<any>(doc.paths)) {
@@ -44,13 +61,55 @@ describe('openapi/identity.yaml', () => {
     expect(Object.keys(operations).sort()).toEqual(documentOperations().map((o) => o.id).sort());
   });
 
-  it('documents an error schema for every non-2xx response', () => {
+  it('gives every operation a description, a 2xx and a 4xx (or a lint exception saying why not)', () => {
+    const exempt = new Set(['getVersions', 'pingV2', 'getTerms']); // openapi/.redocly.lint-ignore.yaml gives the reason
+    for (const { id, op } of documentOperations()) {
+      const statuses = Object.keys(op.responses);
+      expect(op.description, id).toBeTruthy();
+      expect(statuses.some((s) => s.startsWith('2')), id).toBe(true);
+      expect(statuses.some((s) => s.startsWith('4')), id).toBe(!exempt.has(id));
+    }
+  });
+
+  it('constrains errcode to an enum on every JSON error response', () => {
     for (const { id, op } of documentOperations()) {
       for (const [status, resp] of Object.entries<any>(op.responses)) {
-        if (status.startsWith('2')) continue;
-        expect(resp.$ref ?? resp.content, `${id} ${status}`).toBeTruthy();
+        if (/^[23]/.test(status)) continue;
+        const json = resolve(resp).content?.['application/json'];
+        if (!json) {
+          expect(resolve(resp).content?.['text/html'], `${id} ${status}: neither JSON nor an HTML page`).toBeTruthy();
+          continue;
+        }
+        const codes = errcodesOf(json.schema);
+        expect(codes, `${id} ${status}`).toBeDefined();
+        expect(codes!.length, `${id} ${status}`).toBeGreaterThan(0);
+        for (const c of codes!) expect(c, `${id} ${status}`).toMatch(/^M_[A-Z_]+$/);
       }
     }
+  });
+
+  it('leaves response objects open and request bodies typed', () => {
+    // A closed response (additionalProperties: false) makes generated validators reject any server that adds a
+    // field; `additionalProperties: true` on a request body erases its type in common generators.
+    const closed: string[] = [];
+    const erased: string[] = [];
+    const visit = (node: any, where: string): void => {
+      if (Array.isArray(node)) return node.forEach((n, i) => visit(n, `${where}/${i}`));
+      if (!node || typeof node !== 'object') return;
+      if (node.additionalProperties === false) closed.push(where);
+      if (node.additionalProperties === true) erased.push(where);
+      for (const [k, v] of Object.entries(node)) visit(v, `${where}/${k}`);
+    };
+    visit(doc.components, '#/components');
+    visit(doc.paths, '#/paths');
+    expect(closed).toEqual([]);
+    expect(erased).toEqual([]);
+  });
+
+  it('has a templated server, not one baked-in address', () => {
+    expect(doc.servers).toHaveLength(1);
+    expect(doc.servers[0].url).toBe('{protocol}://{hostname}');
+    expect(doc.servers[0].variables.protocol.enum).toEqual(['https', 'http']);
   });
 
   it('keeps generated/ current (npm run generate changes nothing)', () => {
