@@ -37,4 +37,6 @@ export interface Deps {
   terms: Terms;
   /** When set (tests), every response is checked against the OpenAPI document and mismatches are recorded here. */
   responseViolations?: string[];
+  /** When set (tests), told of every answer's operation, status and errcode, to hold the document's errcodes to what is answered. */
+  responseSeen?: (operationId: string, status: number, errcode: string | undefined) => void;
 }

@@ -16,7 +16,9 @@ export type DomainErrorCode =
   | 'session_not_found'
   | 'session_not_validated'
   | 'session_expired'
-  | 'invalid_pepper';
+  | 'invalid_pepper'
+  // submitToken: the validation token is wrong or has expired
+  | 'token_incorrect';
 
 export class DomainError extends Error {
   constructor(

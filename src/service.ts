@@ -39,6 +39,7 @@ export interface ServiceOptions {
   auth?: Authenticator;
   federation?: FederationClient;
   responseViolations?: string[];
+  responseSeen?: Deps['responseSeen'];
   /** An already-listening server to mount on (tests listen first so the public URL knows the port). */
   server?: Server;
 }
@@ -83,6 +84,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
       clock,
       random,
       responseViolations: opts.responseViolations,
+      responseSeen: opts.responseSeen,
       terms,
     };
   } catch (err) {

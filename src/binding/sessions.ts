@@ -102,7 +102,7 @@ export async function submitEmailToken(deps: Deps, input: { sid: string; client_
   const s = await ownedSession(deps, input.sid, input.client_secret);
   const now = deps.clock();
   if (!secretsEqual(s.token, input.token) || (s.validatedAt === null && s.tokenExpiresAt <= now)) {
-    throw new DomainError('invalid_param', 'The token is wrong or has expired');
+    throw new DomainError('token_incorrect', 'The token is wrong or has expired');
   }
   if (s.validatedAt !== null) return s;
   const expiresAt = now + deps.config.binding.sessionLifetimeMs;

@@ -1,6 +1,6 @@
 // Validation sessions, bind/unbind, lookups and sign-ed25519 (v1 and v2; one handler per operation pair).
 import type { Deps } from '../deps.js';
-import { MatrixError } from '../http/errors.js';
+import { MatrixError, notOfferedError, toMatrixError } from '../http/errors.js';
 import type { RawReply, Reply, Req } from '../http/types.js';
 import { bindThreepid, unbindThreepid } from '../binding/bind.js';
 import { ALGORITHMS, bulkLookupV1, lookupV1, lookupV2 } from '../binding/lookup.js';
@@ -9,7 +9,6 @@ import { requestEmailToken, submitEmailToken, validatedSession } from '../bindin
 import { signInvitation } from '../invites/signEd25519.js';
 import { renderVerifyResponsePage } from '../mail/pages.js';
 import { DomainError } from '../domainErrors.js';
-import { toMatrixError } from '../http/errors.js';
 
 export async function handleEmailRequestToken(req: Req<'emailRequestTokenV2'> | Req<'createEmailSession'>, deps: Deps): Promise<Reply<'emailRequestTokenV2'>> {
   const body = req.body;
@@ -31,10 +30,12 @@ export async function handleEmailSubmitTokenGet(req: Req<'emailSubmitTokenGetV2'
   try {
     session = await submitEmailToken(deps, { sid: q.sid, client_secret: q.client_secret, token: q.token });
   } catch (err) {
+    // Still a page for the person who clicked, but with the status of the Matrix error behind it (404: unknown
+    // session or wrong client_secret; 400: expired session or wrong token), so that no client takes it for success.
     const m = toMatrixError(err);
-    if (!m || m.status >= 500) throw err;
+    if (!m || (m.status !== 400 && m.status !== 404)) throw err;
     const message = m.errcode === 'M_SESSION_EXPIRED' ? 'This link has expired. Please ask for a new one.' : 'This link is not valid. It may have expired or been used for a different request.';
-    return { status: 200, contentType: HTML, body: renderVerifyResponsePage(deps, { message }) };
+    return { status: m.status, contentType: HTML, body: renderVerifyResponsePage(deps, { message }) };
   }
   // Only the next_link given (and checked) at requestToken: a link edited to point elsewhere is not followed.
   if (session.nextLink && (q.next_link === undefined || q.next_link === session.nextLink)) {
@@ -43,10 +44,10 @@ export async function handleEmailSubmitTokenGet(req: Req<'emailSubmitTokenGetV2'
   return { status: 200, contentType: HTML, body: renderVerifyResponsePage(deps, { message: 'Your email address has been verified. You can close this page and return to your Matrix client.' }) };
 }
 
-function msisdnUnsupported(): never {
-  throw new MatrixError(400, 'M_UNRECOGNIZED', 'This identity server does not validate phone numbers (msisdn); use email');
-}
-export const handleMsisdnUnsupported = async (): Promise<never> => msisdnUnsupported();
+/** The pipeline answers not-offered operations before they reach a handler (api.ts); this is the fallback, with the same answer. */
+export const handleMsisdnUnsupported = async (): Promise<never> => {
+  throw notOfferedError();
+};
 
 export async function handleGetValidated3pid(req: Req<'getValidated3pidV2'> | Req<'validate'>, deps: Deps): Promise<Reply<'getValidated3pidV2'>> {
   const s = await validatedSession(deps, req.query.sid, req.query.client_secret);

@@ -7,7 +7,7 @@ import { operations } from '../../generated/identity.validators.js';
 import type { Deps } from '../deps.js';
 import type { HandlerTable } from '../handlers/index.js';
 import { V1_BASE } from '../handlers/paths.js';
-import { MatrixError, toMatrixError, unknownError, validationError } from './errors.js';
+import { MatrixError, notOfferedError, toMatrixError, unknownError, validationError } from './errors.js';
 import { accessTokenOf } from './security.js';
 import { isXMatrix, ServerKeyCache, XMatrixVerifier } from '../federation/xMatrix.js';
 import type { OperationId, Req } from './types.js';
@@ -44,8 +44,39 @@ function withoutNulls(body: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-interface Trace {
-  operationId?: OperationId;
+type FormTypes = NonNullable<(typeof operations)[OperationId]['form']>;
+
+/** `application/x-www-form-urlencoded`, with or without parameters (`; charset=utf-8`). */
+function isFormEncoded(headers: ApiRequest['headers']): boolean {
+  const type = headers['content-type'];
+  return typeof type === 'string' && /^\s*application\/x-www-form-urlencoded\s*(;|$)/i.test(type);
+}
+
+function fromFormString(value: string, type: FormTypes[string]): unknown {
+  switch (type) {
+    case 'integer':
+      return /^-?\d+$/.test(value) ? Number(value) : value;
+    case 'number': {
+      const n = value.trim() === '' ? NaN : Number(value);
+      return Number.isFinite(n) ? n : value;
+    }
+    case 'boolean':
+      return value === 'true' ? true : value === 'false' ? false : value;
+  }
+}
+
+/**
+ * A form body holds strings only: each field the operation's `form` entry names gets the JSON type its schema
+ * wants. What does not convert stays a string, and a repeated key (an array from the parser) stays an array, so
+ * that the JSON validator rejects it as it would the same value sent as JSON.
+ */
+export function fromForm(body: Record<string, unknown>, types: FormTypes): Record<string, unknown> {
+  const out = { ...body };
+  for (const [field, type] of Object.entries(types)) {
+    const value = out[field];
+    if (typeof value === 'string') out[field] = fromFormString(value, type);
+  }
+  return out;
 }
 
 export interface Api {
@@ -53,6 +84,11 @@ export interface Api {
   handle(req: ApiRequest): Promise<ApiResponse>;
   /** The operation a method and path route to, before anything is read (undefined: none, or unroutable). */
   operationOf(method: string, path: string): OperationId | undefined;
+  /**
+   * Tests only (deps.responseViolations set): records a response that does not match the document. Called by app.ts
+   * on every answer, those of the outer layers (body parser, v1 switch) included; a no-op otherwise.
+   */
+  checkResponse(method: string, path: string, res: ApiResponse): void;
 }
 
 export async function createApi(deps: Deps, table: HandlerTable): Promise<Api> {
@@ -70,13 +106,21 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<Api> {
   if (stale.length > 0) throw new Error(`generated/ is stale (no validators for ${stale.join(', ')}); run npm run generate`);
   const route = memoizedRouter(api);
 
-  async function run(op: OperationId, params: Record<string, unknown>, req: ApiRequest, trace: Trace): Promise<ApiResponse> {
-    trace.operationId = op;
+  async function run(op: OperationId, params: Record<string, unknown>, req: ApiRequest): Promise<ApiResponse> {
     const meta = operations[op];
+    // Documented (the spec has them) but not offered: the same answer whatever the request carries, before
+    // anything of it is read or checked (app.ts does not even parse the body).
+    if (meta.notOffered) throw notOfferedError();
     let body: unknown;
     if (meta.body) {
-      if (!isPlainObject(req.body)) throw new MatrixError(400, 'M_NOT_JSON', 'Content not a JSON object');
-      body = withoutNulls(req.body);
+      let raw = req.body;
+      if (isFormEncoded(req.headers)) {
+        // Only the legacy v1 routes that old clients POST forms to (`form` in the operation table) take one.
+        if (!meta.form) throw new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
+        if (isPlainObject(raw)) raw = fromForm(raw, meta.form);
+      }
+      if (!isPlainObject(raw)) throw new MatrixError(400, 'M_NOT_JSON', 'Content not a JSON object');
+      body = withoutNulls(raw);
       if (!meta.body(body)) throw validationError(meta.body.errors);
     }
     if (meta.params && !meta.params(params)) throw validationError(meta.params.errors);
@@ -89,18 +133,16 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<Api> {
       const result = await xMatrix.verify(req.headers.authorization, { method: req.method.toUpperCase(), uri: req.url ?? rawUrlOf(req), content: req.body });
       if ('error' in result) {
         deps.log.info('X-Matrix request refused', { op, reason: result.error });
-        throw new MatrixError(401, 'M_UNAUTHORIZED', `Invalid X-Matrix authorization: ${result.error}`);
+        // Credentials were given and are invalid: 403, as the spec says for unbind (401 is for missing ones).
+        throw new MatrixError(403, 'M_UNAUTHORIZED', `Invalid X-Matrix authorization: ${result.error}`);
       }
       origin = result.origin;
     } else if (meta.secured) {
       const token = accessTokenOf(req.headers, req.query);
       const auth = token === undefined ? undefined : await deps.auth.authenticate(token);
-      if (!auth) {
-        // The account endpoints (`x-tessera-unknown-token` in the document) tell a client its token is gone
-        // (logged out, expired), so it registers again.
-        if (token !== undefined && meta.unknownToken) throw new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Unrecognised access token');
-        throw new MatrixError(401, 'M_UNAUTHORIZED', 'Unauthorized');
-      }
+      // Missing, unknown, expired and logged-out tokens alike: the spec's general rule for credentials that are
+      // required but missing or invalid, and what the reference server and the established test suites expect.
+      if (!auth) throw new MatrixError(401, 'M_UNAUTHORIZED', 'Unauthorized');
       if (!auth.termsAccepted && !meta.termsExempt) {
         throw new MatrixError(403, 'M_TERMS_NOT_SIGNED', 'Terms not signed');
       }
@@ -121,9 +163,22 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<Api> {
     return handler(handlerReq, deps);
   }
 
-  function checkResponse(op: OperationId | undefined, res: ApiResponse): void {
-    if (!deps.responseViolations || !op) return;
-    const validate = operations[op].responses[String(res.status)];
+  function checkResponse(method: string, path: string, res: ApiResponse): void {
+    if (!deps.responseViolations && !deps.responseSeen) return;
+    const op = operationOf(method, path);
+    if (!op) return; // no operation: nothing in the document to hold it to
+    if (deps.responseSeen) {
+      const errcode = (res.body as { errcode?: unknown } | null)?.errcode;
+      deps.responseSeen(op, res.status, typeof errcode === 'string' ? errcode : undefined);
+    }
+    if (!deps.responseViolations) return;
+    const status = String(res.status);
+    // An HTML page (the emailed link's answers; a redirect's empty body is no page: it is checked as no content).
+    if (res.contentType?.startsWith('text/html') && res.body !== '') {
+      if (!operations[op].text.includes(status)) deps.responseViolations.push(`${op}: an HTML answer with status ${status} is not documented`);
+      return;
+    }
+    const validate = operations[op].responses[status];
     if (!validate) {
       deps.responseViolations.push(`${op}: status ${res.status} is not documented`);
     } else if (!validate(res.body)) {
@@ -141,8 +196,6 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<Api> {
   };
 
   const handle = async (req: ApiRequest): Promise<ApiResponse> => {
-    const trace: Trace = {};
-    let res: ApiResponse;
     try {
       const match = route(req.method, req.path);
       if (match.status !== 200) {
@@ -150,14 +203,12 @@ export async function createApi(deps: Deps, table: HandlerTable): Promise<Api> {
           ? new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request')
           : new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request: method not allowed');
       }
-      res = await run(match.operationId, { ...match.params }, req, trace);
+      return await run(match.operationId, { ...match.params }, req);
     } catch (err) {
-      res = errorResponse(err, deps, req.path);
+      return errorResponse(err, deps, req.path);
     }
-    checkResponse(trace.operationId, res);
-    return res;
   };
-  return { handle, operationOf };
+  return { handle, operationOf, checkResponse };
 }
 
 function rawUrlOf(req: ApiRequest): string {

@@ -34,6 +34,8 @@ const DOMAIN_TABLE: Record<DomainErrorCode, [number, string]> = {
   session_not_validated: [400, 'M_SESSION_NOT_VALIDATED'],
   session_expired: [400, 'M_SESSION_EXPIRED'],
   invalid_pepper: [400, 'M_INVALID_PEPPER'],
+  // Spec v1.18+: a wrong or expired token on submitToken is M_TOKEN_INCORRECT (earlier versions named no code).
+  token_incorrect: [400, 'M_TOKEN_INCORRECT'],
 };
 
 /** Maps anything thrown to a Matrix error; undefined for unexpected errors (they become 500). */
@@ -58,6 +60,10 @@ export function toMatrixError(err: unknown): MatrixError | undefined {
 }
 
 export const unknownError = (): MatrixError => new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
+
+/** Operations the document lists but this server does not offer (`notOffered`: phone-number validation). */
+export const notOfferedError = (): MatrixError =>
+  new MatrixError(404, 'M_UNRECOGNIZED', 'This identity server does not validate phone numbers (msisdn); use email');
 
 function fieldOf(e: ErrorObject): string {
   return e.instancePath.replace(/^\//, '').split('/')[0]!.replace(/~1/g, '/').replace(/~0/g, '~');

@@ -1,7 +1,8 @@
 // Starts a real Tessera on an ephemeral loopback port, on a fresh database, for integration tests.
 import { createServer } from 'node:http';
+import { expect, inject } from 'vitest';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type ConfigInput } from '../../src/config.js';
@@ -14,10 +15,12 @@ export interface TestServer {
   url: string;
   service: Service;
   dataDir: string;
+  /** Responses that do not match openapi/identity.yaml (status or schema), each naming the test it was sent in. */
   violations: string[];
   logs: string[];
   /** JSON request helper: returns status and parsed body. */
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  /** Stops the server; then throws, listing them, if any response did not match the document (see allowViolations). */
   stop(): Promise<void>;
 }
 
@@ -29,9 +32,15 @@ export interface TestServerOptions {
   auth?: Authenticator;
   /** Replaces the federation client built from config (default: the real one). */
   federation?: FederationClient;
+  /**
+   * Every response is checked against the document and stop() fails on any mismatch. A test that means to provoke
+   * responses the document cannot describe opts out here, saying why (the reason must not be empty).
+   */
+  allowViolations?: { reason: string };
 }
 
 export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
+  if (opts.allowViolations && opts.allowViolations.reason.trim() === '') throw new Error('allowViolations needs a reason');
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'tessera-data-'));
   const server = createServer({ connectionsCheckingInterval: 100 }); // so request timeouts are enforced promptly
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -52,12 +61,23 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
   });
   const logs: string[] = [];
   const violations: string[] = [];
+  // Requests are served in this process while a test awaits them: note which test was running, for stop()'s list.
+  // (Not enumerable, so that `expect(srv.violations).toEqual([])` still compares the entries only.)
+  Object.defineProperty(violations, 'push', {
+    enumerable: false,
+    value: (...items: string[]) => Array.prototype.push.apply(violations, items.map((v) => `${v} [in: ${expect.getState().currentTestName ?? 'no test'}]`)),
+  });
+  // Every answer's operation, status and errcode, for the suite's errcode coverage (test/helpers/errcodeCoverage.ts).
+  const seen = new Set<string>();
   const service = await startService(config, {
     log: createLogger('debug', (line) => logs.push(line)),
     clock: opts.clock,
     auth: opts.auth,
     federation: opts.federation,
     responseViolations: violations,
+    responseSeen: (op, status, errcode) => {
+      if (errcode !== undefined) seen.add(`${op} ${status} ${errcode}`);
+    },
     server,
   });
   return {
@@ -83,7 +103,12 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
     },
     async stop() {
       await service.stop();
+      const dir = inject('errcodeDir');
+      if (dir && seen.size > 0) appendFileSync(join(dir, `${process.pid}.txt`), [...seen, ''].join('\n'));
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (violations.length > 0 && !opts.allowViolations) {
+        throw new Error(`${violations.length} response(s) did not match openapi/identity.yaml:\n${violations.join('\n')}`);
+      }
     },
   };
 }

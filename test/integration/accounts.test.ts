@@ -248,11 +248,11 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
   });
 
   describe('account and logout', () => {
-    it('logout makes the token unknown: 401 M_UNKNOWN_TOKEN on /account and on a second logout', async () => {
+    it('logout ends the token: 401 M_UNAUTHORIZED on /account and on a second logout', async () => {
       const { token } = await register(srv, 'leaver');
       expect(await srv.call('POST', `${V2}/account/logout`, undefined, bearer(token))).toMatchObject({ status: 200, body: {} });
-      expect(await srv.call('GET', `${V2}/account`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNKNOWN_TOKEN' } });
-      expect(await srv.call('POST', `${V2}/account/logout`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNKNOWN_TOKEN' } });
+      expect(await srv.call('GET', `${V2}/account`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
+      expect(await srv.call('POST', `${V2}/account/logout`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
       // and it is no good anywhere else either
       expect(await srv.call('POST', `${V2}/store-invite`, invite(`@leaver:${hs.serverName}`), bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
     });
@@ -263,11 +263,42 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
       expect((await srv.call('GET', `${V2}/account`, undefined, bearer(token))).status).toBe(401);
     });
 
-    it('without a token: 401 M_UNAUTHORIZED; with a made-up one: 401 M_UNKNOWN_TOKEN', async () => {
-      expect(await srv.call('GET', `${V2}/account`)).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
-      expect(await srv.call('POST', `${V2}/account/logout`)).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
-      expect(await srv.call('GET', `${V2}/account`, undefined, bearer('x'.repeat(43)))).toMatchObject({ status: 401, body: { errcode: 'M_UNKNOWN_TOKEN' } });
-      expect(await srv.call('GET', `${V2}/account`, undefined, bearer('y'.repeat(5000)))).toMatchObject({ status: 401, body: { errcode: 'M_UNKNOWN_TOKEN' } });
+    it('answers 401 M_UNAUTHORIZED alike for a missing, unknown, expired or logged-out token, on exempt and gated routes', async () => {
+      const expiring = await register(srv, 'expiring');
+      const leaving = await register(srv, 'leaving');
+      // both accepted the terms: a gated route would answer them 200, so only the token decides
+      for (const t of [expiring.token, leaving.token]) await srv.call('POST', `${V2}/terms`, { user_accepts: [TOS_EN, PRIVACY_FR] }, bearer(t));
+      expect((await srv.call('GET', `${V2}/hash_details`, undefined, bearer(expiring.token))).status).toBe(200);
+      expect((await srv.call('POST', `${V2}/account/logout`, undefined, bearer(leaving.token))).status).toBe(200);
+      const saved = now;
+      try {
+        now = saved + 30 * DAY + 1; // past expiring's lifetime (and leaving's, which logout already ended)
+        const cases: [string, Record<string, string>][] = [
+          ['missing', {}],
+          ['unknown', bearer('x'.repeat(43))],
+          ['unknown and long', bearer('y'.repeat(5000))],
+          ['expired', bearer(expiring.token)],
+          ['logged out', bearer(leaving.token)],
+        ];
+        for (const [what, headers] of cases) {
+          const routes: [string, string, unknown][] = [
+            ['GET', `${V2}/account`, undefined], // terms-exempt
+            ['POST', `${V2}/account/logout`, undefined], // terms-exempt
+            ['GET', `${V2}/hash_details`, undefined], // behind the terms gate
+            ['POST', `${V2}/store-invite`, invite(expiring.userId)], // behind the terms gate
+          ];
+          for (const [method, path, body] of routes) {
+            const res = await srv.call(method, path, body, headers);
+            expect(res, `${what} token on ${method} ${path}`).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
+          }
+        }
+        now = saved;
+        // the logged-out token stays refused once the clock is back; the other still works before it expires
+        expect(await srv.call('GET', `${V2}/account`, undefined, bearer(leaving.token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
+        expect((await srv.call('GET', `${V2}/hash_details`, undefined, bearer(expiring.token))).status).toBe(200);
+      } finally {
+        now = saved;
+      }
     });
 
     it('tokens expire after the configured lifetime, and the sweeper deletes them', async () => {
@@ -277,7 +308,7 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
         now = saved + 30 * DAY - 1000;
         expect((await srv.call('GET', `${V2}/account`, undefined, bearer(token))).status).toBe(200);
         now = saved + 30 * DAY + 1;
-        expect(await srv.call('GET', `${V2}/account`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNKNOWN_TOKEN' } });
+        expect(await srv.call('GET', `${V2}/account`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
         const store = srv.service.deps.store;
         expect(await store.deleteExpiredAccountTokens(now, 1000)).toBeGreaterThan(0);
         const knex = (store as KnexStore).knex;
@@ -301,8 +332,8 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
       expect(answers.map((r) => [r.status, r.body.user_id ?? r.body.errcode])).toEqual([
         [200, a.userId],
         [200, b.userId],
-        [401, 'M_UNKNOWN_TOKEN'],
-        [401, 'M_UNKNOWN_TOKEN'],
+        [401, 'M_UNAUTHORIZED'],
+        [401, 'M_UNAUTHORIZED'],
         [200, a.userId],
         [200, b.userId],
       ]);

@@ -61,6 +61,8 @@ describe.each(testDatabases())('binding on $name', (db) => {
         onbind: { initialBackoffMs: 20, maxBackoffMs: 200, pollIntervalMs: 100, leaseMs: 5000, invitesPerCall: 100 },
         rateLimits: { storeInvitePerIp: 100_000, storeInvitePerSender: 100_000, storeInvitePerAddress: 100_000 },
         server: { bodyLimitBytes: 1_000_000 },
+        // the emailed token expires before its session, so that the two answers can be told apart
+        binding: { tokenLifetimeMs: 3_600_000, sessionLifetimeMs: 24 * 3_600_000 },
       },
     });
     knex = (srv.service.deps.store as KnexStore).knex;
@@ -256,7 +258,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(v2.status).toBe(401);
   });
 
-  it('answers the session errors: unknown, wrong secret, wrong token, not validated, expired', async () => {
+  it('answers the session errors: unknown, wrong secret, wrong or expired token (M_TOKEN_INCORRECT), not validated, expired', async () => {
     const address = uniqueAddress('gus');
     const req = await srv.call('POST', `${V1}/validate/email/requestToken`, { client_secret: 'cs-gus', email: address, send_attempt: 1 });
     const sid = req.body.sid as string;
@@ -269,15 +271,21 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(notYet.body.errcode).toBe('M_SESSION_NOT_VALIDATED');
     const bindEarly = await srv.call('POST', `${V1}/3pid/bind`, { sid, client_secret: 'cs-gus', mxid: '@gus:hs.example' });
     expect(bindEarly.body.errcode).toBe('M_SESSION_NOT_VALIDATED');
-    const wrong = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: 'wrong' });
-    expect(wrong.status).toBe(400);
-    expect(wrong.body.errcode).toBe('M_INVALID_PARAM');
+    for (const base of [V1, V2]) {
+      const wrong = await srv.call('POST', `${base}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: 'wrong' }, bearer('@gus:hs.example'));
+      expect(wrong.status, base).toBe(400);
+      expect(wrong.body.errcode, base).toBe('M_TOKEN_INCORRECT');
+    }
     const wrongSecret = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-x', token: (await readVerificationMail(smtp, address)).token });
     expect(wrongSecret.status).toBe(404);
-    // an expired token cannot validate
+    expect(wrongSecret.body.errcode).toBe('M_NO_VALID_SESSION');
+    // the right token, expired (its session is not): M_TOKEN_INCORRECT too, and the session stays unvalidated
     offset = srv.service.deps.config.binding.tokenLifetimeMs + 1;
+    expect(offset).toBeLessThan(srv.service.deps.config.binding.sessionLifetimeMs);
     const late = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: (await readVerificationMail(smtp, address)).token });
-    expect(late.body.errcode === 'M_INVALID_PARAM' || late.body.errcode === 'M_SESSION_EXPIRED').toBe(true);
+    expect(late.status).toBe(400);
+    expect(late.body.errcode).toBe('M_TOKEN_INCORRECT');
+    expect((await get(sid, 'cs-gus')).body.errcode).toBe('M_SESSION_NOT_VALIDATED');
     offset = srv.service.deps.config.binding.sessionLifetimeMs + 1;
     const expired = await get(sid, 'cs-gus');
     expect(expired.status).toBe(400);
@@ -315,9 +323,10 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const bad = new URL(plain.link);
     bad.searchParams.set('token', 'wrong<script>');
     const badPage = await fetch(bad);
-    expect(badPage.status).toBe(200);
+    expect(badPage.status).toBe(400);
     const badHtml = await badPage.text();
     expect(badHtml).toContain('not valid');
+    expect(badHtml).not.toContain('wrong<script>');
     const okPage = await fetch(plain.link);
     expect(okPage.status).toBe(200);
     expect(await okPage.text()).toContain('verified');
@@ -325,13 +334,129 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(missing.body.errcode).toBe('M_MISSING_PARAMS');
   });
 
-  it('does not offer msisdn: 400 M_UNRECOGNIZED with a clear message', async () => {
-    for (const [method, path] of [['POST', `${V2}/validate/msisdn/requestToken`], ['POST', `${V1}/validate/msisdn/submitToken`], ['GET', `${V1}/validate/msisdn/submitToken`]] as const) {
-      const res = await srv.call(method, path, method === 'POST' ? { client_secret: 'x', country: 'GB', phone_number: '7700900000', send_attempt: 1 } : undefined);
-      expect(res.status, path).toBe(400);
-      expect(res.body.errcode).toBe('M_UNRECOGNIZED');
-      expect(res.body.error).toMatch(/phone numbers/);
+  it('answers a failed emailed link with the page and the status of its error: 404 unknown session or secret, 400 wrong token or expired session', async () => {
+    const address = uniqueAddress('link');
+    await srv.call('POST', `${V1}/validate/email/requestToken`, { client_secret: 'cs-link', email: address, send_attempt: 1 });
+    const { link } = await readVerificationMail(smtp, address);
+    const variant = (param: string, value: string) => {
+      const u = new URL(link);
+      u.searchParams.set(param, value);
+      return u;
+    };
+    const page = async (url: URL | string) => {
+      const res = await fetch(url, { redirect: 'manual' });
+      return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
+    };
+    for (const [what, url, status] of [
+      ['unknown session', variant('sid', 'no-such-session'), 404],
+      ['wrong client_secret', variant('client_secret', 'cs-other'), 404],
+      ['wrong token', variant('token', 'not-the-token'), 400],
+    ] as const) {
+      const res = await page(url);
+      expect(res.status, what).toBe(status);
+      expect(res.type, what).toMatch(/^text\/html/);
+      expect(res.text, what).toContain('This link is not valid');
     }
+    // the same failures on v2's link
+    const v2 = variant('token', 'not-the-token');
+    v2.pathname = `${V2}/validate/email/submitToken`;
+    expect((await page(v2)).status).toBe(400);
+    // missing query parameters are not a link anyone was sent: the JSON error, as before
+    const missing = await srv.call('GET', `${V1}/validate/email/submitToken?sid=x&token=y`);
+    expect(missing.status).toBe(400);
+    expect(missing.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: client_secret' });
+    // an expired session: 400 and a page that says so; the right link does not validate it
+    offset = srv.service.deps.config.binding.sessionLifetimeMs + 1;
+    const expired = await page(link);
+    expect(expired.status).toBe(400);
+    expect(expired.type).toMatch(/^text\/html/);
+    expect(expired.text).toContain('This link has expired');
+    offset = 0;
+    const ok = await page(link);
+    expect(ok.status).toBe(200);
+    expect(ok.text).toContain('verified');
+  });
+
+  it('does not offer msisdn: every phone route answers 404 M_UNRECOGNIZED before reading its body, query or token', async () => {
+    const routes = [
+      ['POST', `${V2}/validate/msisdn/requestToken`],
+      ['POST', `${V1}/validate/msisdn/requestToken`],
+      ['POST', `${V2}/validate/msisdn/submitToken`],
+      ['POST', `${V1}/validate/msisdn/submitToken`],
+      ['GET', `${V2}/validate/msisdn/submitToken`],
+      ['GET', `${V1}/validate/msisdn/submitToken`],
+    ] as const;
+    type Variant = [what: string, req: { body?: string; headers?: Record<string, string>; query?: string }];
+    const json = { 'content-type': 'application/json' };
+    const posts: Variant[] = [
+      ['an empty body', { body: '' }],
+      ['a valid-looking body', { body: JSON.stringify({ client_secret: 'x', country: 'GB', phone_number: '7700900000', send_attempt: 1, sid: 's', token: 't' }), headers: json }],
+      ['a malformed JSON body', { body: '{"client_secret": ', headers: json }],
+      ['a form body', { body: 'client_secret=x&send_attempt=abc', headers: { 'content-type': 'application/x-www-form-urlencoded' } }],
+      ['a bad access token', { body: '{}', headers: { ...json, authorization: 'Bearer nope' } }],
+    ];
+    const gets: Variant[] = [
+      ['no query', { query: '' }],
+      ['a valid-looking query', { query: '?sid=s&client_secret=x&token=t' }],
+      ['a malformed query', { query: '?sid=%zz&sid=2&token[a]=b' }],
+    ];
+    for (const [method, path] of routes) {
+      for (const [what, req] of method === 'POST' ? posts : gets) {
+        const res = await fetch(`${srv.url}${path}${req.query ?? ''}`, { method, body: req.body, headers: req.headers });
+        const body = (await res.json()) as { errcode: string; error: string };
+        expect(res.status, `${method} ${path} with ${what}`).toBe(404);
+        expect(body, `${method} ${path} with ${what}`).toEqual({ errcode: 'M_UNRECOGNIZED', error: 'This identity server does not validate phone numbers (msisdn); use email' });
+      }
+    }
+  });
+
+  it('accepts form-encoded bodies on the legacy v1 requestToken, submitToken and bind, typed as their JSON schema says', async () => {
+    const address = uniqueAddress('form');
+    const mxid = `@form:${hs.serverName}`;
+    const form = (path: string, fields: [string, string][], headers: Record<string, string> = {}) =>
+      srv.call('POST', path, new URLSearchParams(fields).toString(), { 'content-type': 'application/x-www-form-urlencoded', ...headers });
+    // send_attempt arrives as the string "1": it becomes the integer the schema asks for, and the email goes out
+    const req = await form(`${V1}/validate/email/requestToken`, [['client_secret', 'cs-form'], ['email', address], ['send_attempt', '1']]);
+    expect(req.status, JSON.stringify(req.body)).toBe(200);
+    const sid = req.body.sid as string;
+    const mail = await readVerificationMail(smtp, address);
+    // the same send_attempt again, as a form: the same session, no second email
+    const again = await form(`${V1}/validate/email/requestToken`, [['client_secret', 'cs-form'], ['email', address], ['send_attempt', '1']]);
+    expect(again.body).toEqual({ sid });
+    expect(Number((await knex('mail_outbox').where({ kind: 'verification', recipient: address }).count({ n: '*' }))[0]!.n)).toBe(1);
+    const sub = await form(`${V1}/validate/email/submitToken`, [['sid', sid], ['client_secret', 'cs-form'], ['token', mail.token]]);
+    expect(sub.status, JSON.stringify(sub.body)).toBe(200);
+    expect(sub.body).toEqual({ success: true });
+    const bound = await form(`${V1}/3pid/bind`, [['sid', sid], ['client_secret', 'cs-form'], ['mxid', mxid]]);
+    expect(bound.status, JSON.stringify(bound.body)).toBe(200);
+    expect(bound.body).toMatchObject({ medium: 'email', address: address.toLowerCase(), mxid });
+    expect(verifyMatrixSignature(bound.body, 'is.test', 'ed25519:0', serverKey)).toBe(true);
+    expect((await srv.call('GET', `${V1}/lookup?medium=email&address=${encodeURIComponent(address)}`)).body.mxid).toBe(mxid);
+
+    // what does not convert, or comes twice, is refused as the same value in JSON would be
+    for (const fields of [
+      [['client_secret', 'cs-form2'], ['email', uniqueAddress('form2')], ['send_attempt', 'abc']],
+      [['client_secret', 'cs-form2'], ['email', uniqueAddress('form2')], ['send_attempt', '1.5']],
+      [['client_secret', 'cs-form2'], ['email', uniqueAddress('form2')], ['send_attempt', '1'], ['send_attempt', '2']],
+    ] as [string, string][][]) {
+      const res = await form(`${V1}/validate/email/requestToken`, fields);
+      expect(res.status, JSON.stringify(fields)).toBe(400);
+      expect(res.body.errcode, JSON.stringify(fields)).toBe('M_INVALID_PARAM');
+      expect(res.body.error, JSON.stringify(fields)).toContain('send_attempt');
+    }
+    const missing = await form(`${V1}/validate/email/requestToken`, [['email', uniqueAddress('form3')]]);
+    expect(missing.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: client_secret,send_attempt' });
+
+    // routes that take JSON only answer a form as any other body that is not JSON
+    const notJson = { errcode: 'M_NOT_JSON', error: 'Content not JSON.' };
+    const v2 = await form(`${V2}/validate/email/requestToken`, [['client_secret', 'cs-form4'], ['email', uniqueAddress('form4')], ['send_attempt', '1']], bearer(mxid));
+    expect(v2.status).toBe(400);
+    expect(v2.body).toEqual(notJson);
+    const invite = await form(`${V1}/store-invite`, [['medium', 'email'], ['address', uniqueAddress('form5')], ['room_id', '!room:hs.example'], ['sender', '@alice:hs.example']]);
+    expect(invite.status).toBe(400);
+    expect(invite.body).toEqual(notJson);
+    const v2Bind = await form(`${V2}/3pid/bind`, [['sid', sid], ['client_secret', 'cs-form'], ['mxid', mxid]], bearer(mxid));
+    expect(v2Bind.body).toEqual(notJson);
   });
 
   it('signs invitation details with the invitation own ephemeral key only (sign-ed25519)', async () => {
@@ -518,8 +643,11 @@ describe.each(testDatabases())('the invite signurl with v1 disabled on $name', (
       expect(signurl.startsWith(`${srv.url}${V2}/sign-ed25519?`), signurl).toBe(true);
       const post = (headers: Record<string, string>) =>
         fetch(signurl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ mxid: '@nov1:hs.example' }) });
-      expect((await post({})).status).toBe(401);
-      // v2 reads the body only, so the signurl's query string does not help: the client must send all three
+      // v2 reads the body only, so the signurl's query string does not help: the client must send all three, and
+      // the body is checked before the access token (the wire contract's order)
+      const partial = await post({});
+      expect(partial.status).toBe(400);
+      expect(await partial.json()).toMatchObject({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: token,private_key' });
       const u = new URL(signurl);
       const signed = await srv.call('POST', `${V2}/sign-ed25519`, { mxid: '@nov1:hs.example', token: u.searchParams.get('token'), private_key: u.searchParams.get('private_key') }, bearer('@nov1:hs.example'));
       expect(signed.status, JSON.stringify(signed.body)).toBe(200);

@@ -104,10 +104,13 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     expect(res.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: room_id,sender' });
     res = await srv.call('POST', `${V1}/store-invite`, invite({ sender: null }));
     expect(res.body.errcode).toBe('M_MISSING_PARAMS');
-    res = await srv.call('POST', `${V1}/store-invite`, invite({ room_id: 'room-without-bang' }));
-    expect(res.status).toBe(400);
-    expect(res.body.errcode).toBe('M_INVALID_PARAM');
-    expect(res.body.error).toContain('room_id');
+    // room_id is opaque, but not empty and not longer than the cap
+    for (const room_id of ['', `!${'x'.repeat(255)}`, 42]) {
+      res = await srv.call('POST', `${V1}/store-invite`, invite({ room_id }));
+      expect(res.status, String(room_id)).toBe(400);
+      expect(res.body.errcode, String(room_id)).toBe('M_INVALID_PARAM');
+      expect(res.body.error, String(room_id)).toContain('room_id');
+    }
     res = await srv.call('POST', `${V1}/store-invite`, invite({ address: 42 }));
     expect(res.body.errcode).toBe('M_INVALID_PARAM');
   });

@@ -131,6 +131,27 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
     expect(mail!.parsed.text).toContain('has invited you to join the space "Tea party"');
   });
 
+  it('stores and emails an invitation to an opaque room_id without a leading !, URL-encoded into the join link', async () => {
+    for (const [address, roomId] of [
+      ['opaque1@example.org', 'room-without-bang'],
+      ['opaque2@example.org', 'room/with?query#and&amp; <odd> chars'],
+    ]) {
+      const res = await srv.call('POST', `${V1}/store-invite`, invite(address!, { room_id: roomId }));
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect((await srv.service.deps.store.findInviteByToken(res.body.token))?.roomId).toBe(roomId);
+      const [mail] = await until(() => (to(address!).length ? to(address!) : undefined));
+      const line = mail!.parsed.text!.split('\n').find((l) => l.startsWith('https://app.element.io/'))!;
+      // the room id is one path segment of the fragment: nothing in it starts a query, a fragment or a new segment
+      const fragment = new URL(line).hash;
+      expect(fragment).toBe(`#/room/${encodeURIComponent(roomId!)}${fragment.slice(fragment.indexOf('?'))}`);
+      const link = linkOf(mail!);
+      expect(decodeURIComponent(link.pathname)).toBe(`/room/${roomId}`);
+      expect(link.searchParams.get('email')).toBe(address);
+      expect(link.searchParams.get('room_name')).toBe('Tea party');
+      expect(mail!.parsed.text).toContain(`Accept the invitation to ${roomId} from there.`);
+    }
+  });
+
   it('escapes and truncates hostile names, and no input adds a header or a recipient', async () => {
     const displayName = 'Mallory\r\nBcc: evil@example.net\r\nX-Injected: yes <script>alert(1)</script>';
     const roomName = '<b onmouseover="x">Hi</b>\r\n\r\n--boundary\r\nContent-Type: text/html\r\n\r\n<script>' + 'Ω'.repeat(50);
