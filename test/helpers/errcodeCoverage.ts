@@ -1,0 +1,78 @@
+// vitest globalSetup: holds the document's errcodes to what the server really answers.
+//
+// Every test server reports each answer's operation, status and errcode (test/helpers/server.ts writes them to the
+// directory provided here). After a run of the whole suite with no failure, every errcode that an error response of
+// the document lists for an operation must have been answered by that operation at that status somewhere in the
+// suite: an errcode the server cannot answer is a false promise to typed clients. (The other direction, an answer
+// the document does not list, fails the test that got it.) `500 M_UNKNOWN` is exempt: it is the answer to a defect,
+// documented on every operation, and no test can provoke it on purpose.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { parse } from 'yaml';
+import type { TestProject } from 'vitest/node';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    errcodeDir: string;
+  }
+}
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const EXEMPT = new Set(['500 M_UNKNOWN']);
+
+/** `<operationId> <status> <errcode>` for every errcode the document lists on an error response. */
+export function documentedErrcodes(): Set<string> {
+  const doc = parse(readFileSync(join(ROOT, 'openapi/identity.yaml'), 'utf8'));
+  const resolveRef = (node: any): any => {
+    let cur = node;
+    while (cur?.$ref) cur = cur.$ref.slice(2).split('/').reduce((o: any, k: string) => o[k], doc);
+    return cur;
+  };
+  const out = new Set<string>();
+  for (const item of Object.values<any>(doc.paths)) {
+    for (const op of Object.values<any>(item)) {
+      for (const [status, response] of Object.entries<any>(op.responses ?? {})) {
+        const schema = resolveRef(resolveRef(response).content?.['application/json']?.schema);
+        const branches = [schema, ...(schema?.allOf ?? [])].map(resolveRef);
+        const codes: string[] = branches.find((b) => b?.properties?.errcode?.enum)?.properties.errcode.enum ?? [];
+        for (const code of codes) if (!EXEMPT.has(`${status} ${code}`)) out.add(`${op.operationId} ${status} ${code}`);
+      }
+    }
+  }
+  return out;
+}
+
+function testFiles(dir: string): string[] {
+  return (readdirSync(join(ROOT, dir), { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.test.ts'))
+    .map((f) => join(dir, f));
+}
+
+export default function setup(project: TestProject): () => void {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-errcodes-'));
+  project.provide('errcodeDir', dir);
+  return () => {
+    try {
+      const files = project.vitest.state.getFiles();
+      const ran = new Set(files.map((f) => relative(ROOT, f.filepath)));
+      const whole = testFiles('test').every((f) => ran.has(f));
+      const failed = files.some((f) => f.result?.state === 'fail');
+      if (!whole || failed) return; // a partial or failed run proves nothing either way
+      const seen = new Set<string>();
+      for (const name of readdirSync(dir)) {
+        for (const line of readFileSync(join(dir, name), 'utf8').split('\n')) if (line) seen.add(line);
+      }
+      const never = [...documentedErrcodes()].filter((c) => !seen.has(c)).sort();
+      if (never.length > 0) {
+        // vitest reports an exception thrown here but still exits 0; the exit code is what CI reads.
+        console.error(`errcode coverage FAILED: the document lists errcodes that no test got from the server (provoke them in a test, or drop them from the document):\n  ${never.join('\n  ')}`);
+        process.exitCode = 1;
+      } else {
+        console.log(`errcode coverage: all ${documentedErrcodes().size} documented (operation, status, errcode) answers were seen`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
