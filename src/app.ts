@@ -9,6 +9,7 @@ import { handlers } from './handlers/index.js';
 import { Gate } from './http/gate.js';
 import { operations } from '../generated/identity.validators.js';
 import { V1_BASE } from './handlers/paths.js';
+import type { OperationId } from './http/types.js';
 
 /** Identity servers are called from browsers (web clients do lookups and terms directly): on every answer. */
 const CORS_HEADERS: [string, string][] = [
@@ -78,9 +79,11 @@ export async function createApp(deps: Deps): Promise<Koa> {
   };
   // A not-offered operation (phone validation) is answered 404 whatever its body: it is never read, so a
   // malformed or oversized one cannot turn that answer into M_NOT_JSON or M_TOO_LARGE.
+  // The operation is looked up once per request with a body, here, and kept for the bulk gate below.
   const readsBody = (ctx: Koa.Context) => {
     if (BODYLESS.has(ctx.method)) return false;
     const op = operationOf(ctx.method, ctx.path);
+    ctx.state.operationId = op;
     return !op || !operations[op].notOffered;
   };
   app.use((ctx, next) => (readsBody(ctx) ? parseBody(ctx, () => dropRawBody(ctx, next)) : next()));
@@ -89,7 +92,7 @@ export async function createApp(deps: Deps): Promise<Koa> {
   // place is held only while a request is worked on, never while a slow client trickles its body in.
   const bulkGate = new Gate(config.performance.bulkConcurrency);
   app.use(async (ctx, next) => {
-    const op = BODYLESS.has(ctx.method) ? undefined : operationOf(ctx.method, ctx.path);
+    const op = ctx.state.operationId as OperationId | undefined;
     if (!op || !operations[op].bulk) return next();
     await bulkGate.enter();
     try {
