@@ -78,12 +78,13 @@ export interface paths {
          *     email to the invitee (delivered in the background), and answers
          *     with the token, both public keys and a redacted display name.
          *
-         *     Checks run in this order, and the first that fails answers:
-         *     body is a JSON object (`M_NOT_JSON`), required fields present
+         *     Checks run in this order, and the first that fails answers: body
+         *     size (`413 M_TOO_LARGE`), body is a JSON object (`M_NOT_JSON`), required fields present
          *     (`M_MISSING_PARAMS`), field shapes (`M_INVALID_PARAM`), access
          *     token (`M_UNAUTHORIZED`), terms (`M_TERMS_NOT_SIGNED`), `sender`
          *     is the token's user (`M_UNAUTHORIZED`), operator block lists
-         *     (`M_UNAUTHORIZED`), address already bound (`M_THREEPID_IN_USE`),
+         *     (`M_UNAUTHORIZED`), rate limits per client IP, verified sender and
+         *     address (`429 M_LIMIT_EXCEEDED`), address already bound (`M_THREEPID_IN_USE`),
          *     medium is `email` (`M_UNRECOGNIZED`), address is one plain mailbox
          *     (`M_INVALID_EMAIL`). Nothing is stored unless every check passes.
          *
@@ -407,7 +408,7 @@ export interface paths {
         };
         /**
          * Submit an email validation token from the emailed link
-         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). When validation fails the page says why, with the status of the error the POST form would answer (`400` for a wrong or expired token or an expired session, `404` for an unknown session), as the specification asks. Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
+         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). When validation fails the page says why, with the status of the error the POST form would answer (`400` for a wrong or expired token or an expired session, `404` for an unknown session), as the specification asks. Not authenticated, though on v2: it is opened from an email, in a browser without an identity-server token.
          */
         get: operations["emailSubmitTokenGetV2"];
         put?: never;
@@ -432,7 +433,7 @@ export interface paths {
         /**
          * Submit an email validation token from the emailed link (v1)
          * @deprecated
-         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). When validation fails the page says why, with the status of the error the POST form would answer (`400` for a wrong or expired token or an expired session, `404` for an unknown session), as the specification asks. Not authenticated on v2 either: it is opened from an email, in a browser without an identity-server token.
+         * @description The link in the verification email. Validates like the POST form and answers a small HTML page, or redirects (302) to the session's `next_link` when one was given at requestToken and passed validation (http or https only). When validation fails the page says why, with the status of the error the POST form would answer (`400` for a wrong or expired token or an expired session, `404` for an unknown session), as the specification asks.
          */
         get: operations["getValidateEmail"];
         put?: never;
@@ -460,7 +461,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Request a phone number validation token (not offered)
+         * Request a phone number validation token (not offered here)
          * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         post: operations["msisdnRequestTokenV2"];
@@ -480,7 +481,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Request a phone number validation token (not offered) (v1)
+         * Request a phone number validation token (v1; not offered here)
          * @deprecated
          * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
@@ -499,13 +500,13 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Submit a phone number validation token (not offered)
+         * Submit a phone number validation token from a link (not offered here)
          * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         get: operations["msisdnSubmitTokenGetV2"];
         put?: never;
         /**
-         * Submit a phone number validation token (not offered)
+         * Submit a phone number validation token (not offered here)
          * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         post: operations["msisdnSubmitTokenPostV2"];
@@ -523,14 +524,14 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Submit a phone number validation token (not offered) (v1)
+         * Submit a phone number validation token from a link (v1; not offered here)
          * @deprecated
          * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
         get: operations["getValidatePhone"];
         put?: never;
         /**
-         * Submit a phone number validation token (not offered) (v1)
+         * Submit a phone number validation token (v1; not offered here)
          * @deprecated
          * @description Tessera does not validate phone numbers: this answers `404 M_UNRECOGNIZED` (what the specification asks of a server for what it does not implement) before the request is read. The request and `200` shapes are the specification's, for clients of servers that do offer it.
          */
@@ -593,7 +594,7 @@ export interface paths {
         put?: never;
         /**
          * Bind a validated address to a Matrix ID
-         * @description Stores the association and answers it signed by the long-term key. On v2 `mxid` must be the token's user (`403 M_UNAUTHORIZED`). The same transaction claims the address's pending invitations made before this bind and queues their signed onbind callbacks to the Matrix ID's homeserver; the answer does not wait for the homeserver.
+         * @description Stores the association and answers it signed by the long-term key. `mxid` must be the token's user (`403 M_UNAUTHORIZED`). The same transaction claims the address's pending invitations made before this bind and queues their signed onbind callbacks to the Matrix ID's homeserver; the answer does not wait for the homeserver.
          */
         post: operations["bindV2"];
         delete?: never;
@@ -614,7 +615,7 @@ export interface paths {
         /**
          * Bind a validated address to a Matrix ID (v1)
          * @deprecated
-         * @description Stores the association and answers it signed by the long-term key. On v2 `mxid` must be the token's user (`403 M_UNAUTHORIZED`). The same transaction claims the address's pending invitations made before this bind and queues their signed onbind callbacks to the Matrix ID's homeserver; the answer does not wait for the homeserver.
+         * @description Stores the association and answers it signed by the long-term key. The same transaction claims the address's pending invitations made before this bind and queues their signed onbind callbacks to the Matrix ID's homeserver; the answer does not wait for the homeserver.
          *
          *     The body may also come form-encoded (`application/x-www-form-urlencoded`), as the legacy specification allowed.
          */
@@ -636,7 +637,7 @@ export interface paths {
         put?: never;
         /**
          * Remove an association
-         * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address, or (v2) when the access token's user is `mxid`. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
+         * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address, or when the access token's user is `mxid`. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
          *
          *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme), as Synapse does when a user removes an address or deactivates their account: it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `403 M_UNAUTHORIZED`; a request with neither a valid access token nor a signature answers `401 M_UNAUTHORIZED`.
          */
@@ -659,9 +660,9 @@ export interface paths {
         /**
          * Remove an association (v1)
          * @deprecated
-         * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address, or (v2) when the access token's user is `mxid`. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
+         * @description Removes the association of `threepid` with `mxid`. Allowed with a `sid` and `client_secret` whose session validated that address. Invitations already claimed by the bind stay with it: a later binder of the address never receives them.
          *
-         *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme): it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `403 M_UNAUTHORIZED`. Without an `Authorization: X-Matrix` header the request is judged by its session alone, as before.
+         *     A homeserver may instead sign the request (`Authorization: X-Matrix`, see the `xMatrix` scheme): it may then unbind only Matrix IDs of its own server name (else `403 M_UNAUTHORIZED`). A bad or unverifiable signature answers `403 M_UNAUTHORIZED`. Without an `Authorization: X-Matrix` header the request is judged by its session alone.
          */
         post: operations["unbind"];
         delete?: never;
@@ -803,17 +804,18 @@ export interface components {
             errcode: string;
             /** @description A human-readable message. */
             error: string;
-            /** @description On `M_LIMIT_EXCEEDED`: how long to wait before retrying. */
-            retry_after_ms?: number;
         };
+        /** @description An empty JSON object, `{}`. */
         EmptyResponse: Record<string, never>;
         VersionsResponse: {
+            /** @description Specification versions (`r0.3.0`, `v1.1`, ...), oldest first. */
             versions: string[];
         };
         PublicKeyResponse: {
             public_key: components["schemas"]["Base64Key"];
         };
         KeyValidationResponse: {
+            /** @description Whether the key is valid. */
             valid: boolean;
         };
         /** @description An ed25519 public key, 32 bytes as unpadded base64 (standard or URL-safe alphabet). */
@@ -835,7 +837,7 @@ export interface components {
             /** @description The room the invitation is for. Opaque to the identity server: any non-empty string. */
             room_id: string;
             /** @description The Matrix ID of the inviting user. */
-            sender: string;
+            sender: components["schemas"]["MatrixId"];
             /** @description The room's canonical alias. */
             room_alias?: string | null;
             /** @description The room's avatar, an `mxc://` URI. */
@@ -890,33 +892,35 @@ export interface components {
                 [key: string]: components["schemas"]["Policy"];
             };
         };
-        /**
-         * @description One policy: its current `version`, and one entry per language, keyed
-         *     by language code (`en`, `fr`, ...). The language entries are
-         *     described by `patternProperties` (every key but `version`), so that
-         *     generated types keep `version` a string.
-         */
+        /** @description One policy: its current `version`, and one entry per language, keyed by language code (`en`, `fr`, ...). */
         Policy: {
             /** @description The policy's current version. */
             version: string;
         } & {
-            [key: string]: components["schemas"]["PolicyTranslation"];
-        };
-        /** @description The policy in one language. */
-        PolicyTranslation: {
-            /** @description The policy's title in this language. */
-            name: string;
-            /** @description Where the policy text in this language is published. */
-            url: string;
+            [key: string]: {
+                /** @description The policy's title in this language. */
+                name: string;
+                /** @description Where the policy text in this language is published. */
+                url: string;
+            } | string;
         };
         UserAccepts: {
             /** @description URLs of the policies (in the language shown to the user) being accepted. */
             user_accepts: string[];
         };
+        /** @description A validation session id, as requestToken answered it. */
         SessionId: string;
         /** @description Chosen by the client; `[0-9a-zA-Z.=_-]`, 1 to 255 characters. */
         ClientSecret: string;
+        /** @description A Matrix user ID, `@localpart:server.name`. */
         MatrixId: string;
+        /** @description A third-party identifier. */
+        ThreePid: {
+            /** @description The kind of identifier; `email` here. */
+            medium: string;
+            /** @description The address. Email addresses are compared case-insensitively. */
+            address: string;
+        };
         /** @description `{<server name>: {<key id>: <unpadded base64 signature>}}` */
         Signatures: {
             [key: string]: {
@@ -925,7 +929,9 @@ export interface components {
         };
         EmailRequestToken: {
             client_secret: components["schemas"]["ClientSecret"];
+            /** @description The address to validate. */
             email: string;
+            /** @description A new email is sent only when this is greater than the last one seen for this `client_secret` and address. */
             send_attempt: number;
             /** @description Where the emailed link redirects after validation; must be an absolute http(s) URL. */
             next_link?: string;
@@ -934,71 +940,96 @@ export interface components {
             sid: components["schemas"]["SessionId"];
         };
         SubmitToken: {
-            sid: string;
+            sid: components["schemas"]["SessionId"];
             client_secret: components["schemas"]["ClientSecret"];
+            /** @description The token from the verification email. */
             token: string;
         };
         SessionValidationResponse: {
+            /** @description Whether the session is now validated. */
             success: boolean;
         };
         ValidationResponse: {
+            /** @description The kind of identifier; `email` here. */
             medium: string;
+            /** @description The validated address, normalised (email: Unicode case-folded). */
             address: string;
-            /** @description Milliseconds since the epoch. */
+            /** @description When it was validated, in milliseconds since the epoch. */
             validated_at: number;
         };
         PublishRequest: {
-            sid: string;
+            sid: components["schemas"]["SessionId"];
             client_secret: components["schemas"]["ClientSecret"];
             mxid: components["schemas"]["MatrixId"];
         };
+        /** @description An association, signed by this server's long-term key. */
         PublishResponse: {
+            /** @description The bound address. */
             address: string;
+            /** @description The kind of identifier; `email` here. */
             medium: string;
+            /** @description The Matrix ID it is bound to. */
             mxid: string;
+            /** @description Start of the association's validity, in milliseconds since the epoch. */
             not_before: number;
+            /** @description End of the association's validity, in milliseconds since the epoch. */
             not_after: number;
+            /** @description When the association was made, in milliseconds since the epoch. */
             ts: number;
             signatures: components["schemas"]["Signatures"];
         };
         UnbindRequest: {
             mxid: components["schemas"]["MatrixId"];
-            threepid: {
-                medium: string;
-                address: string;
-            };
-            sid?: string;
+            threepid: components["schemas"]["ThreePid"];
+            sid?: components["schemas"]["SessionId"];
             client_secret?: components["schemas"]["ClientSecret"];
         };
         HashDetails: {
+            /** @description The pepper to send back with `/lookup`, and to hash with for `sha256`. */
             lookup_pepper: string;
-            algorithms: ("none" | "sha256")[];
+            /** @description The algorithms `/lookup` accepts: `none` and `sha256` today; clients should skip the ones they do not know. */
+            algorithms: string[];
         };
         LookupRequest: {
+            /** @description `none`: `<address> <medium>` each; `sha256`: unpadded URL-safe base64 of sha256(`<address> <medium> <pepper>`). */
             addresses: string[];
-            algorithm: string;
+            /**
+             * @description How the addresses are given.
+             * @enum {string}
+             */
+            algorithm: "none" | "sha256";
+            /** @description The pepper from `/hash_details`. */
             pepper: string;
         };
         LookupResponse: {
+            /** @description Each bound entry of `addresses`, as sent, to its Matrix ID. */
             mappings: {
                 [key: string]: string;
             };
         };
         BulkLookupRequest: {
+            /** @description `[medium, address]` pairs. */
             threepids: string[][];
         };
         BulkLookupResponse: {
+            /** @description `[medium, address, mxid]` for each bound pair. */
             threepids: string[][];
         };
         /** @description The invitation details to sign, with the ephemeral private key that `store-invite` made for the invitation (from the invitation email). */
         SigningRequest: {
             mxid: components["schemas"]["MatrixId"];
+            /** @description The invitation token. */
             token: string;
+            /** @description The invitation's ephemeral private key: the 32-byte seed as unpadded base64. */
             private_key: string;
         };
+        /** @description `{mxid, sender, token}` signed with the invitation's ephemeral key, under this server's name and key id `ed25519:0`. */
         SigningResponse: {
+            /** @description The invitee's Matrix ID. */
             mxid: string;
+            /** @description The inviter's Matrix ID. */
             sender: string;
+            /** @description The invitation token. */
             token: string;
             signatures: components["schemas"]["Signatures"];
         };
@@ -1016,11 +1047,17 @@ export interface components {
         };
         /** @description On v1 lookup: the signed association when the address is bound (every field present), else an empty object. */
         SingleLookupResponse: {
+            /** @description The bound address. */
             address?: string;
+            /** @description The kind of identifier; `email` here. */
             medium?: string;
+            /** @description The Matrix ID it is bound to. */
             mxid?: string;
+            /** @description Start of the association's validity, in milliseconds since the epoch. */
             not_before?: number;
+            /** @description End of the association's validity, in milliseconds since the epoch. */
             not_after?: number;
+            /** @description When the association was made, in milliseconds since the epoch. */
             ts?: number;
             signatures?: components["schemas"]["Signatures"];
         };
@@ -1029,7 +1066,7 @@ export interface components {
             /** @description On `M_THREEPID_IN_USE`: the Matrix ID the address is bound to. */
             mxid?: string;
         };
-        /** @description mxid, token and private_key are all required, but on v1 any of them may come in the query string instead (the body wins), so the schema requires none; the handler answers M_MISSING_PARAMS listing what is missing from both. */
+        /** @description `mxid`, `token` and `private_key` are all required, but on v1 any of them may come in the query string instead (the body wins), so the schema requires none; what is missing from both is listed in `400 M_MISSING_PARAMS`. */
         LegacySigningRequest: {
             mxid?: components["schemas"]["MatrixId"];
             token?: string;
@@ -1089,6 +1126,8 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"] & {
                     /** @enum {string} */
                     errcode: "M_LIMIT_EXCEEDED";
+                    /** @description How long to wait before retrying, in milliseconds. */
+                    retry_after_ms: number;
                 };
             };
         };
@@ -1173,7 +1212,7 @@ export interface components {
                 /**
                  * @example {
                  *       "errcode": "M_MISSING_PARAMS",
-                 *       "error": "Missing parameters: sid"
+                 *       "error": "Missing parameters: public_key"
                  *     }
                  */
                 "application/json": components["schemas"]["ErrorResponse"] & {
@@ -1191,7 +1230,7 @@ export interface components {
                 /**
                  * @example {
                  *       "errcode": "M_INVALID_PARAM",
-                 *       "error": "Invalid parameter 'client_secret': must match pattern"
+                 *       "error": "Invalid parameter 'keyId': must NOT have more than 128 characters"
                  *     }
                  */
                 "application/json": components["schemas"]["ErrorResponse"] & {
@@ -1685,7 +1724,6 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                "text/html": string;
                 /**
                  * @example {
                  *       "errcode": "M_UNRECOGNIZED",
@@ -1696,6 +1734,7 @@ export interface components {
                     /** @enum {string} */
                     errcode: "M_UNRECOGNIZED";
                 };
+                "text/html": string;
             };
         };
     };
@@ -1716,9 +1755,11 @@ export interface components {
         ClientSecretQuery: components["schemas"]["ClientSecret"];
         /** @description The token from the verification email. */
         TokenQuery: string;
-        /** @description Ignored unless equal to the session's own `next_link`; the redirect always goes to the session's. */
+        /** @description When given and different from the session's own `next_link`, there is no redirect: the page is shown. The redirect only ever goes to the session's `next_link`. */
         NextLinkQuery: string;
+        /** @description The kind of identifier: `email`. */
         MediumQuery: string;
+        /** @description The address to look up. */
         AddressQuery: string;
         /** @description v1 only, as old web clients send it; the body's value wins. */
         MxidQuery: string;
@@ -1846,6 +1887,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "token": "vXkPkhZkTNUBbrSWrRXUSnQeVfokWrqyDFDTYGsjJBwOFJoNuJvXdHYbAfRDhxJi",
+                     *       "public_keys": [
+                     *         {
+                     *           "public_key": "VXuGitF39UH5iRfvbIknlvlAVKgD1BsLDMvBf0pmp7c",
+                     *           "key_validity_url": "https://identity.example.org/_matrix/identity/v2/pubkey/isvalid"
+                     *         },
+                     *         {
+                     *           "public_key": "EvrLy3CQqfdSA6wmHO9C9b6Qxus-9Lm7RuA-G9smXq4",
+                     *           "key_validity_url": "https://identity.example.org/_matrix/identity/v2/pubkey/ephemeral/isvalid"
+                     *         }
+                     *       ],
+                     *       "public_key": "VXuGitF39UH5iRfvbIknlvlAVKgD1BsLDMvBf0pmp7c",
+                     *       "display_name": "ali...@exa..."
+                     *     }
+                     */
                     "application/json": components["schemas"]["InvitationResponse"];
                 };
             };
@@ -1893,6 +1951,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "token": "vXkPkhZkTNUBbrSWrRXUSnQeVfokWrqyDFDTYGsjJBwOFJoNuJvXdHYbAfRDhxJi",
+                     *       "public_keys": [
+                     *         {
+                     *           "public_key": "VXuGitF39UH5iRfvbIknlvlAVKgD1BsLDMvBf0pmp7c",
+                     *           "key_validity_url": "https://identity.example.org/_matrix/identity/v2/pubkey/isvalid"
+                     *         },
+                     *         {
+                     *           "public_key": "EvrLy3CQqfdSA6wmHO9C9b6Qxus-9Lm7RuA-G9smXq4",
+                     *           "key_validity_url": "https://identity.example.org/_matrix/identity/v2/pubkey/ephemeral/isvalid"
+                     *         }
+                     *       ],
+                     *       "public_key": "VXuGitF39UH5iRfvbIknlvlAVKgD1BsLDMvBf0pmp7c",
+                     *       "display_name": "ali...@exa..."
+                     *     }
+                     */
                     "application/json": components["schemas"]["InvitationResponse"];
                 };
             };
@@ -2267,6 +2342,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "email": "alice@example.org",
+                 *       "send_attempt": 1
+                 *     }
+                 */
                 "application/json": components["schemas"]["EmailRequestToken"];
             };
         };
@@ -2302,7 +2384,21 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "email": "alice@example.org",
+                 *       "send_attempt": 1
+                 *     }
+                 */
                 "application/json": components["schemas"]["EmailRequestToken"];
+                /**
+                 * @example {
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "email": "alice@example.org",
+                 *       "send_attempt": 1
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["EmailRequestToken"];
             };
         };
@@ -2337,7 +2433,7 @@ export interface operations {
                 client_secret: components["parameters"]["ClientSecretQuery"];
                 /** @description The token from the verification email. */
                 token: components["parameters"]["TokenQuery"];
-                /** @description Ignored unless equal to the session's own `next_link`; the redirect always goes to the session's. */
+                /** @description When given and different from the session's own `next_link`, there is no redirect: the page is shown. The redirect only ever goes to the session's `next_link`. */
                 next_link?: components["parameters"]["NextLinkQuery"];
             };
             header?: never;
@@ -2378,6 +2474,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "token": "atoken"
+                 *     }
+                 */
                 "application/json": components["schemas"]["SubmitToken"];
             };
         };
@@ -2413,7 +2516,7 @@ export interface operations {
                 client_secret: components["parameters"]["ClientSecretQuery"];
                 /** @description The token from the verification email. */
                 token: components["parameters"]["TokenQuery"];
-                /** @description Ignored unless equal to the session's own `next_link`; the redirect always goes to the session's. */
+                /** @description When given and different from the session's own `next_link`, there is no redirect: the page is shown. The redirect only ever goes to the session's `next_link`. */
                 next_link?: components["parameters"]["NextLinkQuery"];
             };
             header?: never;
@@ -2454,7 +2557,21 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "token": "atoken"
+                 *     }
+                 */
                 "application/json": components["schemas"]["SubmitToken"];
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "token": "atoken"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["SubmitToken"];
             };
         };
@@ -2488,6 +2605,14 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "country": "GB",
+                 *       "phone_number": "07700900001",
+                 *       "send_attempt": 1
+                 *     }
+                 */
                 "application/json": components["schemas"]["PhoneRequestToken"];
             };
         };
@@ -2514,7 +2639,23 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "country": "GB",
+                 *       "phone_number": "07700900001",
+                 *       "send_attempt": 1
+                 *     }
+                 */
                 "application/json": components["schemas"]["PhoneRequestToken"];
+                /**
+                 * @example {
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "country": "GB",
+                 *       "phone_number": "07700900001",
+                 *       "send_attempt": 1
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["PhoneRequestToken"];
             };
         };
@@ -2534,7 +2675,14 @@ export interface operations {
     };
     msisdnSubmitTokenGetV2: {
         parameters: {
-            query?: never;
+            query: {
+                /** @description The validation session id requestToken answered. */
+                sid: components["parameters"]["SidQuery"];
+                /** @description The client's secret for the session. */
+                client_secret: components["parameters"]["ClientSecretQuery"];
+                /** @description The token from the verification email. */
+                token: components["parameters"]["TokenQuery"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2563,6 +2711,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "token": "atoken"
+                 *     }
+                 */
                 "application/json": components["schemas"]["SubmitToken"];
             };
         };
@@ -2582,7 +2737,14 @@ export interface operations {
     };
     getValidatePhone: {
         parameters: {
-            query?: never;
+            query: {
+                /** @description The validation session id requestToken answered. */
+                sid: components["parameters"]["SidQuery"];
+                /** @description The client's secret for the session. */
+                client_secret: components["parameters"]["ClientSecretQuery"];
+                /** @description The token from the verification email. */
+                token: components["parameters"]["TokenQuery"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2611,7 +2773,21 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "token": "atoken"
+                 *     }
+                 */
                 "application/json": components["schemas"]["SubmitToken"];
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "token": "atoken"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["SubmitToken"];
             };
         };
@@ -2710,6 +2886,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "mxid": "@alice:example.org"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PublishRequest"];
             };
         };
@@ -2720,6 +2903,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "address": "alice@example.org",
+                     *       "medium": "email",
+                     *       "mxid": "@alice:example.org",
+                     *       "not_before": 1700000000000,
+                     *       "not_after": 4853600000000,
+                     *       "ts": 1700000000000,
+                     *       "signatures": {
+                     *         "identity.example.org": {
+                     *           "ed25519:0": "sEyJ3sGYDcRGi1vQk2uD7OXIzBaaxVvSTO6hI3QDp0rKQNSYUdOVNXZe86iddTprHTQg7Ji3IhU0h3dCOQsHBg"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["PublishResponse"];
                 };
             };
@@ -2740,7 +2938,21 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "mxid": "@alice:example.org"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PublishRequest"];
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "mxid": "@alice:example.org"
+                 *     }
+                 */
                 "application/x-www-form-urlencoded": components["schemas"]["PublishRequest"];
             };
         };
@@ -2751,6 +2963,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "address": "alice@example.org",
+                     *       "medium": "email",
+                     *       "mxid": "@alice:example.org",
+                     *       "not_before": 1700000000000,
+                     *       "not_after": 4853600000000,
+                     *       "ts": 1700000000000,
+                     *       "signatures": {
+                     *         "identity.example.org": {
+                     *           "ed25519:0": "sEyJ3sGYDcRGi1vQk2uD7OXIzBaaxVvSTO6hI3QDp0rKQNSYUdOVNXZe86iddTprHTQg7Ji3IhU0h3dCOQsHBg"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["PublishResponse"];
                 };
             };
@@ -2769,6 +2996,17 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "mxid": "@alice:example.org",
+                 *       "threepid": {
+                 *         "medium": "email",
+                 *         "address": "alice@example.org"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["UnbindRequest"];
             };
         };
@@ -2800,6 +3038,17 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "sid": "1234",
+                 *       "client_secret": "monkeys_are_GREAT",
+                 *       "mxid": "@alice:example.org",
+                 *       "threepid": {
+                 *         "medium": "email",
+                 *         "address": "alice@example.org"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["UnbindRequest"];
             };
         };
@@ -2862,6 +3111,15 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "addresses": [
+                 *         "4kenr7N9drpCJ4AfalmlGQVsOn3o2RHjkADUpXJWZUc"
+                 *       ],
+                 *       "algorithm": "sha256",
+                 *       "pepper": "matrixrocks"
+                 *     }
+                 */
                 "application/json": components["schemas"]["LookupRequest"];
             };
         };
@@ -2892,7 +3150,9 @@ export interface operations {
     lookup: {
         parameters: {
             query: {
+                /** @description The kind of identifier: `email`. */
                 medium: components["parameters"]["MediumQuery"];
+                /** @description The address to look up. */
                 address: components["parameters"]["AddressQuery"];
             };
             header?: never;
@@ -2907,6 +3167,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "address": "alice@example.org",
+                     *       "medium": "email",
+                     *       "mxid": "@alice:example.org",
+                     *       "not_before": 1700000000000,
+                     *       "not_after": 4853600000000,
+                     *       "ts": 1700000000000,
+                     *       "signatures": {
+                     *         "identity.example.org": {
+                     *           "ed25519:0": "sEyJ3sGYDcRGi1vQk2uD7OXIzBaaxVvSTO6hI3QDp0rKQNSYUdOVNXZe86iddTprHTQg7Ji3IhU0h3dCOQsHBg"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["SingleLookupResponse"];
                 };
             };
@@ -2924,6 +3199,20 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "threepids": [
+                 *         [
+                 *           "email",
+                 *           "alice@example.org"
+                 *         ],
+                 *         [
+                 *           "email",
+                 *           "bob@example.org"
+                 *         ]
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["BulkLookupRequest"];
             };
         };
@@ -2963,6 +3252,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "mxid": "@bob:example.org",
+                 *       "token": "vXkPkhZkTNUBbrSWrRXUSnQeVfokWrqyDFDTYGsjJBwOFJoNuJvXdHYbAfRDhxJi",
+                 *       "private_key": "2q2hQ9ON3F0ZsJ9Iv2U8JpDb3WahBpyZ6MCBAPyvxSc"
+                 *     }
+                 */
                 "application/json": components["schemas"]["SigningRequest"];
             };
         };
@@ -2973,6 +3269,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "mxid": "@bob:example.org",
+                     *       "sender": "@alice:example.org",
+                     *       "token": "vXkPkhZkTNUBbrSWrRXUSnQeVfokWrqyDFDTYGsjJBwOFJoNuJvXdHYbAfRDhxJi",
+                     *       "signatures": {
+                     *         "identity.example.org": {
+                     *           "ed25519:0": "sEyJ3sGYDcRGi1vQk2uD7OXIzBaaxVvSTO6hI3QDp0rKQNSYUdOVNXZe86iddTprHTQg7Ji3IhU0h3dCOQsHBg"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["SigningResponse"];
                 };
             };
@@ -3000,6 +3308,11 @@ export interface operations {
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "mxid": "@bob:example.org"
+                 *     }
+                 */
                 "application/json": components["schemas"]["LegacySigningRequest"];
             };
         };
@@ -3010,6 +3323,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "mxid": "@bob:example.org",
+                     *       "sender": "@alice:example.org",
+                     *       "token": "vXkPkhZkTNUBbrSWrRXUSnQeVfokWrqyDFDTYGsjJBwOFJoNuJvXdHYbAfRDhxJi",
+                     *       "signatures": {
+                     *         "identity.example.org": {
+                     *           "ed25519:0": "sEyJ3sGYDcRGi1vQk2uD7OXIzBaaxVvSTO6hI3QDp0rKQNSYUdOVNXZe86iddTprHTQg7Ji3IhU0h3dCOQsHBg"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["SigningResponse"];
                 };
             };

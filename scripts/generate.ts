@@ -108,8 +108,8 @@ function strict(node: Json, inComposition = false): Json {
   const composed = ['allOf', 'anyOf', 'oneOf'].some((k) => k in node);
   for (const [k, v] of Object.entries(node)) {
     if (k === 'allOf' || k === 'anyOf' || k === 'oneOf') out[k] = (v as Json[]).map((n) => strict(n, true));
-    else if (k === 'properties') out[k] = Object.fromEntries(Object.entries(v as Obj).map(([p, s]) => [p, strict(s)]));
-    else if (k === 'items' || k === 'additionalProperties') out[k] = strict(v);
+    else if (k === 'properties' || k === 'patternProperties') out[k] = Object.fromEntries(Object.entries(v as Obj).map(([p, s]) => [p, strict(s)]));
+    else if (k === 'items' || k === 'additionalProperties' || k === 'prefixItems') out[k] = strict(v);
     else out[k] = v;
   }
   const open = !('additionalProperties' in node) && !('unevaluatedProperties' in node);
