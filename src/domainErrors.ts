@@ -12,7 +12,7 @@ export type DomainErrorCode =
   | 'rate_limited'
   | 'openid_rejected'
   | 'homeserver_unavailable'
-  // binding (issue 5)
+  // validation sessions and lookups
   | 'session_not_found'
   | 'session_not_validated'
   | 'session_expired'

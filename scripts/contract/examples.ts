@@ -4,7 +4,7 @@
 //   parameters    and headers: `example` and `examples[*].value` vs the parameter's (header's) schema
 //   schemas       `example` and each item of `examples` vs that schema, at every depth
 // Local $refs resolve through the whole document, which ajv holds as one schema. Exit 1 on any invalid example
-// or unresolvable example reference. Importable: test/contract/tooling.test.ts calls checkExamples().
+// or unresolvable example reference. Importable: test/contract/examples.test.ts calls checkExamples().
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,7 +1,8 @@
 // npm run contract:sdk: generates TypeScript clients from openapi/identity.yaml with the generators users reach
 // for, each the way its documentation shows, and compiles every output with `tsc --strict --noEmit`.
 //   openapi-fetch  openapi-typescript's `paths` types + openapi-fetch, with a small usage file calling the API
-//   hey-api        @hey-api/openapi-ts, its default plugins (types, SDK functions, the fetch client)
+//   hey-api        @hey-api/openapi-ts with the fetch client, its SDK grouped in one class per tag: the v1
+//                  operations must come out as Jeon's interfaces and methods (InvitationApi.invite, ...)
 //   orval          orval, `client: 'fetch'`, `mode: 'tags-split'` (one folder per tag) and a model folder
 // Options: `--only NAME[,NAME]` runs some of them; `--keep` keeps the temporary folder (its tsconfig.json and
 // generator config files are what a user would copy); `--doc PATH` checks another document.
@@ -183,6 +184,34 @@ function writeAssertion(dir: string, imports: string, errcodeType: string): Step
   return [{ name: 'typed errcode assertion', ok: true, ms: 0, log: '' }];
 }
 
+/**
+ * A file that compiles only if the class-per-tag SDK has every v1 operation as a method of the class named after
+ * its tag, under its operationId: the document's promise that such a client gives back Jeon's interfaces.
+ */
+function writeJeonClasses(dir: string): Step[] {
+  const methods: { tag: string; id: string }[] = [];
+  for (const [path, item] of Object.entries(isObject(doc.paths) ? doc.paths : {})) {
+    if (!path.startsWith('/_matrix/identity/api/v1') || !isObject(item)) continue;
+    for (const method of HTTP_METHODS) {
+      const op = item[method];
+      if (isObject(op) && Array.isArray(op.tags) && typeof op.operationId === 'string') methods.push({ tag: String(op.tags[0]), id: op.operationId });
+    }
+  }
+  if (methods.length === 0) return [];
+  const tags = [...new Set(methods.map((m) => m.tag))].sort();
+  const lines = [
+    "// Compiles only if each v1 operation is a method of its tag's class: Jeon's interfaces and method names.",
+    `import { ${tags.join(', ')} } from './client/sdk.gen';`,
+    '',
+    'export const jeon = [',
+    ...methods.map((m) => `  ${m.tag}.${m.id},`),
+    '];',
+    '',
+  ];
+  writeFileSync(join(dir, 'jeon.ts'), lines.join('\n'));
+  return [{ name: `Jeon's classes: ${methods.length} v1 methods in ${tags.length} classes`, ok: true, ms: 0, log: '' }];
+}
+
 // ---------------------------------------------------------------- the generators
 
 type Generator = (dir: string) => Promise<Step[]>;
@@ -207,7 +236,8 @@ const GENERATORS: Record<string, Generator> = {
   },
 
   async 'hey-api'(dir) {
-    // The config file a user keeps beside their code; plugins spelled out are the 0.9x defaults (fetch client).
+    // The config file a user keeps beside their code: the 0.9x default plugins (fetch client), the SDK grouped in
+    // one class per tag, as users mirroring a Java client configure it.
     writeFileSync(
       join(dir, 'openapi-ts.config.ts'),
       [
@@ -218,14 +248,17 @@ const GENERATORS: Record<string, Generator> = {
         // shorthand (`organization/project`) and fails; `./openapi/identity.yaml` works as well.
         `  input: ${JSON.stringify(docPath)},`,
         "  output: './client',",
-        "  plugins: ['@hey-api/client-fetch', '@hey-api/typescript', '@hey-api/sdk'],",
+        "  plugins: ['@hey-api/client-fetch', '@hey-api/typescript', { name: '@hey-api/sdk', operations: { strategy: 'byTags' } }],",
         '});',
         '',
       ].join('\n'),
     );
     const gen = await runNode(binPath('@hey-api/openapi-ts', 'openapi-ts'), ['--file', 'openapi-ts.config.ts', '--no-log-file'], { cwd: dir });
     const steps: Step[] = [{ name: '@hey-api/openapi-ts', ok: gen.code === 0, ms: gen.ms, log: gen.stdout + gen.stderr }];
-    if (gen.code === 0) steps.push(...writeAssertion(dir, "import type { StoreInviteV2Errors } from './client/types.gen';", "StoreInviteV2Errors[400]['errcode']"));
+    if (gen.code === 0) {
+      steps.push(...writeAssertion(dir, "import type { StoreInviteV2Errors } from './client/types.gen';", "StoreInviteV2Errors[400]['errcode']"));
+      steps.push(...writeJeonClasses(dir));
+    }
     return steps;
   },
 

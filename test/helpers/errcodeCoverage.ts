@@ -49,6 +49,11 @@ function testFiles(dir: string): string[] {
     .map((f) => join(dir, f));
 }
 
+/** Every test of the task ran: none skipped, filtered out or left to do. */
+function allRan(task: { mode: string; tasks?: unknown[] }): boolean {
+  return task.mode === 'run' && (task.tasks ?? []).every((t) => allRan(t as { mode: string; tasks?: unknown[] }));
+}
+
 export default function setup(project: TestProject): () => void {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-errcodes-'));
   project.provide('errcodeDir', dir);
@@ -56,9 +61,9 @@ export default function setup(project: TestProject): () => void {
     try {
       const files = project.vitest.state.getFiles();
       const ran = new Set(files.map((f) => relative(ROOT, f.filepath)));
-      const whole = testFiles('test').every((f) => ran.has(f));
+      const whole = testFiles('test').every((f) => ran.has(f)) && !project.vitest.config.testNamePattern && files.every(allRan);
       const failed = files.some((f) => f.result?.state === 'fail');
-      if (!whole || failed) return; // a partial or failed run proves nothing either way
+      if (!whole || failed) return; // a partial (filtered, .only, skipped) or failed run proves nothing either way
       const seen = new Set<string>();
       for (const name of readdirSync(dir)) {
         for (const line of readFileSync(join(dir, name), 'utf8').split('\n')) if (line) seen.add(line);

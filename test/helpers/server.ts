@@ -39,6 +39,13 @@ export interface TestServerOptions {
   allowViolations?: { reason: string };
 }
 
+/** Runs every clean-up step, even after one fails, then throws the first failure (a stop() with violations, say). */
+export async function settle(steps: (() => Promise<unknown> | undefined)[]): Promise<void> {
+  const results = await Promise.allSettled(steps.map(async (step) => step()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
   if (opts.allowViolations && opts.allowViolations.reason.trim() === '') throw new Error('allowViolations needs a reason');
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'tessera-data-'));

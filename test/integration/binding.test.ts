@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import type { Knex } from 'knex';
 import nacl from 'tweetnacl';
 import { testDatabases } from '../helpers/databases.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { settle, startTestServer, type TestServer } from '../helpers/server.js';
 import { readInviteMail, readVerificationMail, sentTo, verificationMailCount } from '../helpers/verificationMail.js';
 import { Sweeper } from '../../src/workers/Sweeper.js';
 import { smtpConfig, startSmtp, until as waitUntil, type TestSmtp } from '../helpers/smtp.js';
@@ -69,10 +69,11 @@ describe.each(testDatabases())('binding on $name', (db) => {
     serverKey = (await srv.call('GET', `${V2}/pubkey/ed25519:0`)).body.public_key;
   });
   afterAll(async () => {
-    await srv?.stop();
-    await hs?.stop();
-    await smtp?.stop();
-    await dispose?.();
+    try {
+      await settle([() => srv?.stop(), () => hs?.stop(), () => smtp?.stop()]);
+    } finally {
+      await dispose?.();
+    }
   });
   beforeEach(() => {
     offset = 0;
@@ -361,7 +362,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const v2 = variant('token', 'not-the-token');
     v2.pathname = `${V2}/validate/email/submitToken`;
     expect((await page(v2)).status).toBe(400);
-    // missing query parameters are not a link anyone was sent: the JSON error, as before
+    // missing query parameters are not a link anyone was sent: the JSON error
     const missing = await srv.call('GET', `${V1}/validate/email/submitToken?sid=x&token=y`);
     expect(missing.status).toBe(400);
     expect(missing.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: client_secret' });
