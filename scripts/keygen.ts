@@ -1,6 +1,6 @@
 // npm run keygen [-- --print]: writes a new long-term signing key file (mode 0600), or prints one.
 import { existsSync } from 'node:fs';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/platform/config.js';
 import { formatSigningKey, writeNewKeyFile } from '../src/keys/KeyRing.js';
 import { generateKeyPair } from '../src/keys/ed25519.js';
 

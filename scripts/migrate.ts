@@ -1,6 +1,6 @@
 // npm run migrate [-- --down]: brings the configured database's schema up to date (or rolls it all back).
-import { loadConfig } from '../src/config.js';
-import { migrateDown, migrateLatest, openDatabase } from '../src/store/db.js';
+import { loadConfig } from '../src/platform/config.js';
+import { migrateDown, migrateLatest, openDatabase } from '../src/platform/db/db.js';
 
 const config = loadConfig({ argv: process.argv.slice(2) });
 const { knex, dialect } = openDatabase({

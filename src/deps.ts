@@ -1,14 +1,14 @@
 // The dependencies every handler and worker receives; built once in main.ts (tests build their own).
-import type { Config } from './config.js';
+import type { Config } from './platform/config.js';
 import type { KeyRing } from './keys/KeyRing.js';
 import type { Store } from './store/types.js';
-import type { Authenticator } from './http/security.js';
-import type { Logger } from './util/logger.js';
-import type { RandomBytes } from './invites/token.js';
+import type { Authenticator } from './platform/http/security.js';
+import type { Logger } from './platform/logger.js';
+import type { RandomBytes } from './invitations/token.js';
 import type { FederationClient } from './federation/types.js';
-import type { RateLimiter } from './ratelimit/RateLimiter.js';
+import type { RateLimiter } from './platform/RateLimiter.js';
 import type { Terms } from './accounts/terms.js';
-import type { EphemeralKeySource } from './keys/ephemeralKeys.js';
+import type { EphemeralKeySource } from './invitations/ephemeralKeys.js';
 
 /** Signals from request handlers to background workers, sent after the transaction commits. */
 export interface Signals {

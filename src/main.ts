@@ -1,8 +1,8 @@
 // Composition root: config -> logger -> store (migrated) -> keys -> app -> listen + workers.
-import { loadConfig, ConfigError } from './config.js';
+import { loadConfig, ConfigError } from './platform/config.js';
 import { startService } from './service.js';
 import { setFlagsFromString } from 'node:v8';
-import { createLogger } from './util/logger.js';
+import { createLogger } from './platform/logger.js';
 
 async function main(): Promise<void> {
   let config;

@@ -1,28 +1,30 @@
 // Builds a running Tessera from a Config: store, keys, deps, HTTP server and workers. main.ts and tests use it.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.js';
+import type { Config } from './platform/config.js';
 import type { Deps, Signals } from './deps.js';
-import { createApp } from './app.js';
+import { createApp } from './platform/http/app.js';
+import { handlers } from './handlers.js';
+import { ServerKeyCache, XMatrixVerifier } from './federation/xMatrix.js';
 import { KeyRing } from './keys/KeyRing.js';
 import { KnexStore } from './store/KnexStore.js';
-import type { Authenticator } from './http/security.js';
-import type { Logger } from './util/logger.js';
-import { Sweeper } from './workers/Sweeper.js';
-import { pooledRandomBytes } from './util/random.js';
+import type { Authenticator } from './platform/http/security.js';
+import type { Logger } from './platform/logger.js';
+import { Sweeper } from './platform/Sweeper.js';
+import { pooledRandomBytes } from './platform/random.js';
 import type { FederationClient } from './federation/types.js';
 import { federationClientFromConfig } from './federation/client.js';
-import { ConfigError } from './config.js';
+import { ConfigError } from './platform/config.js';
 import { Terms, TermsError } from './accounts/terms.js';
 import { AccountAuthenticator } from './accounts/accounts.js';
-import { RateLimiter } from './ratelimit/RateLimiter.js';
+import { RateLimiter } from './platform/RateLimiter.js';
 import { join } from 'node:path';
 import { MailWorker } from './mail/MailWorker.js';
 import { MailRenderer } from './mail/render.js';
 import { fileTransport, smtpTransport } from './mail/transport.js';
-import { OnbindWorker } from './federation/OnbindWorker.js';
-import { ensureLookupPepper } from './binding/pepper.js';
-import { inlineKeySource, WorkerKeySource } from './keys/ephemeralKeys.js';
+import { OnbindWorker } from './associations/OnbindWorker.js';
+import { ensureLookupPepper } from './associations/pepper.js';
+import { inlineKeySource, WorkerKeySource } from './invitations/ephemeralKeys.js';
 
 export interface Service {
   deps: Deps;
@@ -96,7 +98,9 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
 export async function startService(config: Config, opts: ServiceOptions): Promise<Service> {
   const deps = await buildDeps(config, opts);
   await ensureLookupPepper(deps); // binding (issue 5): before the first lookup request
-  const app = await createApp(deps);
+  // Homeserver-signed requests (unbind): the origin's keys are fetched over the federation client and cached.
+  const xMatrix = new XMatrixVerifier(config.server.name, new ServerKeyCache({ federation: deps.federation, clock: deps.clock, log: deps.log }));
+  const app = await createApp(deps, handlers, xMatrix);
   // Checked every second, not Node's default 30 s, so the timeout below holds to about a second.
   const server = opts.server ?? createServer({ connectionsCheckingInterval: 1000 });
   server.requestTimeout = config.server.requestTimeoutMs;

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
-import { openDatabase } from '../../src/store/db.js';
+import { openDatabase } from '../../src/platform/db/db.js';
 
 export interface BenchDatabase {
   /** What Tessera gets as TESSERA_DB_URL (a file path for SQLite). */

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { ONBIND_PATH } from '../../src/federation/OnbindWorker.js';
+import { ONBIND_PATH } from '../../src/associations/OnbindWorker.js';
 
 export interface BenchHomeserver {
   /** `127.0.0.1:<port>`: the server name of the mxids bound in the scenario. */

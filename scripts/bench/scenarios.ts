@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type autocannon from 'autocannon';
 import type { Knex } from 'knex';
-import { lookupHash } from '../../src/binding/hash.js';
+import { lookupHash } from '../../src/associations/hash.js';
 import { DAY } from './database.js';
 
 export const V1 = '/_matrix/identity/api/v1';

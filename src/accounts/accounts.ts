@@ -1,12 +1,12 @@
 // v2 accounts (identity-api.md section 7): OpenID registration, token look-up (the Authenticator), logout, terms.
 import { createHash } from 'node:crypto';
 import type { Deps } from '../deps.js';
-import { DomainError } from '../domainErrors.js';
+import { DomainError } from '../platform/domainErrors.js';
 import { parseServerName } from '../federation/discovery.js';
 import { FederationError } from '../federation/types.js';
-import type { AuthResult, Authenticator } from '../http/security.js';
+import type { AuthResult, Authenticator } from '../platform/http/security.js';
 import type { AccountStore } from '../store/types.js';
-import { serverNameOf } from '../util/threepid.js';
+import { serverNameOf } from '../platform/threepid.js';
 import { operations as homeserverOps } from '../../generated/homeserver.validators.js';
 import type { Terms } from './terms.js';
 

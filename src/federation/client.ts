@@ -1,6 +1,6 @@
 // The FederationClient used for OpenID userinfo and onbind: discovery + address policy + HTTPS transport.
-import { ConfigError, type Config } from '../config.js';
-import type { Logger } from '../util/logger.js';
+import { ConfigError, type Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
 import { AddressPolicy } from './addresses.js';
 import { Discovery, type WellKnownOptions } from './discovery.js';
 import { Transport, systemResolver, type Destination, type RawResponse, type Resolver } from './transport.js';

@@ -1,11 +1,12 @@
 // Homeserver request authentication (`Authorization: X-Matrix ...`), as Synapse uses it to unbind an address when a
 // user removes it or deactivates their account. The origin's signing keys come from its /_matrix/key/v2/server, over
 // the federation client (discovery, outbound address policy, HTTPS), and are cached with a bounded lifetime and size.
+import { isXMatrix, type RequestSignatureVerifier, type SignedRequest } from '../platform/http/security.js';
 import { operations as homeserverOps } from '../../generated/homeserver.validators.js';
 import { canonicalJson } from '../keys/canonicalJson.js';
 import { verifyDetached } from '../keys/ed25519.js';
-import { decodeAny } from '../util/base64.js';
-import type { Logger } from '../util/logger.js';
+import { decodeAny } from '../platform/base64.js';
+import type { Logger } from '../platform/logger.js';
 import { parseServerName } from './discovery.js';
 import type { FederationClient } from './types.js';
 
@@ -18,10 +19,7 @@ export interface XMatrixHeader {
   destination?: string;
 }
 
-/** True when an Authorization header value uses the X-Matrix scheme (whatever its parameters). */
-export function isXMatrix(value: unknown): value is string {
-  return typeof value === 'string' && /^X-Matrix(?:\s|$)/i.test(value);
-}
+export { isXMatrix };
 
 const PARAM = /[ \t]*([A-Za-z0-9_-]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^",\s]*))[ \t]*(?:,|$)/y;
 
@@ -164,18 +162,11 @@ export function verifyKeyResponse(body: unknown, origin: string, now: number): {
   return { keys, validUntil: doc.valid_until_ts };
 }
 
-export interface SignedRequest {
-  method: string;
-  /** Path and query exactly as received. */
-  uri: string;
-  /** The parsed JSON body; undefined for requests without one. */
-  content: unknown;
-}
 
 export type XMatrixResult = { origin: string } | { error: string };
 
 /** Verifies X-Matrix requests addressed to `serverName` (this identity server). */
-export class XMatrixVerifier {
+export class XMatrixVerifier implements RequestSignatureVerifier {
   constructor(
     private readonly serverName: string,
     private readonly keys: ServerKeyCache,

@@ -1,10 +1,10 @@
 // Long-term signing keys: the current key (file or config) and rotated-out keys still trusted.
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { canonicalKeyString, decodeAny, encodeUnpadded } from '../util/base64.js';
+import { canonicalKeyString, decodeAny, encodeUnpadded } from '../platform/base64.js';
 import { generateKeyPair, keyPairFromSeed, type Ed25519KeyPair } from './ed25519.js';
 import type { SigningKey } from './signJson.js';
-import type { Logger } from '../util/logger.js';
+import type { Logger } from '../platform/logger.js';
 
 export interface TrustedOldKey {
   keyId: string;

@@ -2,7 +2,7 @@
 import type { KeyObject } from 'node:crypto';
 import { canonicalJson } from './canonicalJson.js';
 import { signDetached } from './ed25519.js';
-import { encodeUnpadded } from '../util/base64.js';
+import { encodeUnpadded } from '../platform/base64.js';
 
 export type Signatures = Record<string, Record<string, string>>;
 

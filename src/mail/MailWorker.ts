@@ -1,10 +1,10 @@
 // Drains the mail outbox (issue 3): woken after each commit, claims rows with a lease, sends, and retries
 // with capped exponential backoff and jitter; permanent rejections and given-up rows are recorded as failed.
 import { hostname } from 'node:os';
-import type { MailConfig } from '../config.js';
-import type { RandomBytes } from '../invites/token.js';
+import type { MailConfig } from '../platform/config.js';
+import type { RandomBytes } from '../invitations/token.js';
 import type { MailJob, MailOutcome, Store } from '../store/types.js';
-import { redactForLog, type Logger } from '../util/logger.js';
+import { redactForLog, type Logger } from '../platform/logger.js';
 import { PermanentMailError, type MailRenderer } from './render.js';
 import { classifySendError, type MailTransport } from './transport.js';
 

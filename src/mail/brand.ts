@@ -1,7 +1,7 @@
 // Brands (issue 3): Sydent-layout template folders, one per brand, under mail.templatesDir.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MailConfig } from '../config.js';
+import type { MailConfig } from '../platform/config.js';
 
 const SAFE_BRAND = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
 

@@ -1,5 +1,5 @@
 // The invite email's links (issue 3): web client choice, the join link and the sign-ed25519 URL.
-import type { MailConfig } from '../config.js';
+import type { MailConfig } from '../platform/config.js';
 
 /**
  * The web client to link into: the request's `org.matrix.web_client_location` when it is an https URL

@@ -1,8 +1,8 @@
 // Turns a mail-outbox row into the raw message to send (issue 3): Sydent-layout templates through nunjucks
 // (the template writes the whole message, headers included) or the built-in English multipart message.
 import nunjucks from 'nunjucks';
-import type { Config } from '../config.js';
-import type { RandomBytes } from '../invites/token.js';
+import type { Config } from '../platform/config.js';
+import type { RandomBytes } from '../invitations/token.js';
 import type { MailJob } from '../store/types.js';
 import { templatePath } from './brand.js';
 import { inviteParts, verificationParts, type Parts } from './defaultTemplates.js';

@@ -1,5 +1,5 @@
 // Escaping and cleaning of user-controlled text for email (issue 3): HTML, one-line values, truncation.
-import type { RandomBytes } from '../invites/token.js';
+import type { RandomBytes } from '../invitations/token.js';
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 

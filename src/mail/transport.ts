@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync
 import { join } from 'node:path';
 import { headerAddress } from './mime.js';
 import { SmtpPool } from './smtpPool.js';
-import type { MailConfig } from '../config.js';
+import type { MailConfig } from '../platform/config.js';
 
 export interface OutgoingMail {
   /** Unique per outbox row; file names are made from it so that a retry overwrites rather than duplicates. */

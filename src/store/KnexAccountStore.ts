@@ -1,7 +1,7 @@
 // AccountStore on Knex: access-token hashes and accepted policy versions.
 import type { Knex } from 'knex';
 import type { AcceptedPolicy, AccountStore, AccountToken } from './types.js';
-import { BatchedReader, paddedIds } from './batchedRead.js';
+import { BatchedReader, paddedIds } from '../platform/db/batchedRead.js';
 
 interface TokenRow {
   token_hash: string;

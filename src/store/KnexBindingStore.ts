@@ -1,8 +1,8 @@
 // Validation sessions, associations (bind, lookup) and the onbind outbox on Knex (SQLite and MySQL/MariaDB).
 import type { Knex } from 'knex';
-import type { Dialect } from './db.js';
+import type { Dialect } from '../platform/db/db.js';
 import { insertMail, toInvite, type InviteRow } from './KnexStore.js';
-import { paddedIds } from './batchedRead.js';
+import { paddedIds } from '../platform/db/batchedRead.js';
 import type {
   Association,
   BindOptions,

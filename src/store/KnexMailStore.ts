@@ -1,7 +1,7 @@
 // The mail outbox on Knex (issue 3): lease-based claiming, SKIP LOCKED on MySQL/MariaDB, one writer on SQLite.
 import type { Knex } from 'knex';
-import type { Dialect } from './db.js';
-import { paddedIds, statementChunks } from './batchedRead.js';
+import type { Dialect } from '../platform/db/db.js';
+import { paddedIds, statementChunks } from '../platform/db/batchedRead.js';
 import type { MailJob, MailKind, MailOutboxStore, MailOutcome } from './types.js';
 
 interface MailRow {

@@ -4,12 +4,12 @@ import type { AcceptedPolicy, AccountToken, Association, InviteRecord, MailJob, 
 import { KnexAccountStore } from './KnexAccountStore.js';
 import type * as B from './types.js';
 import { associationRow, KnexBindingStore, toAssociation, type AssociationRow } from './KnexBindingStore.js';
-import { lookupHash } from '../binding/hash.js';
-import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
+import { lookupHash } from '../associations/hash.js';
+import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from '../platform/db/db.js';
 import { KnexMailStore } from './KnexMailStore.js';
-import { GroupCommitter } from './groupCommit.js';
-import { BatchedReader, paddedIds, statementChunks } from './batchedRead.js';
-import { KeyValidityCache, touchesKeys } from './validityCache.js';
+import { GroupCommitter } from '../platform/db/groupCommit.js';
+import { BatchedReader, paddedIds, statementChunks } from '../platform/db/batchedRead.js';
+import { KeyValidityCache, touchesKeys } from '../invitations/validityCache.js';
 
 /** An `invites` row, optionally joined with its ephemeral key. */
 export interface InviteRow {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { handlers } from '../../src/handlers/index.js';
+import { handlers } from '../../src/handlers.js';
 import { operations } from '../../generated/identity.validators.js';
 
 const doc = parse(readFileSync(new URL('../../openapi/identity.yaml', import.meta.url), 'utf8'));

@@ -5,10 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type ConfigInput } from '../../src/config.js';
+import { loadConfig, type ConfigInput } from '../../src/platform/config.js';
 import { startService, type Service } from '../../src/service.js';
-import { createLogger } from '../../src/util/logger.js';
-import type { Authenticator } from '../../src/http/security.js';
+import { createLogger } from '../../src/platform/logger.js';
+import type { Authenticator } from '../../src/platform/http/security.js';
 import type { FederationClient } from '../../src/federation/types.js';
 
 export interface TestServer {

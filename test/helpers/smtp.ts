@@ -2,7 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { simpleParser, type ParsedMail } from 'mailparser';
-import type { ConfigInput } from '../../src/config.js';
+import type { ConfigInput } from '../../src/platform/config.js';
 
 export interface ReceivedMail {
   envelope: { from: string; to: string[] };

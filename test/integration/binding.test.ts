@@ -9,12 +9,12 @@ import nacl from 'tweetnacl';
 import { testDatabases } from '../helpers/databases.js';
 import { settle, startTestServer, type TestServer } from '../helpers/server.js';
 import { readInviteMail, readVerificationMail, sentTo, verificationMailCount } from '../helpers/verificationMail.js';
-import { Sweeper } from '../../src/workers/Sweeper.js';
+import { Sweeper } from '../../src/platform/Sweeper.js';
 import { smtpConfig, startSmtp, until as waitUntil, type TestSmtp } from '../helpers/smtp.js';
 import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
 import { ONBIND, routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
 import { verifyMatrixSignature } from '../helpers/signatures.js';
-import type { Authenticator } from '../../src/http/security.js';
+import type { Authenticator } from '../../src/platform/http/security.js';
 import type { KnexStore } from '../../src/store/KnexStore.js';
 
 const V1 = '/_matrix/identity/api/v1';

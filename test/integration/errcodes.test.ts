@@ -11,7 +11,7 @@ import { testDatabases } from '../helpers/databases.js';
 import { settle, startTestServer, type TestServer } from '../helpers/server.js';
 import { smtpConfig, startSmtp, type TestSmtp } from '../helpers/smtp.js';
 import { readInviteMail, readVerificationMail } from '../helpers/verificationMail.js';
-import type { Authenticator } from '../../src/http/security.js';
+import type { Authenticator } from '../../src/platform/http/security.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';

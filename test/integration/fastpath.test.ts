@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { KnexStore } from '../../src/store/KnexStore.js';
-import { openDatabase } from '../../src/store/db.js';
+import { openDatabase } from '../../src/platform/db/db.js';
 import type { NewInvite, NewMail } from '../../src/store/types.js';
-import type { WorkerKeySource } from '../../src/keys/ephemeralKeys.js';
+import type { WorkerKeySource } from '../../src/invitations/ephemeralKeys.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
@@ -258,7 +258,7 @@ describe.each(testDatabases())('fast path on $name', (db) => {
 
 describe('performance.keyValidityCacheMs', () => {
   it('0 turns the validity cache off; the environment variable sets it', async () => {
-    const { loadConfig } = await import('../../src/config.js');
+    const { loadConfig } = await import('../../src/platform/config.js');
     expect(loadConfig({ argv: [], env: { TESSERA_KEY_VALIDITY_CACHE_MS: '250' } }).performance.keyValidityCacheMs).toBe(250);
     expect(() => loadConfig({ argv: [], env: { TESSERA_KEY_VALIDITY_CACHE_MS: '5000' } })).toThrow(/keyValidityCacheMs/);
     const created = await testDatabases()[0]!.create();

@@ -6,9 +6,9 @@ import { rmSync } from 'node:fs';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer } from '../helpers/server.js';
 import { KnexStore } from '../../src/store/KnexStore.js';
-import { ensureLookupPepper } from '../../src/binding/pepper.js';
-import { bulkLookupV1, lookupV2 } from '../../src/binding/lookup.js';
-import { createLogger } from '../../src/util/logger.js';
+import { ensureLookupPepper } from '../../src/associations/pepper.js';
+import { bulkLookupV1, lookupV2 } from '../../src/associations/lookup.js';
+import { createLogger } from '../../src/platform/logger.js';
 import type { Deps } from '../../src/deps.js';
 
 const V1 = '/_matrix/identity/api/v1';

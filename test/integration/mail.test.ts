@@ -8,7 +8,7 @@ import { testDatabases, type TestDatabase } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { smtpConfig, startSmtp, until, type ReceivedMail, type TestSmtp } from '../helpers/smtp.js';
 import { freePort } from '../helpers/process.js';
-import type { Authenticator } from '../../src/http/security.js';
+import type { Authenticator } from '../../src/platform/http/security.js';
 import { insertMail, type KnexStore } from '../../src/store/KnexStore.js';
 
 const V1 = '/_matrix/identity/api/v1';

@@ -1,7 +1,7 @@
 // Migrations run up, all the way down, and up again, on every database.
 import { describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
-import { migrateDown, migrateLatest, openDatabase } from '../../src/store/db.js';
+import { migrateDown, migrateLatest, openDatabase } from '../../src/platform/db/db.js';
 
 const TABLES = ['invites', 'ephemeral_keys', 'associations', 'mail_outbox', 'account_tokens', 'accepted_terms', 'validation_sessions', 'onbind_outbox', 'binding_settings', 'rate_limits'];
 

@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
 import { routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
 import type { KnexStore } from '../../src/store/KnexStore.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/platform/config.js';
 import { until as waitUntil } from '../helpers/smtp.js';
 
 /** The shared poller (test/helpers/smtp.ts), with this file's argument order. */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
 import { freePort, spawnTessera, type TesseraProcess } from '../helpers/process.js';
-import { openDatabase } from '../../src/store/db.js';
+import { openDatabase } from '../../src/platform/db/db.js';
 import { readVerificationMail } from '../helpers/verificationMail.js';
 import { smtpEnv, startSmtp, until } from '../helpers/smtp.js';
 import { startFakeHomeserver } from '../helpers/fakeHomeserver.js';

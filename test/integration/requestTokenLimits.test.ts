@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { smtpConfig, startSmtp, until, type TestSmtp } from '../helpers/smtp.js';
 import { verificationMailCount } from '../helpers/verificationMail.js';
 import type { KnexStore } from '../../src/store/KnexStore.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/platform/config.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';

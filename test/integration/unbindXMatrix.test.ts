@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { readVerificationMail, verificationMailCount } from '../helpers/verificationMail.js';
 import { smtpConfig, startSmtp, type TestSmtp } from '../helpers/smtp.js';
 import { serveSigningKey, startFakeHomeserver, synapseAuthHeader, type FakeHomeserver, type HomeserverSigningKey } from '../helpers/fakeHomeserver.js';
-import type { Authenticator } from '../../src/http/security.js';
+import type { Authenticator } from '../../src/platform/http/security.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Knex } from 'knex';
-import { openDatabase, SQLITE_WAL_AUTOCHECKPOINT } from '../../src/store/db.js';
+import { openDatabase, SQLITE_WAL_AUTOCHECKPOINT } from '../../src/platform/db/db.js';
 import { until } from '../helpers/smtp.js';
 
 interface Flush {

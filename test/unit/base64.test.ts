@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalKeyString, decodeAny, encodeUnpadded, encodeUrlSafe } from '../../src/util/base64.js';
+import { canonicalKeyString, decodeAny, encodeUnpadded, encodeUrlSafe } from '../../src/platform/base64.js';
 
 const bytes = Buffer.from([0xfb, 0xff, 0xbf, 0x00, 0x01]);
 

@@ -1,6 +1,6 @@
 // BatchedReader (issue 6): look-ups of one event-loop turn share one read; each caller gets its own answer.
 import { describe, expect, it } from 'vitest';
-import { BatchedReader, paddedIds, paddedLength, statementChunks } from '../../src/store/batchedRead.js';
+import { BatchedReader, paddedIds, paddedLength, statementChunks } from '../../src/platform/db/batchedRead.js';
 
 describe('BatchedReader', () => {
   it('answers the look-ups of one turn with one read, each its own value, split at maxBatch', async () => {

@@ -1,16 +1,16 @@
 // Pure parts of the binding lifecycle: backoff, next_link checks, secret comparison, lookup hashing, onbind bodies.
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { backoffMs } from '../../src/federation/OnbindWorker.js';
-import { isValidNextLink } from '../../src/binding/sessions.js';
-import { newSecret, secretsEqual } from '../../src/binding/secrets.js';
-import { lookupHash } from '../../src/binding/hash.js';
-import { buildOnbindBody } from '../../src/binding/bind.js';
+import { backoffMs } from '../../src/associations/OnbindWorker.js';
+import { isValidNextLink } from '../../src/validation/sessions.js';
+import { newSecret, secretsEqual } from '../../src/validation/secrets.js';
+import { lookupHash } from '../../src/associations/hash.js';
+import { buildOnbindBody } from '../../src/associations/bind.js';
 import { KeyRing } from '../../src/keys/KeyRing.js';
 import { generateKeyPair } from '../../src/keys/ed25519.js';
 import { onbindBodyErrors } from '../helpers/onbind.js';
 import { verifyMatrixSignature } from '../helpers/signatures.js';
-import type { Config } from '../../src/config.js';
+import type { Config } from '../../src/platform/config.js';
 import { randomBytes } from 'node:crypto';
 
 describe('onbind backoff', () => {

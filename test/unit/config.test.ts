@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
-import { SQLITE_WAL_AUTOCHECKPOINT } from '../../src/store/db.js';
+import { ConfigError, loadConfig } from '../../src/platform/config.js';
+import { SQLITE_WAL_AUTOCHECKPOINT } from '../../src/platform/db/db.js';
 
 describe('loadConfig', () => {
   it('has working defaults derived from host, port and data directory', () => {

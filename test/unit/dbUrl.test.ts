@@ -1,6 +1,6 @@
 // How a MySQL/MariaDB URL becomes mysql2's connection settings (no server needed: nothing connects until a query).
 import { describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/store/db.js';
+import { openDatabase } from '../../src/platform/db/db.js';
 
 async function connectionOf(url: string): Promise<Record<string, unknown>> {
   const { knex } = openDatabase({ url });

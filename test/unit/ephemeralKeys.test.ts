@@ -2,9 +2,9 @@
 // request path taking over whenever no pair is ready or the worker cannot be trusted.
 import { afterEach, describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';
-import { inlineKeySource, WORKER_SOURCE, WorkerKeySource, type EncodedKeyPair, type WorkerKeySourceOptions } from '../../src/keys/ephemeralKeys.js';
-import { createLogger } from '../../src/util/logger.js';
-import { pooledRandomBytes } from '../../src/util/random.js';
+import { inlineKeySource, WORKER_SOURCE, WorkerKeySource, type EncodedKeyPair, type WorkerKeySourceOptions } from '../../src/invitations/ephemeralKeys.js';
+import { createLogger } from '../../src/platform/logger.js';
+import { pooledRandomBytes } from '../../src/platform/random.js';
 
 const sources: WorkerKeySource[] = [];
 afterEach(async () => {

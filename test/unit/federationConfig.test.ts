@@ -1,6 +1,6 @@
 // The federation config section: defaults, environment variables, validation, and the client built from it.
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/platform/config.js';
 import { federationClientFromConfig } from '../../src/federation/client.js';
 
 describe('federation config', () => {

@@ -1,7 +1,7 @@
 // Form-encoded bodies on the legacy v1 routes: the form's strings become the JSON types the schema wants, or stay
 // as they came for the validator to refuse.
 import { describe, expect, it } from 'vitest';
-import { fromForm } from '../../src/http/api.js';
+import { fromForm } from '../../src/platform/http/api.js';
 
 describe('fromForm', () => {
   it('turns listed integer fields into numbers only when they are whole decimal numbers', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Gate } from '../../src/http/gate.js';
+import { Gate } from '../../src/platform/http/gate.js';
 
 describe('Gate', () => {
   it('admits up to its limit at once and the rest in arrival order', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KeyRing } from '../../src/keys/KeyRing.js';
-import { createLogger } from '../../src/util/logger.js';
+import { createLogger } from '../../src/platform/logger.js';
 
 const log = createLogger('silent');
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, loggableError } from '../../src/util/logger.js';
+import { createLogger, loggableError } from '../../src/platform/logger.js';
 
 describe('logging errors', () => {
   it('keeps database drivers’ messages (which quote the failing values) out of the log', () => {

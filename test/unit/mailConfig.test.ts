@@ -1,6 +1,6 @@
 // Mail configuration, retry policy and SMTP error classification (issue 3).
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/platform/config.js';
 import { backoffMs } from '../../src/mail/MailWorker.js';
 import { classifySendError } from '../../src/mail/transport.js';
 

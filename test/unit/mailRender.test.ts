@@ -2,16 +2,16 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
-import { loadConfig, type ConfigInput } from '../../src/config.js';
+import { loadConfig, type ConfigInput } from '../../src/platform/config.js';
 import { MailRenderer, PermanentMailError } from '../../src/mail/render.js';
 import { encodeSubject } from '../../src/mail/mime.js';
-import { renderVerifyResponsePage } from '../../src/mail/pages.js';
+import { renderVerifyResponsePage } from '../../src/validation/pages.js';
 import { resolveBrand } from '../../src/mail/brand.js';
 import { signUrl, webClientLocation } from '../../src/mail/links.js';
 import { truncate, oneLine } from '../../src/mail/text.js';
 import type { Deps } from '../../src/deps.js';
 import type { MailJob } from '../../src/store/types.js';
-import { createLogger } from '../../src/util/logger.js';
+import { createLogger } from '../../src/platform/logger.js';
 
 const TEMPLATES = new URL('../fixtures/templates', import.meta.url).pathname;
 const EXPECTED = (name: string) => readFileSync(new URL(`../fixtures/mail/${name}`, import.meta.url));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactEmail } from '../../src/invites/redact.js';
+import { redactEmail } from '../../src/invitations/redact.js';
 
 describe('redactEmail', () => {
   it.each([

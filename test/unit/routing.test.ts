@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { OpenAPIBackend, type Document } from 'openapi-backend';
-import { IDENTITY_DOCUMENT, memoizedRouter } from '../../src/http/api.js';
+import { IDENTITY_DOCUMENT, memoizedRouter } from '../../src/platform/http/api.js';
 
 async function router() {
   const api = new OpenAPIBackend({ definition: parse(readFileSync(IDENTITY_DOCUMENT, 'utf8')) as Document, validate: false, quick: true, strict: true });

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Terms, TermsError } from '../../src/accounts/terms.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/platform/config.js';
 import { buildDeps } from '../../src/service.js';
-import { createLogger } from '../../src/util/logger.js';
+import { createLogger } from '../../src/platform/logger.js';
 
 const SYDENT = `
 master_version: "1.0"

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isPlainMailbox, normaliseAddress } from '../../src/util/threepid.js';
+import { isPlainMailbox, normaliseAddress } from '../../src/platform/threepid.js';
 
 describe('isPlainMailbox', () => {
   it.each(['alice@example.org', 'a.b+tag@sub.example.co.uk', "o'brien@example.ie", 'ünïcødé@exämple.org', 'x@xn--bcher-kva.example'])('accepts %s', (a) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newInviteToken } from '../../src/invites/token.js';
+import { newInviteToken } from '../../src/invitations/token.js';
 
 describe('invite tokens', () => {
   it('are at least 32 characters of the allowed alphabet', () => {

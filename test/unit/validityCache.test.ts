@@ -1,6 +1,6 @@
 // The ephemeral-key validity cache: bounded lifetime (<= 1 s), exact expiry, bounded size, invalidation.
 import { describe, expect, it } from 'vitest';
-import { KeyValidityCache, touchesKeys } from '../../src/store/validityCache.js';
+import { KeyValidityCache, touchesKeys } from '../../src/invitations/validityCache.js';
 
 describe('KeyValidityCache', () => {
   it('answers from memory for less than ttlMs of real time, then asks the database again', () => {

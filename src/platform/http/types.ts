@@ -1,5 +1,5 @@
 // The one seam onto generated/ types: operation ids, typed requests and replies for handlers.
-import type { components, operations } from '../../generated/identity.types.js';
+import type { components, operations } from '../../../generated/identity.types.js';
 import type { Account } from './security.js';
 
 export type OperationId = keyof operations;

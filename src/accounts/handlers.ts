@@ -1,9 +1,9 @@
 // v2 accounts and terms: /account/register, /account, /account/logout, /terms.
 import type { Deps } from '../deps.js';
-import { acceptTerms, logout, registerAccount } from '../accounts/accounts.js';
-import { MatrixError } from '../http/errors.js';
-import { accessTokenOf } from '../http/security.js';
-import type { Reply, Req } from '../http/types.js';
+import { acceptTerms, logout, registerAccount } from './accounts.js';
+import { MatrixError } from '../platform/http/errors.js';
+import { accessTokenOf } from '../platform/http/security.js';
+import type { Reply, Req } from '../platform/http/types.js';
 
 export async function handleRegisterAccount(req: Req<'registerAccount'>, deps: Deps): Promise<Reply<'registerAccount'>> {
   const { token } = await registerAccount(deps, req.body);

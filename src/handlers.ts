@@ -1,15 +1,13 @@
 // operationId -> handler, grouped by the document's tags (Jeon's interfaces): v1 operations carry Jeon's
 // method names, v2 the Matrix specification's operationIds. The type makes a missing handler a compile error; api.ts checks again at start-up.
-import type { Deps } from '../deps.js';
-import type { Handler, OperationId } from '../http/types.js';
-import { handleStoreInvite } from './storeInvite.js';
-import { handleGetPubKey, handleIsEphemeralPubKeyValid, handleIsPubKeyValid } from './pubkey.js';
-import { handleGetStatus, handleGetVersions } from './status.js';
-import { handleAgreeToTerms, handleGetAccount, handleGetTerms, handleLogout, handleRegisterAccount } from './accounts.js';
-import {
-  handleBind, handleBulkLookupV1, handleEmailRequestToken, handleEmailSubmitTokenGet, handleEmailSubmitTokenPost, handleGetHashDetails,
-  handleGetValidated3pid, handleLookupV1, handleLookupV2, handleMsisdnUnsupported, handleSignEd25519, handleUnbind,
-} from './binding.js';
+import type { Deps } from './deps.js';
+import type { Handler, OperationId } from './platform/http/types.js';
+import { handleGetPubKey, handleIsPubKeyValid } from './keys/handlers.js';
+import { handleIsEphemeralPubKeyValid, handleSignEd25519, handleStoreInvite } from './invitations/handlers.js';
+import { handleGetStatus, handleGetVersions } from './platform/http/status.js';
+import { handleAgreeToTerms, handleGetAccount, handleGetTerms, handleLogout, handleRegisterAccount } from './accounts/handlers.js';
+import { handleBind, handleBulkLookupV1, handleGetHashDetails, handleLookupV1, handleLookupV2, handleUnbind } from './associations/handlers.js';
+import { handleEmailRequestToken, handleEmailSubmitTokenGet, handleEmailSubmitTokenPost, handleGetValidated3pid, handleMsisdnUnsupported } from './validation/handlers.js';
 
 export type HandlerTable = { [Op in OperationId]: Handler<Op, Deps> };
 

@@ -1,10 +1,10 @@
 // Email validation sessions (identity-api.md section 8): requestToken, submitToken, getValidated3pid.
 import type { Deps } from '../deps.js';
-import { DomainError } from '../domainErrors.js';
-import { basePath } from '../handlers/paths.js';
+import { DomainError } from '../platform/domainErrors.js';
+import { basePath } from '../platform/http/paths.js';
 import type { ValidationSession } from '../store/types.js';
-import { redactForLog } from '../util/logger.js';
-import { isPlainMailbox, normaliseAddress } from '../util/threepid.js';
+import { redactForLog } from '../platform/logger.js';
+import { isPlainMailbox, normaliseAddress } from '../platform/threepid.js';
 import { newSecret, secretsEqual } from './secrets.js';
 
 export interface RequestTokenInput {

@@ -1,7 +1,7 @@
 // Lookups (identity-api.md section 8): v1 /lookup and /bulk_lookup, v2 /hash_details and /lookup, all by lookup_hash.
 import type { Deps } from '../deps.js';
-import { DomainError } from '../domainErrors.js';
-import { normaliseAddress } from '../util/threepid.js';
+import { DomainError } from '../platform/domainErrors.js';
+import { normaliseAddress } from '../platform/threepid.js';
 import { signAssociation, type SignedAssociation } from './bind.js';
 import { lookupHash } from './hash.js';
 import { lookupPeppers } from './pepper.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Ajv } from 'ajv';
-import type { LogLevel } from './util/logger.js';
+import type { LogLevel } from './logger.js';
 
 export interface Config {
   server: {

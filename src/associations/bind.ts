@@ -1,14 +1,14 @@
 // POST /3pid/bind and /3pid/unbind (identity-api.md sections 5 and 8): signed associations, onbind queued in the bind transaction.
 import type { Deps } from '../deps.js';
-import { DomainError } from '../domainErrors.js';
+import { DomainError } from '../platform/domainErrors.js';
 import { signJson } from '../keys/signJson.js';
-import type { Schema } from '../http/types.js';
+import type { Schema } from '../platform/http/types.js';
 import type { Association, InviteRecord, StoredAssociation } from '../store/types.js';
-import { redactForLog } from '../util/logger.js';
-import { normaliseAddress, serverNameOf } from '../util/threepid.js';
+import { redactForLog } from '../platform/logger.js';
+import { normaliseAddress, serverNameOf } from '../platform/threepid.js';
 import { lookupHash } from './hash.js';
 import { currentPepper } from './pepper.js';
-import { validatedSession } from './sessions.js';
+import { validatedSession } from '../validation/sessions.js';
 
 export type SignedAssociation = Schema<'PublishResponse'>;
 

@@ -1,9 +1,9 @@
 // POST /sign-ed25519 (identity-api.md section 4): sign {mxid, sender, token} with the invitation's own ephemeral key only.
 import type { Deps } from '../deps.js';
-import { DomainError } from '../domainErrors.js';
+import { DomainError } from '../platform/domainErrors.js';
 import { keyPairFromSeed } from '../keys/ed25519.js';
 import { signJson, type Signatures } from '../keys/signJson.js';
-import { canonicalKeyString, decodeAny, encodeUrlSafe } from '../util/base64.js';
+import { canonicalKeyString, decodeAny, encodeUrlSafe } from '../platform/base64.js';
 
 export async function signInvitation(deps: Deps, input: { mxid: string; token: string; private_key: string }): Promise<{ mxid: string; sender: string; token: string; signatures: Signatures }> {
   const invite = await deps.store.findInviteByToken(input.token);

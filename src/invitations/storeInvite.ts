@@ -1,8 +1,8 @@
 // store-invite (identity-api.md section 2): policy checks, then invite + ephemeral key + email in one transaction.
 import type { Deps } from '../deps.js';
-import { DomainError } from '../domainErrors.js';
-import { isPlainMailbox, normaliseAddress, serverNameOf } from '../util/threepid.js';
-import { redactForLog } from '../util/logger.js';
+import { DomainError } from '../platform/domainErrors.js';
+import { isPlainMailbox, normaliseAddress, serverNameOf } from '../platform/threepid.js';
+import { redactForLog } from '../platform/logger.js';
 import { redactEmail } from './redact.js';
 import { newInviteToken } from './token.js';
 import { resolveBrand } from '../mail/brand.js';

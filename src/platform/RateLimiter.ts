@@ -2,7 +2,7 @@
 // Unlike the reference server's in-memory, per-declared-sender limit, callers limit per client
 // IP, per (verified) sender and per recipient address at once.
 import { createHash } from 'node:crypto';
-import { DomainError } from '../domainErrors.js';
+import { DomainError } from './domainErrors.js';
 import type { RateLimitStore } from '../store/types.js';
 
 export interface Limit {

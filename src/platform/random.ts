@@ -4,7 +4,8 @@
 // Every byte is handed out once, copied (never a view of the pool, which is refilled), and zeroed in the pool
 // as it goes, so issued secrets do not linger there. Node's own crypto.randomUUID pools the same way.
 import { randomBytes } from 'node:crypto';
-import type { RandomBytes } from '../invites/token.js';
+/** n random bytes. */
+export type RandomBytes = (n: number) => Buffer;
 
 export function pooledRandomBytes(poolSize = 4096): RandomBytes {
   let pool = Buffer.alloc(0);

@@ -22,9 +22,9 @@
 // TypeScript file in a worker). It repeats encodedPairFromSeed's three lines and its check; a failed check
 // there reaches receive() as an error and turns the worker off for good.
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import { encodedPairFromSeed } from './ed25519.js';
-import type { RandomBytes } from '../invites/token.js';
-import type { Logger } from '../util/logger.js';
+import { encodedPairFromSeed } from '../keys/ed25519.js';
+import type { RandomBytes } from './token.js';
+import type { Logger } from '../platform/logger.js';
 
 /** A pair as store-invite uses it: both halves in URL-safe unpadded base64. */
 export interface EncodedKeyPair {

@@ -3,13 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { OpenAPIBackend, type Document } from 'openapi-backend';
-import { operations } from '../../generated/identity.validators.js';
-import type { Deps } from '../deps.js';
-import type { HandlerTable } from '../handlers/index.js';
-import { V1_BASE } from '../handlers/paths.js';
+import { operations } from '../../../generated/identity.validators.js';
+import type { Deps } from '../../deps.js';
+import type { HandlerTable } from '../../handlers.js';
+import { V1_BASE } from './paths.js';
 import { MatrixError, notOfferedError, toMatrixError, unknownError, validationError } from './errors.js';
-import { accessTokenOf } from './security.js';
-import { isXMatrix, ServerKeyCache, XMatrixVerifier } from '../federation/xMatrix.js';
+import { accessTokenOf, isXMatrix, type RequestSignatureVerifier } from './security.js';
 import type { OperationId, Req } from './types.js';
 
 export interface ApiRequest {
@@ -31,7 +30,7 @@ export interface ApiResponse {
   headers?: Record<string, string>;
 }
 
-export const IDENTITY_DOCUMENT = new URL('../../openapi/identity.yaml', import.meta.url);
+export const IDENTITY_DOCUMENT = new URL('../../../openapi/identity.yaml', import.meta.url);
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -91,15 +90,13 @@ export interface Api {
   checkResponse(method: string, path: string, res: ApiResponse): void;
 }
 
-export async function createApi(deps: Deps, table: HandlerTable): Promise<Api> {
+export async function createApi(deps: Deps, table: HandlerTable, xMatrix: RequestSignatureVerifier): Promise<Api> {
   const opIds = Object.keys(operations) as OperationId[];
   const missing = opIds.filter((op) => typeof (table as Record<string, unknown>)[op] !== 'function');
   if (missing.length > 0) throw new Error(`operations without a handler: ${missing.join(', ')}`);
 
   const definition = parseYaml(readFileSync(IDENTITY_DOCUMENT, 'utf8')) as Document;
   const api = new OpenAPIBackend({ definition, validate: false, quick: true, strict: true, ignoreTrailingSlashes: true });
-  // Homeserver-signed requests (unbind): the origin's keys are fetched over the federation client and cached.
-  const xMatrix = new XMatrixVerifier(deps.config.server.name, new ServerKeyCache({ federation: deps.federation, clock: deps.clock, log: deps.log }));
   await api.init();
   const documentOps = new Set(Object.values(api.definition.paths ?? {}).flatMap((item) => Object.values(item ?? {}).map((o) => (o as { operationId?: string }).operationId)).filter(Boolean));
   const stale = [...documentOps].filter((op) => !(op! in operations));

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Deps } from '../deps.js';
 import type { OnbindJob } from '../store/types.js';
-import { FederationError } from './types.js';
+import { FederationError } from '../federation/types.js';
 
 export const ONBIND_PATH = '/_matrix/federation/v1/3pid/onbind';
 

@@ -1,5 +1,5 @@
 // GET /_matrix/identity/versions and the status endpoints (GET of each base path).
-import type { Reply, Req } from '../http/types.js';
+import type { Reply, Req } from './types.js';
 
 /** Specification versions whose identity API we serve, oldest first. */
 export const SUPPORTED_VERSIONS = [

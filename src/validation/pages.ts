@@ -2,8 +2,8 @@
 // when templates are configured (variable `message`, autoescaped), else a small built-in page.
 import nunjucks from 'nunjucks';
 import type { Deps } from '../deps.js';
-import { templatePath } from './brand.js';
-import { escapeHtml } from './text.js';
+import { templatePath } from '../mail/brand.js';
+import { escapeHtml } from '../mail/text.js';
 
 export const VERIFY_RESPONSE_TEMPLATE = 'verify_response_template.html';
 

@@ -16,6 +16,25 @@ export interface Authenticator {
 }
 
 
+/** True when an Authorization header value uses the X-Matrix scheme (whatever its parameters). */
+export function isXMatrix(value: unknown): value is string {
+  return typeof value === 'string' && /^X-Matrix(?:\s|$)/i.test(value);
+}
+
+/** A request as an X-Matrix signature covers it. */
+export interface SignedRequest {
+  method: string;
+  /** Path and query exactly as received. */
+  uri: string;
+  /** The parsed JSON body; undefined for requests without one. */
+  content: unknown;
+}
+
+/** Checks a homeserver's request signature (`Authorization: X-Matrix`); federation/xMatrix.ts implements it. */
+export interface RequestSignatureVerifier {
+  verify(header: string, req: SignedRequest): Promise<{ origin: string } | { error: string }>;
+}
+
 /** The access token from `Authorization: Bearer`, else the deprecated `access_token` query parameter. */
 export function accessTokenOf(headers: Record<string, string | string[] | undefined>, query: Record<string, unknown>): string | undefined {
   const auth = headers.authorization;

@@ -1,15 +1,16 @@
-// createApp(deps): the Koa application (no listen; tests mount it on their own server).
+// createApp(deps, handlers, xMatrix): the Koa application (no listen; tests mount it on their own server).
 import Koa from 'koa';
 import Router from '@koa/router';
 import bodyParser from 'koa-bodyparser';
-import type { Deps } from './deps.js';
-import { createApi, errorResponse } from './http/api.js';
-import { MatrixError } from './http/errors.js';
-import { handlers } from './handlers/index.js';
-import { Gate } from './http/gate.js';
-import { operations } from '../generated/identity.validators.js';
-import { V1_BASE } from './handlers/paths.js';
-import type { OperationId } from './http/types.js';
+import type { Deps } from '../../deps.js';
+import { createApi, errorResponse } from './api.js';
+import type { HandlerTable } from '../../handlers.js';
+import type { RequestSignatureVerifier } from './security.js';
+import { MatrixError } from './errors.js';
+import { Gate } from './gate.js';
+import { operations } from '../../../generated/identity.validators.js';
+import { V1_BASE } from './paths.js';
+import type { OperationId } from './types.js';
 
 /** Identity servers are called from browsers (web clients do lookups and terms directly): on every answer. */
 const CORS_HEADERS: [string, string][] = [
@@ -21,8 +22,8 @@ const CORS_HEADERS: [string, string][] = [
 /** Methods whose requests carry no body we read: the body parser is skipped for them. */
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-export async function createApp(deps: Deps): Promise<Koa> {
-  const { handle, operationOf, checkResponse } = await createApi(deps, handlers);
+export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: RequestSignatureVerifier): Promise<Koa> {
+  const { handle, operationOf, checkResponse } = await createApi(deps, handlers, xMatrix);
   const { config, log } = deps;
   const app = new Koa();
   app.silent = true; // errors are logged once, below
