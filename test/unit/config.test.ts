@@ -19,7 +19,15 @@ describe('loadConfig', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-cfg-'));
     const file = join(dir, 'c.yaml');
     writeFileSync(file, 'server:\n  port: 9000\n  name: is.example.org\ninvites:\n  redactChars: 1\n');
-    const c = loadConfig({ argv: ['--config', file], env: { TESSERA_PORT: '9100', TESSERA_DB_URL: 'mysql://u:p@db:3306/x', TESSERA_DATA_DIR: dir, TESSERA_PUBLIC_BASE_URL: 'https://is.example.org/' } });
+    const c = loadConfig({
+      argv: ['--config', file],
+      env: {
+        TESSERA_PORT: '9100',
+        TESSERA_DB_URL: 'mysql://u:p@db:3306/x',
+        TESSERA_DATA_DIR: dir,
+        TESSERA_PUBLIC_BASE_URL: 'https://is.example.org/',
+      },
+    });
     expect(c.server.port).toBe(9100);
     expect(c.server.name).toBe('is.example.org');
     expect(c.server.publicBaseUrl).toBe('https://is.example.org');
@@ -39,7 +47,11 @@ describe('loadConfig', () => {
 
   it('lists every problem in one error', () => {
     try {
-      loadConfig({ argv: [], env: { TESSERA_PORT: 'eighty', TESSERA_V1_ENABLED: 'maybe', TESSERA_PUBLIC_BASE_URL: 'ftp://x' }, overrides: { invites: { redactChars: 0 } } });
+      loadConfig({
+        argv: [],
+        env: { TESSERA_PORT: 'eighty', TESSERA_V1_ENABLED: 'maybe', TESSERA_PUBLIC_BASE_URL: 'ftp://x' },
+        overrides: { invites: { redactChars: 0 } },
+      });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
@@ -53,7 +65,10 @@ describe('loadConfig', () => {
 
   it('reads the memory, admission and timeout knobs, and refuses values that would admit nobody', () => {
     expect(loadConfig({ argv: [], env: {} }).performance).toMatchObject({ bulkConcurrency: 2, heapGrowingPercent: 20, keyWorker: true });
-    const c = loadConfig({ argv: [], env: { TESSERA_BULK_CONCURRENCY: '5', TESSERA_HEAP_GROWING_PERCENT: '0', TESSERA_KEY_WORKER: 'false' } });
+    const c = loadConfig({
+      argv: [],
+      env: { TESSERA_BULK_CONCURRENCY: '5', TESSERA_HEAP_GROWING_PERCENT: '0', TESSERA_KEY_WORKER: 'false' },
+    });
     expect(c.performance).toMatchObject({ bulkConcurrency: 5, heapGrowingPercent: 0, keyWorker: false });
     expect(() => loadConfig({ argv: [], env: { TESSERA_BULK_CONCURRENCY: '0' } })).toThrow(/bulkConcurrency/);
     expect(() => loadConfig({ argv: [], env: { TESSERA_HEAP_GROWING_PERCENT: '-5' } })).toThrow(/heapGrowingPercent/);
