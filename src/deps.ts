@@ -1,10 +1,13 @@
 // The dependencies every handler and worker receives; built once in main.ts (tests build their own).
 import type { Config } from './platform/config.js';
 import type { KeyRing } from './keys/KeyRing.js';
-import type { Store } from './store/types.js';
+import type { InviteStore } from './invitations/InviteStore.js';
+import type { SessionStore } from './validation/SessionStore.js';
+import type { AssociationStore } from './associations/AssociationStore.js';
+import type { AccountStore } from './accounts/AccountStore.js';
 import type { Authenticator } from './platform/http/security.js';
 import type { Logger } from './platform/logger.js';
-import type { RandomBytes } from './invitations/token.js';
+import type { RandomBytes } from './platform/random.js';
 import type { FederationClient } from './federation/types.js';
 import type { RateLimiter } from './platform/RateLimiter.js';
 import type { Terms } from './accounts/terms.js';
@@ -20,9 +23,16 @@ export interface Signals {
 
 export interface Deps {
   config: Config;
-  store: Store;
+  /** Invitations and their ephemeral keys. */
+  invites: InviteStore;
+  /** Email validation sessions. */
+  sessions: SessionStore;
+  /** Associations, lookups and the lookup pepper. */
+  associations: AssociationStore;
+  /** Access tokens and accepted terms. */
+  accounts: AccountStore;
   keys: KeyRing;
-  /** Fresh ed25519 pairs for store-invite, made ahead on a worker thread unless turned off (issue 6). */
+  /** Fresh ed25519 pairs for store-invite, made ahead on a worker thread unless turned off. */
   ephemeralKeys: EphemeralKeySource;
   auth: Authenticator;
   log: Logger;

@@ -1,4 +1,4 @@
-// Composition root: config -> logger -> store (migrated) -> keys -> app -> listen + workers.
+// Composition root: config -> logger -> database (migrated) and stores -> keys -> app -> listen + scheduled workers.
 import { loadConfig, ConfigError } from './platform/config.js';
 import { startService } from './service.js';
 import { setFlagsFromString } from 'node:v8';
@@ -18,16 +18,15 @@ async function main(): Promise<void> {
   const log = createLogger(config.log.level);
   // V8 reads this factor each time it sets the next old-generation limit, so setting it at start-up
   // applies to the whole run. V8's own heuristic lets the old generation reach several times its live
-  // size under allocation bursts (a 1,000-address lookup burst grew the heap by ~100 MiB); at 20% the
-  // peak RSS of every benchmark scenario fell by 10 to 60 MiB at no measurable CPU cost except
-  // the bulk look-ups' (about +10%). Only the process entry point sets it: it is process-wide.
+  // size under allocation bursts (bulk look-ups); a low factor keeps peak RSS down for little CPU
+  // (docs/performance.md). Only the process entry point sets it: it is process-wide.
   if (config.performance.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.performance.heapGrowingPercent}`);
   const service = await startService(config, { log });
   log.info('tessera listening', {
     url: service.url,
     publicBaseUrl: config.server.publicBaseUrl,
     serverName: config.server.name,
-    database: service.deps.store.dialect,
+    database: service.db.dialect,
     v1: config.server.v1Enabled,
   });
   let stopping = false;

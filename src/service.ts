@@ -1,35 +1,102 @@
-// Builds a running Tessera from a Config: store, keys, deps, HTTP server and workers. main.ts and tests use it.
+// Builds a running Tessera from a Config: database and stores, keys, deps, HTTP server, and the scheduled workers
+// (mail and onbind outboxes, the expiry sweeper). main.ts and tests use it.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Config } from './platform/config.js';
+import { ConfigError } from './platform/config.js';
 import type { Deps, Signals } from './deps.js';
 import { createApp } from './platform/http/app.js';
 import { handlers } from './handlers.js';
 import { ServerKeyCache, XMatrixVerifier } from './federation/xMatrix.js';
 import { KeyRing } from './keys/KeyRing.js';
-import { KnexStore } from './store/KnexStore.js';
 import type { Authenticator } from './platform/http/security.js';
 import type { Logger } from './platform/logger.js';
+import { Database } from './platform/db/Database.js';
+import { Scheduler } from './platform/scheduler.js';
 import { Sweeper } from './platform/Sweeper.js';
 import { pooledRandomBytes } from './platform/random.js';
+import { RateLimiter } from './platform/RateLimiter.js';
+import { KnexRateLimitStore, type RateLimitStore } from './platform/RateLimitStore.js';
+import type { OutboxSettings } from './outbox/OutboxWorker.js';
 import type { FederationClient } from './federation/types.js';
 import { federationClientFromConfig } from './federation/client.js';
-import { ConfigError } from './platform/config.js';
 import { Terms, TermsError } from './accounts/terms.js';
 import { AccountAuthenticator } from './accounts/accounts.js';
-import { RateLimiter } from './platform/RateLimiter.js';
-import { join } from 'node:path';
-import { MailWorker } from './mail/MailWorker.js';
+import { KnexAccountStore, type AccountStore } from './accounts/AccountStore.js';
+import { createMailWorker, type MailWorker } from './mail/MailWorker.js';
+import { mailOutboxStore, type MailOutboxStore } from './mail/MailOutboxStore.js';
 import { MailRenderer } from './mail/render.js';
 import { fileTransport, smtpTransport } from './mail/transport.js';
-import { OnbindWorker } from './associations/OnbindWorker.js';
+import { createOnbindWorker, type OnbindWorker } from './associations/OnbindWorker.js';
+import { onbindOutboxStore, type OnbindOutboxStore } from './associations/OnbindOutboxStore.js';
+import { KnexAssociationStore, type AssociationStore } from './associations/AssociationStore.js';
 import { ensureLookupPepper } from './associations/pepper.js';
+import { KnexInviteStore, type InviteStore } from './invitations/InviteStore.js';
 import { inlineKeySource, WorkerKeySource } from './invitations/ephemeralKeys.js';
+import { KnexSessionStore, type SessionStore } from './validation/SessionStore.js';
+import { deleteExpiredSessions } from './validation/sessions.js';
+
+/** Every store, each over the one database. */
+export interface Stores {
+  invites: InviteStore;
+  sessions: SessionStore;
+  associations: AssociationStore;
+  accounts: AccountStore;
+  rateLimits: RateLimitStore;
+  mailOutbox: MailOutboxStore;
+  onbindOutbox: OnbindOutboxStore;
+}
+
+export function createStores(db: Database, opts: { keyValidityCacheMs?: number } = {}): Stores {
+  const mailOutbox = mailOutboxStore(db);
+  const onbindOutbox = onbindOutboxStore(db);
+  return {
+    invites: new KnexInviteStore(db, mailOutbox, opts),
+    sessions: new KnexSessionStore(db, mailOutbox),
+    associations: new KnexAssociationStore(db, onbindOutbox),
+    accounts: new KnexAccountStore(db),
+    rateLimits: new KnexRateLimitStore(db),
+    mailOutbox,
+    onbindOutbox,
+  };
+}
+
+/** The mail outbox's settings, from the mail section. */
+export function mailOutboxSettings(config: Config): OutboxSettings {
+  const m = config.mail;
+  return {
+    initialBackoffMs: m.retryBaseMs,
+    maxBackoffMs: m.retryMaxMs,
+    giveUpAfterMs: m.giveUpAfterMs,
+    leaseMs: m.leaseMs,
+    pollIntervalMs: m.pollIntervalMs,
+    concurrency: m.batchSize,
+    keepFinishedMs: m.retentionMs,
+  };
+}
+
+/** The onbind outbox's settings, from the onbind section. */
+export function onbindOutboxSettings(config: Config): OutboxSettings {
+  const o = config.onbind;
+  return {
+    initialBackoffMs: o.initialBackoffMs,
+    maxBackoffMs: o.maxBackoffMs,
+    giveUpAfterMs: o.giveUpAfterMs,
+    leaseMs: o.leaseMs,
+    pollIntervalMs: o.pollIntervalMs,
+    concurrency: o.concurrency,
+    keepFinishedMs: o.keepFinishedMs,
+  };
+}
 
 export interface Service {
   deps: Deps;
-  /** The mail-outbox worker (issue 3). */
+  db: Database;
+  stores: Stores;
   mailWorker: MailWorker;
+  onbindWorker: OnbindWorker;
+  sweeper: Sweeper;
   server: Server;
   url: string;
   stop(): Promise<void>;
@@ -46,23 +113,24 @@ export interface ServiceOptions {
   server?: Server;
 }
 
-export async function buildDeps(config: Config, opts: ServiceOptions): Promise<Deps> {
+/** Opens (and migrates) the database and builds the stores and the deps over it. */
+export async function buildDeps(config: Config, opts: ServiceOptions): Promise<{ deps: Deps; db: Database; stores: Stores }> {
   let terms: Terms;
   try {
     terms = Terms.load(config.terms.file);
   } catch (err) {
     throw err instanceof TermsError ? new ConfigError([err.message]) : err;
   }
-  const store = await KnexStore.create({
+  const db = await Database.open({
     url: config.database.url,
     sqliteSynchronous: config.database.sqliteSynchronous,
     sqliteCacheMb: config.database.sqliteCacheMb,
     sqliteWalAutocheckpoint: config.database.sqliteWalAutocheckpoint,
     poolMax: config.database.poolMax,
     commitConcurrency: config.database.commitConcurrency,
-    keyValidityCacheMs: config.performance.keyValidityCacheMs,
   });
   try {
+    const stores = createStores(db, { keyValidityCacheMs: config.performance.keyValidityCacheMs });
     const keys = KeyRing.load({
       serverName: config.server.name,
       keyText: config.keys.signingKey || undefined,
@@ -73,33 +141,40 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<D
     const clock = opts.clock ?? Date.now;
     const signals: Signals = { mailQueued: () => {}, onbindQueued: () => {} };
     const random = pooledRandomBytes();
-    return {
+    const deps: Deps = {
       config,
-      store,
+      invites: stores.invites,
+      sessions: stores.sessions,
+      associations: stores.associations,
+      accounts: stores.accounts,
       keys,
       ephemeralKeys: config.performance.keyWorker ? new WorkerKeySource({ log: opts.log, random }) : inlineKeySource(random),
-      auth: opts.auth ?? new AccountAuthenticator(store, terms, clock),
+      auth: opts.auth ?? new AccountAuthenticator(stores.accounts, terms, clock),
       log: opts.log,
       signals,
       federation: opts.federation ?? federationClientFromConfig(config, opts.log, clock),
-      limiter: new RateLimiter(store, clock, config.rateLimits.windowMs),
+      limiter: new RateLimiter(stores.rateLimits, clock, config.rateLimits.windowMs),
       clock,
       random,
       responseViolations: opts.responseViolations,
       responseSeen: opts.responseSeen,
       terms,
     };
+    return { deps, db, stores };
   } catch (err) {
-    await store.close();
+    await db.close();
     throw err;
   }
 }
 
 export async function startService(config: Config, opts: ServiceOptions): Promise<Service> {
-  const deps = await buildDeps(config, opts);
-  await ensureLookupPepper(deps); // binding (issue 5): before the first lookup request
+  const { deps, db, stores } = await buildDeps(config, opts);
+  await ensureLookupPepper(deps); // before the first lookup request
   // Homeserver-signed requests (unbind): the origin's keys are fetched over the federation client and cached.
-  const xMatrix = new XMatrixVerifier(config.server.name, new ServerKeyCache({ federation: deps.federation, clock: deps.clock, log: deps.log }));
+  const xMatrix = new XMatrixVerifier(
+    config.server.name,
+    new ServerKeyCache({ federation: deps.federation, clock: deps.clock, log: deps.log }),
+  );
   const app = await createApp(deps, handlers, xMatrix);
   // Checked every second, not Node's default 30 s, so the timeout below holds to about a second.
   const server = opts.server ?? createServer({ connectionsCheckingInterval: 1000 });
@@ -112,39 +187,58 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
       server.listen(config.server.port, config.server.host, () => resolve());
     });
   }
-  const sweeper = new Sweeper(deps, config.invites.sweepIntervalMs);
-  sweeper.start();
-  // Mail (issue 3): the worker drains the outbox; store-invite's mailQueued() wakes it right after the commit.
-  const mailWorker = new MailWorker({
-    store: deps.store,
-    log: deps.log,
-    clock: deps.clock,
-    random: deps.random,
-    mail: config.mail,
+  const { log, clock } = deps;
+  const scheduler = new Scheduler(log);
+  // The outboxes' backoff jitter, from the injected randomness.
+  const jitter = () => deps.random(4).readUInt32BE(0) / 0x1_0000_0000;
+  const sweeper = new Sweeper({ scheduler, log, clock, intervalMs: config.invites.sweepIntervalMs }, [
+    { what: 'expired invitations', deleteBatch: (now, limit) => stores.invites.deleteExpiredInvites(now, limit) },
+    { what: 'expired access tokens', deleteBatch: (now, limit) => stores.accounts.deleteExpiredAccountTokens(now, limit) },
+    { what: 'expired validation sessions', deleteBatch: (now, limit) => deleteExpiredSessions(deps, now, limit) },
+    { what: 'finished rate-limit windows', deleteBatch: (_now, limit) => deps.limiter.sweep(limit) },
+  ]);
+  const transport = config.mail.smtp.host ? smtpTransport(config.mail) : fileTransport(join(config.dataDir, 'mail'));
+  const mailWorker = createMailWorker({
+    queue: stores.mailOutbox,
+    scheduler,
+    log,
+    clock,
+    random: jitter,
+    settings: mailOutboxSettings(config),
     renderer: new MailRenderer(deps),
-    transport: config.mail.smtp.host ? smtpTransport(config.mail) : fileTransport(join(config.dataDir, 'mail')),
+    transport,
   });
+  const onbindWorker = createOnbindWorker({
+    queue: stores.onbindOutbox,
+    federation: deps.federation,
+    scheduler,
+    log,
+    clock,
+    random: jitter,
+    settings: onbindOutboxSettings(config),
+  });
+  // Requests that committed outbox rows wake their worker at once, rather than on its next poll.
   deps.signals.mailQueued = () => mailWorker.wake();
-  mailWorker.start();
-  // binding (issue 5): the onbind worker drains its outbox, woken after each bind commits.
-  const onbind = new OnbindWorker(deps);
-  deps.signals.onbindQueued = () => onbind.wake();
-  onbind.start();
+  deps.signals.onbindQueued = () => onbindWorker.wake();
+  scheduler.start();
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     deps,
+    db,
+    stores,
     mailWorker,
+    onbindWorker,
+    sweeper,
     server,
     url: `http://${host}:${addr.port}`,
     async stop() {
-      await mailWorker.stop();
-      await sweeper.stop();
-      await onbind.stop();
+      await scheduler.stop();
+      transport.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await deps.ephemeralKeys.close();
-      await deps.store.close();
+      await db.close();
     },
   };
 }

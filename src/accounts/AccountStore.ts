@@ -1,7 +1,32 @@
-// AccountStore on Knex: access-token hashes and accepted policy versions.
-import type { Knex } from 'knex';
-import type { AcceptedPolicy, AccountStore, AccountToken } from './types.js';
+// Accounts on Knex (SQLite and MySQL/MariaDB): access-token hashes and accepted policy versions.
+import type { Database } from '../platform/db/Database.js';
 import { BatchedReader, paddedIds } from '../platform/db/batchedRead.js';
+
+export interface AccountToken {
+  /** sha256 of the access token, hex; the token itself is never stored. */
+  tokenHash: string;
+  userId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface AcceptedPolicy {
+  policy: string;
+  version: string;
+}
+
+export interface AccountStore {
+  insertAccountToken(token: AccountToken): Promise<void>;
+  /** The token's row while it has not expired. */
+  findAccountToken(tokenHash: string, now: number): Promise<AccountToken | undefined>;
+  /** True when a row was deleted. */
+  deleteAccountToken(tokenHash: string): Promise<boolean>;
+  /** Deletes up to `limit` expired tokens; returns how many went. */
+  deleteExpiredAccountTokens(now: number, limit: number): Promise<number>;
+  /** Records accepted policy versions for a user; accepting one again changes nothing. */
+  acceptPolicies(userId: string, accepted: AcceptedPolicy[], now: number): Promise<void>;
+  acceptedPolicies(userId: string): Promise<AcceptedPolicy[]>;
+}
 
 interface TokenRow {
   token_hash: string;
@@ -17,7 +42,8 @@ export class KnexAccountStore implements AccountStore {
    * by exact string is what the database's comparison does; expiry is checked per caller, with its own now.
    */
   private readonly tokenReads = new BatchedReader(async (keys: { tokenHash: string; now: number }[]) => {
-    const rows = (await this.knex('account_tokens')
+    const rows = (await this.db
+      .knex('account_tokens')
       .select('token_hash', 'user_id', 'created_at', 'expires_at')
       .whereIn('token_hash', paddedIds([...new Set(keys.map((k) => k.tokenHash))]))) as TokenRow[];
     const byHash = new Map(rows.map((r) => [r.token_hash, r]));
@@ -28,10 +54,12 @@ export class KnexAccountStore implements AccountStore {
     });
   }, 100);
 
-  constructor(private readonly knex: Knex) {}
+  constructor(private readonly db: Database) {}
 
   async insertAccountToken(t: AccountToken): Promise<void> {
-    await this.knex('account_tokens').insert({ token_hash: t.tokenHash, user_id: t.userId, created_at: t.createdAt, expires_at: t.expiresAt });
+    await this.db
+      .knex('account_tokens')
+      .insert({ token_hash: t.tokenHash, user_id: t.userId, created_at: t.createdAt, expires_at: t.expiresAt });
   }
 
   findAccountToken(tokenHash: string, now: number): Promise<AccountToken | undefined> {
@@ -39,24 +67,26 @@ export class KnexAccountStore implements AccountStore {
   }
 
   async deleteAccountToken(tokenHash: string): Promise<boolean> {
-    return (await this.knex('account_tokens').where('token_hash', tokenHash).delete()) > 0;
+    return (await this.db.knex('account_tokens').where('token_hash', tokenHash).delete()) > 0;
   }
 
   async deleteExpiredAccountTokens(now: number, limit: number): Promise<number> {
-    const hashes = (await this.knex('account_tokens').select('token_hash').where('expires_at', '<=', now).limit(limit)).map((r) => r.token_hash as string);
+    const hashes = (await this.db.knex('account_tokens').select('token_hash').where('expires_at', '<=', now).limit(limit)).map(
+      (r) => r.token_hash as string,
+    );
     if (hashes.length === 0) return 0;
-    await this.knex('account_tokens').whereIn('token_hash', hashes).delete();
+    await this.db.knex('account_tokens').whereIn('token_hash', hashes).delete();
     return hashes.length;
   }
 
   async acceptPolicies(userId: string, accepted: AcceptedPolicy[], now: number): Promise<void> {
     if (accepted.length === 0) return;
     const rows = accepted.map((a) => ({ user_id: userId, policy: a.policy, version: a.version, accepted_at: now }));
-    await this.knex('accepted_terms').insert(rows).onConflict(['user_id', 'policy', 'version']).ignore();
+    await this.db.knex('accepted_terms').insert(rows).onConflict(['user_id', 'policy', 'version']).ignore();
   }
 
   async acceptedPolicies(userId: string): Promise<AcceptedPolicy[]> {
-    const rows = await this.knex('accepted_terms').select('policy', 'version').where('user_id', userId);
+    const rows = await this.db.knex('accepted_terms').select('policy', 'version').where('user_id', userId);
     return rows.map((r) => ({ policy: r.policy as string, version: r.version as string }));
   }
 }

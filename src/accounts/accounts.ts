@@ -5,7 +5,7 @@ import { DomainError } from '../platform/domainErrors.js';
 import { parseServerName } from '../federation/discovery.js';
 import { FederationError } from '../federation/types.js';
 import type { AuthResult, Authenticator } from '../platform/http/security.js';
-import type { AccountStore } from '../store/types.js';
+import type { AccountStore } from './AccountStore.js';
 import { serverNameOf } from '../platform/threepid.js';
 import { operations as homeserverOps } from '../../generated/homeserver.validators.js';
 import type { Terms } from './terms.js';
@@ -79,17 +79,17 @@ export async function registerAccount(deps: Deps, openId: OpenIdToken): Promise<
   }
   const token = deps.random(32).toString('base64url');
   const now = deps.clock();
-  await deps.store.insertAccountToken({ tokenHash: hashAccessToken(token), userId, createdAt: now, expiresAt: now + deps.config.accounts.tokenLifetimeMs });
+  await deps.accounts.insertAccountToken({ tokenHash: hashAccessToken(token), userId, createdAt: now, expiresAt: now + deps.config.accounts.tokenLifetimeMs });
   deps.log.debug('registered account token', { server });
   return { token, userId };
 }
 
 export async function logout(deps: Deps, token: string): Promise<void> {
-  await deps.store.deleteAccountToken(hashAccessToken(token));
+  await deps.accounts.deleteAccountToken(hashAccessToken(token));
 }
 
 /** Records the policy versions the URLs belong to; acceptances accumulate across calls. */
 export async function acceptTerms(deps: Deps, userId: string, urls: readonly string[]): Promise<void> {
   const accepted = deps.terms.acceptancesFor(urls);
-  await deps.store.acceptPolicies(userId, accepted, deps.clock());
+  await deps.accounts.acceptPolicies(userId, accepted, deps.clock());
 }

@@ -3,12 +3,14 @@ import type { Deps } from '../deps.js';
 import { DomainError } from '../platform/domainErrors.js';
 import { signJson } from '../keys/signJson.js';
 import type { Schema } from '../platform/http/types.js';
-import type { Association, InviteRecord, StoredAssociation } from '../store/types.js';
+import type { Association } from './AssociationStore.js';
+import type { InviteRecord } from '../invitations/InviteStore.js';
 import { redactForLog } from '../platform/logger.js';
 import { normaliseAddress, serverNameOf } from '../platform/threepid.js';
 import { lookupHash } from './hash.js';
 import { currentPepper } from './pepper.js';
 import { validatedSession } from '../validation/sessions.js';
+import { bindClaimingInvites } from './claimInvites.js';
 
 export type SignedAssociation = Schema<'PublishResponse'>;
 
@@ -25,7 +27,7 @@ export function signAssociation(deps: Pick<Deps, 'config' | 'keys'>, a: Associat
  * One onbind body for a chunk of claimed invites. Every object is built here, fresh, from the rows: nothing is
  * shared between calls or bodies (a shared default once leaked one user's invites into another's onbind).
  */
-export function buildOnbindBody(deps: Pick<Deps, 'config' | 'keys'>, a: StoredAssociation, invites: InviteRecord[]): Record<string, unknown> {
+export function buildOnbindBody(deps: Pick<Deps, 'config' | 'keys'>, a: Association, invites: InviteRecord[]): Record<string, unknown> {
   const server = deps.config.server.name;
   return signJson(
     {
@@ -57,7 +59,7 @@ export async function bindThreepid(deps: Deps, input: { sid: string; client_secr
     notAfter: now + deps.config.binding.associationLifetimeMs,
   };
   const pepper = await currentPepper(deps);
-  const result = await deps.store.bindAssociation(association, {
+  const result = await bindClaimingInvites(deps, association, {
     lookupHash: lookupHash(association.address, association.medium, pepper),
     destination: serverNameOf(input.mxid),
     invitesPerCall: deps.config.onbind.invitesPerCall,
@@ -100,7 +102,7 @@ export async function unbindThreepid(deps: Deps, input: UnbindInput, caller: Unb
   } else if (caller.accountUserId === undefined || caller.accountUserId !== input.mxid) {
     throw new DomainError('forbidden', 'Unbinding needs a session that validated the address, or the access token of the bound user');
   }
-  const removed = await deps.store.deleteAssociation(medium, address, input.mxid);
+  const removed = await deps.associations.deleteAssociation(medium, address, input.mxid);
   if (!removed) throw new DomainError('not_found', 'That address is not bound to that Matrix ID');
   deps.log.info('unbound address', { to: redactForLog(address), ...(caller.origin !== undefined ? { by: caller.origin } : {}) });
 }

@@ -17,7 +17,7 @@ async function mxidsByHash(deps: Deps, hashes: string[]): Promise<Map<string, st
   const out = new Map<string, string>();
   const unique = [...new Set(hashes)];
   for (let i = 0; i < unique.length; i += LOOKUP_BATCH) {
-    for (const a of await deps.store.findMxidsByHash(unique.slice(i, i + LOOKUP_BATCH), now)) out.set(a.lookupHash, a.mxid);
+    for (const a of await deps.associations.findMxidsByHash(unique.slice(i, i + LOOKUP_BATCH), now)) out.set(a.lookupHash, a.mxid);
   }
   return out;
 }
@@ -66,7 +66,7 @@ function firstFound(found: Map<string, string>, hashes: string[]): string | unde
 }
 
 export async function lookupV1(deps: Deps, medium: string, address: string): Promise<SignedAssociation | Record<string, never>> {
-  const a = await deps.store.findAssociation(medium, normaliseAddress(medium, address), deps.clock());
+  const a = await deps.associations.findAssociation(medium, normaliseAddress(medium, address), deps.clock());
   return a ? signAssociation(deps, a) : {};
 }
 

@@ -11,11 +11,11 @@ const SETTING = 'lookup_pepper';
 const HASHED = 'lookup_pepper_hashed';
 const REHASH_BATCH = 1000;
 
-type PepperDeps = Pick<Deps, 'store' | 'config' | 'random' | 'log'>;
+type PepperDeps = Pick<Deps, 'associations' | 'config' | 'random' | 'log'>;
 
 /** At start-up: adopt the configured pepper (or make the first one), then finish any rehash not yet done. */
 export async function ensureLookupPepper(deps: PepperDeps): Promise<string> {
-  const { store } = deps;
+  const store = deps.associations;
   const configured = deps.config.binding.lookupPepper;
   let current = await store.getBindingSetting(SETTING);
   if (configured && configured !== current) {
@@ -39,7 +39,7 @@ export async function ensureLookupPepper(deps: PepperDeps): Promise<string> {
 
 /** Read per request, so a rotation by another instance is seen at once. */
 export async function currentPepper(deps: PepperDeps): Promise<string> {
-  return (await deps.store.getBindingSetting(SETTING)) ?? ensureLookupPepper(deps);
+  return (await deps.associations.getBindingSetting(SETTING)) ?? ensureLookupPepper(deps);
 }
 
 /**
@@ -47,6 +47,6 @@ export async function currentPepper(deps: PepperDeps): Promise<string> {
  * current one, plus the previous one while a rehash is unfinished.
  */
 export async function lookupPeppers(deps: PepperDeps): Promise<{ current: string; hashedWith: string[] }> {
-  const [current, hashed] = await Promise.all([currentPepper(deps), deps.store.getBindingSetting(HASHED)]);
+  const [current, hashed] = await Promise.all([currentPepper(deps), deps.associations.getBindingSetting(HASHED)]);
   return { current, hashedWith: hashed === undefined || hashed === current ? [current] : [current, hashed] };
 }

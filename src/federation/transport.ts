@@ -87,8 +87,8 @@ class ConnectError extends Error {}
 
 export class Transport {
   /**
-   * Built once: without it every request builds its own TLS context (the trust store and options), which was
-   * ~3% of a bind's CPU in the bench. Certificate and host name checks stay per connection.
+   * Built once: without it every request builds its own TLS context (the trust store and options), a
+   * noticeable share of a bind's CPU. Certificate and host name checks stay per connection.
    */
   private readonly secureContext: SecureContext;
 

@@ -1,15 +1,13 @@
-// Ephemeral key pairs for store-invite (issue 6), made ahead of time on a worker thread.
+// Ephemeral key pairs for store-invite, made ahead of time on a worker thread.
 //
 // Every store-invite needs a fresh ed25519 pair. Made on the request path (encodedPairFromSeed), a pair costs
-// the event loop ~31 us of its ~450; one worker thread makes them in batches instead and posts each batch as
-// one string, and the loop takes a pair in well under a microsecond. Alternating store-invite runs (README,
-// Performance): ~2,970 -> ~3,370 req/s median, p99 40-61 -> 38-47 ms, loop ~450 -> ~390 us per request,
-// CPU ~552 -> ~496 us. Both fell by about twice the ~31 us moved: the rest is likely bigger group commits
-// at the higher rate and less garbage on the main heap, within the VM's drift. A worker is a V8 isolate of
-// its own, ~9 MiB of RSS, so it runs only during a burst: it starts once 32 pairs were made on the request
-// path within one second, and stops after one to two minutes (`idleMs`) with fewer than 32 store-invites a
-// minute. An identity server stores a few invitations an hour and now and then a burst (a room invites a
-// mailing list): the few are made on the request path (~31 us each), and the thread is there for the burst.
+// the event loop a small but real share of a store-invite; one worker thread makes them in batches instead
+// and posts each batch as one string, and the loop takes a pair in well under a microsecond
+// (docs/performance.md has the figures). A worker is a V8 isolate of its own, several MiB of RSS, so it runs
+// only during a burst: it starts once 32 pairs were made on the request path within one second, and stops
+// after one to two minutes (`idleMs`) with fewer than 32 store-invites a minute. An identity server stores a
+// few invitations an hour and now and then a burst (a room invites a mailing list): the few are made on the
+// request path, and the thread is there for the burst.
 // `performance.keyWorker` (TESSERA_KEY_WORKER=false) turns it off.
 //
 // What it does not change: each pair is handed out once; a batch lives only in memory, so a crash or a stop
@@ -23,7 +21,7 @@
 // there reaches receive() as an error and turns the worker off for good.
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { encodedPairFromSeed } from '../keys/ed25519.js';
-import type { RandomBytes } from './token.js';
+import type { RandomBytes } from '../platform/random.js';
 import type { Logger } from '../platform/logger.js';
 
 /** A pair as store-invite uses it: both halves in URL-safe unpadded base64. */

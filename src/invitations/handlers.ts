@@ -50,6 +50,6 @@ export async function handleSignEd25519(req: Req<'blindlySignStuffV2'> | Req<'si
 }
 
 export async function handleIsEphemeralPubKeyValid(req: Req<'isEphemeralPubKeyValidV2'> | Req<'ephemeralValid'>, deps: Deps): Promise<Reply<'isEphemeralPubKeyValidV2'>> {
-  const valid = await deps.store.isEphemeralKeyValid(canonicalKeyString(req.query.public_key), deps.clock());
+  const valid = await deps.invites.isEphemeralKeyValid(canonicalKeyString(req.query.public_key), deps.clock());
   return { status: 200, body: { valid } };
 }

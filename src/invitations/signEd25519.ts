@@ -6,7 +6,7 @@ import { signJson, type Signatures } from '../keys/signJson.js';
 import { canonicalKeyString, decodeAny, encodeUrlSafe } from '../platform/base64.js';
 
 export async function signInvitation(deps: Deps, input: { mxid: string; token: string; private_key: string }): Promise<{ mxid: string; sender: string; token: string; signatures: Signatures }> {
-  const invite = await deps.store.findInviteByToken(input.token);
+  const invite = await deps.invites.findInviteByToken(input.token);
   if (!invite || invite.expiresAt <= deps.clock()) throw new DomainError('unknown_token', 'Unknown invitation token');
   const seed = decodeAny(input.private_key);
   if (!seed || seed.length !== 32) throw new DomainError('invalid_param', "'private_key' must be 32 bytes of unpadded base64");

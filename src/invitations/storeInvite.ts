@@ -28,7 +28,7 @@ export interface StoreInviteContext {
   verifiedSender?: string;
   /** The client's IP, for rate limiting. */
   ip: string;
-  /** The request's `brand` query parameter (issue 3): kept only when that template folder exists. */
+  /** The request's `brand` query parameter: kept only when that template folder exists. */
   brand?: string;
 }
 
@@ -63,7 +63,7 @@ function checkPolicy(policy: Deps['config']['invites'], input: InvitationInput):
 
 /** Checks run in the order of the wire contract's table; nothing is written unless all pass. */
 export async function storeInvite(deps: Deps, input: InvitationInput, ctx: StoreInviteContext): Promise<StoredInvitation> {
-  const { config, store } = deps;
+  const { config } = deps;
   checkPolicy(config.invites, input);
   const address = normaliseAddress(input.medium, input.address);
   const limits = config.rateLimits;
@@ -73,7 +73,7 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
     { kind: 'invite-to', key: `${input.medium} ${address}`, max: limits.storeInvitePerAddress },
   ]);
   const now = deps.clock();
-  const bound = await store.findAssociation(input.medium, address, now);
+  const bound = await deps.associations.findAssociation(input.medium, address, now);
   if (bound) {
     throw new DomainError('threepid_in_use', 'Binding already known', { mxid: bound.mxid });
   }
@@ -87,7 +87,7 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
   const token = newInviteToken(deps.random);
   const pair = deps.ephemeralKeys.take();
   const ephemeralPublicKey = pair.publicKey;
-  await store.insertInvite(
+  await deps.invites.insertInvite(
     {
       medium: input.medium,
       address,

@@ -2,8 +2,6 @@
 import type { RandomBytes } from '../platform/random.js';
 import { randomBytes } from 'node:crypto';
 
-
 export function newInviteToken(random: RandomBytes = randomBytes): string {
   return random(24).toString('base64url');
 }
-export type { RandomBytes };

@@ -22,25 +22,23 @@ export function generateKeyPair(): Ed25519KeyPair {
 }
 
 /**
- * An ephemeral key pair from a fresh 32-byte seed, both halves as URL-safe unpadded base64 (issue 6). An
+ * An ephemeral key pair from a fresh 32-byte seed, both halves as URL-safe unpadded base64. An
  * ed25519 private key is 32 random bytes (RFC 8032 5.1.5), so the seed comes from the caller's CSPRNG and
  * only the public key is computed: a JWK import of `d` (OpenSSL derives the public point; Node reads `x` of a
- * private JWK only as a string) and a JWK export, ~31 us of CPU here, all on the calling thread. The async
- * generateKeyPair route this replaces cost the event loop about as much (the job's set-up, two KeyObjects, the
- * export), and its jobs queued on libuv's four-thread pool in front of the WAL flush every SQLite group commit
- * waits for (db.ts): at 64 connections, 64 key jobs ahead of each commit. Alternating store-invite runs (64
- * connections, AMD VM): ~2,400 req/s median, p99 49-74 ms async, against ~2,970, p99 40-61 this way, at
- * about the same loop time per request (~460 and ~450 us) and less CPU (~626 and ~552 us).
+ * private JWK only as a string) and a JWK export, all on the calling thread. The async generateKeyPair route
+ * would cost the event loop about as much (the job's set-up, two KeyObjects, the export), and its jobs would
+ * queue on libuv's four-thread pool in front of the WAL flush every SQLite group commit waits for: under
+ * load, one key job per request ahead of each commit.
  *
  * Should a Node release start to check or trust `x`, the export would not give back `d` and a 43-character
- * `x`; that is checked, and the DER route (keyPairFromSeed, ~95 us) answers instead. test/unit/signing.test.ts
+ * `x`; that is checked, and the slower DER route (keyPairFromSeed) answers instead. test/unit/signing.test.ts
  * requires the JWK route to answer and compares it with the DER route and tweetnacl, so such a release fails
  * CI rather than slowing production down.
  *
  * generateKeyPairSync is not used for these keys: on Node 20.20 a JWK export of a key it made can deadlock
  * the event loop. The export holds the key's mutex while it allocates; a GC may then free the key-generation
- * job, whose destructor takes the same mutex (seen here twice within 12,000 pairs, in gdb: ~KeyGenJob waiting
- * on a mutex its own thread holds). No key-generation job exists on this route.
+ * job, whose destructor takes the same mutex (~KeyGenJob waiting on a mutex its own thread holds). No
+ * key-generation job exists on this route.
  */
 export function encodedPairFromSeed(seed: Buffer): { seed: string; publicKey: string } {
   if (seed.length !== 32) throw new Error('an ed25519 seed is 32 bytes');
@@ -72,7 +70,7 @@ export function signDetached(key: KeyObject, message: Uint8Array): Buffer {
 
 export function verifyDetached(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
-  // JWK import: ~10 us here against ~95 us through OpenSSL's DER decoder.
+  // JWK import: several times cheaper than OpenSSL's DER decoder.
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' });
   return verify(null, message, key, signature);
 }

@@ -1,4 +1,4 @@
-// Brands (issue 3): Sydent-layout template folders, one per brand, under mail.templatesDir.
+// Brands: Sydent-layout template folders, one per brand, under mail.templatesDir.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MailConfig } from '../platform/config.js';

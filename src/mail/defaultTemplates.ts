@@ -1,4 +1,4 @@
-// The built-in English emails (issue 3), used when no Sydent template applies: text and HTML parts.
+// The built-in English emails, used when no Sydent template applies: text and HTML parts.
 // Every value arrives already cleaned to one line; HTML escaping happens here, URL encoding in links.ts.
 import { escapeHtml as h } from './text.js';
 

@@ -1,4 +1,4 @@
-// The invite email's links (issue 3): web client choice, the join link and the sign-ed25519 URL.
+// The invite email's links: web client choice, the join link and the sign-ed25519 URL.
 import type { MailConfig } from '../platform/config.js';
 
 /**

@@ -1,7 +1,7 @@
-// The built-in emails' MIME (issue 6): a multipart/alternative message, text and HTML, both quoted-printable,
-// written as one string. nodemailer's MailComposer built the same message through a tree of MimeNode streams
-// (a stream pipeline per part), which cost about a tenth of a store-invite's CPU in the issue 6 profile;
-// a message whose shape never changes does not need it. RFC 2047 words are still nodemailer's encoder.
+// The built-in emails' MIME: a multipart/alternative message, text and HTML, both quoted-printable,
+// written as one string. nodemailer's MailComposer would build the same message through a tree of MimeNode
+// streams (a stream pipeline per part), a noticeable share of a store-invite's CPU; a message whose shape
+// never changes does not need it. RFC 2047 words are still nodemailer's encoder.
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import { encodeWord, quoteString } from 'nodemailer/lib/mime-funcs';
@@ -65,7 +65,7 @@ const qpByte = (c: string) => (c.length === 1 && c.charCodeAt(0) < 128 ? ASCII_E
 /**
  * Quoted-printable (RFC 2045 6.7) with CRLF hard breaks and soft breaks keeping every line within 76
  * characters. The text is mostly ASCII, so escaping by regular expression is far cheaper than the
- * byte-by-byte encoder (nodemailer's qp cost ~30% of rendering an email in the issue 6 profile).
+ * byte-by-byte encoder (HTML escapes `=` in every attribute, so the byte loop would dominate rendering).
  */
 export function quotedPrintable(body: string): string {
   const out: string[] = [];

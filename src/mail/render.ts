@@ -1,9 +1,9 @@
-// Turns a mail-outbox row into the raw message to send (issue 3): Sydent-layout templates through nunjucks
+// Turns a mail-outbox row into the raw message to send: Sydent-layout templates through nunjucks
 // (the template writes the whole message, headers included) or the built-in English multipart message.
 import nunjucks from 'nunjucks';
 import type { Config } from '../platform/config.js';
-import type { RandomBytes } from '../invitations/token.js';
-import type { MailJob } from '../store/types.js';
+import type { RandomBytes } from '../platform/random.js';
+import type { MailJob } from './MailOutboxStore.js';
 import { templatePath } from './brand.js';
 import { inviteParts, verificationParts, type Parts } from './defaultTemplates.js';
 import { joinLink, signUrl, webClientLocation } from './links.js';

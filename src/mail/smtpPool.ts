@@ -1,8 +1,8 @@
-// A small pool of nodemailer SMTPConnections (issue 6). The outbox hands over finished messages (raw bytes and
+// A small pool of nodemailer SMTPConnections. The outbox hands over finished messages (raw bytes and
 // an explicit envelope), so nodemailer's Mail/SMTPPool layer (plugins, a MimeNode and a stream pipeline per
-// message, a generated Message-ID) did nothing for us but cost about 500 us of CPU per email; the protocol
+// message, a generated Message-ID) did nothing for us but cost CPU on every email; the protocol
 // itself (EHLO, STARTTLS, AUTH, SMTPUTF8, dot-stuffing, timeouts, error codes) is still nodemailer's
-// SMTPConnection, which costs about a third of that. Measured in the issue 6 notes (README, Performance).
+// SMTPConnection, used directly (docs/design.md, Mail).
 //
 // Each of up to `maxConnections` slots connects when there is work, sends one message at a time, and is
 // closed after `maxMessages` messages, after `idleMs` without work, or on any connection error. A message

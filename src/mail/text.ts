@@ -1,5 +1,5 @@
-// Escaping and cleaning of user-controlled text for email (issue 3): HTML, one-line values, truncation.
-import type { RandomBytes } from '../invitations/token.js';
+// Escaping and cleaning of user-controlled text for email: HTML, one-line values, truncation.
+import type { RandomBytes } from '../platform/random.js';
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 

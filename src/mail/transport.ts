@@ -1,4 +1,4 @@
-// Where rendered messages go (issue 3): SMTP through nodemailer, or .eml files when no SMTP is configured.
+// Where rendered messages go: SMTP through nodemailer, or .eml files when no SMTP is configured.
 import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headerAddress } from './mime.js';

@@ -3,7 +3,7 @@
 // IP, per (verified) sender and per recipient address at once.
 import { createHash } from 'node:crypto';
 import { DomainError } from './domainErrors.js';
-import type { RateLimitStore } from '../store/types.js';
+import type { RateLimitStore } from './RateLimitStore.js';
 
 export interface Limit {
   /** What is counted, e.g. `invite-ip`. */
@@ -34,9 +34,9 @@ export class RateLimiter {
     }
   }
 
-  /** Drops counters of finished windows. */
-  async sweep(): Promise<number> {
+  /** Drops up to `limit` counters of finished windows; returns how many went. */
+  async sweep(limit = 1000): Promise<number> {
     const now = this.clock();
-    return this.store.deleteRateLimitsBefore(now - (now % this.windowMs));
+    return this.store.deleteRateLimitsBefore(now - (now % this.windowMs), limit);
   }
 }

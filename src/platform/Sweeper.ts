@@ -1,59 +1,41 @@
-// Deletes expired invitations (with their ephemeral keys), expired access tokens, long-expired validation
-// sessions and finished rate-limit windows in batches, so no table grows without bound.
-import type { Deps } from '../deps.js';
+// Deletes expired rows (invitations with their keys, access tokens, validation sessions, rate-limit windows) in
+// batches, as one scheduled job, so no table grows without bound. What to delete is given by the composition root.
+import { deleteInBatches } from './db/Database.js';
+import type { Logger } from './logger.js';
+import type { ScheduledJob, Scheduler } from './scheduler.js';
 
-/**
- * Expired sessions are kept a day longer, so a client asking about one hears M_SESSION_EXPIRED (which tells
- * it to start again) rather than M_NO_VALID_SESSION.
- */
-const EXPIRED_SESSION_GRACE_MS = 24 * 3600 * 1000;
+export interface Sweep {
+  /** Names what goes in the log (`expired invitations`). */
+  what: string;
+  /** Deletes up to `limit` rows expired at `now`; returns how many went. */
+  deleteBatch(now: number, limit: number): Promise<number>;
+}
 
 export class Sweeper {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  private readonly job: ScheduledJob;
 
   constructor(
-    private readonly deps: Pick<Deps, 'store' | 'log' | 'clock' | 'limiter'>,
-    private readonly intervalMs: number,
-    private readonly batch = 1000,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.sweepOnce(), this.intervalMs);
-    this.timer.unref();
+    private readonly o: { scheduler: Scheduler; log: Logger; clock: () => number; intervalMs: number; batch?: number },
+    private readonly sweeps: Sweep[],
+  ) {
+    this.job = o.scheduler.every({ name: 'sweeping expired rows', intervalMs: o.intervalMs, run: () => this.sweepAll() });
   }
 
-  /** Runs `deleteBatch` until a batch comes back short; returns the total deleted. */
-  private async drain(what: string, deleteBatch: (now: number, limit: number) => Promise<number>): Promise<void> {
-    let total = 0;
-    for (;;) {
-      const n = await deleteBatch(this.deps.clock(), this.batch);
-      total += n;
-      if (n < this.batch) break;
-    }
-    if (total > 0) this.deps.log.info(`deleted ${what}`, { count: total });
-  }
-
-  /** One pass over every table. Overlapping calls share one pass. */
+  /** One pass over every table now; a call during a pass waits for it, then runs another. */
   sweepOnce(): Promise<void> {
-    const { store, log, limiter } = this.deps;
-    this.running ??= (async () => {
-      try {
-        await this.drain('expired invitations', (now, limit) => store.deleteExpiredInvites(now, limit));
-        await this.drain('expired access tokens', (now, limit) => store.deleteExpiredAccountTokens(now, limit));
-        await this.drain('expired validation sessions', (now, limit) => store.deleteExpiredSessions(now - EXPIRED_SESSION_GRACE_MS, limit));
-        await limiter.sweep();
-      } catch (err) {
-        log.error('sweeping expired rows failed', { err: err as Error });
-      } finally {
-        this.running = undefined;
-      }
-    })();
-    return this.running;
+    return this.job.runNow();
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  private async sweepAll(): Promise<void> {
+    const { clock, log, batch = 1000 } = this.o;
+    for (const sweep of this.sweeps) {
+      // One table failing (a lock timeout) does not keep the others from being swept.
+      try {
+        const total = await deleteInBatches((limit) => sweep.deleteBatch(clock(), limit), batch);
+        if (total > 0) log.info(`deleted ${sweep.what}`, { count: total });
+      } catch (err) {
+        log.error(`deleting ${sweep.what} failed`, { err: err as Error });
+      }
+    }
   }
 }

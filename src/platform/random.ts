@@ -1,5 +1,5 @@
-// CSPRNG bytes for tokens, session ids, boundaries and Message-IDs, drawn from a pool (issue 6).
-// Each node:crypto randomBytes call costs about 3 us here whatever its size (filling 4 KiB costs the same),
+// CSPRNG bytes for tokens, session ids, boundaries and Message-IDs, drawn from a pool.
+// Each node:crypto randomBytes call has a fixed cost whatever its size (filling 4 KiB costs about the same),
 // and a store-invite with its email needs several, so one call fills a pool that serves ~200 of them.
 // Every byte is handed out once, copied (never a view of the pool, which is refilled), and zeroed in the pool
 // as it goes, so issued secrets do not linger there. Node's own crypto.randomUUID pools the same way.

@@ -1,4 +1,4 @@
-// The HTML page answering GET submitToken (issue 5 calls it): the brand's Sydent verify_response_template.html
+// The HTML page answering GET submitToken: the brand's Sydent verify_response_template.html
 // when templates are configured (variable `message`, autoescaped), else a small built-in page.
 import nunjucks from 'nunjucks';
 import type { Deps } from '../deps.js';

@@ -1,6 +1,6 @@
 // Session ids, validation tokens and constant-time comparison of client-supplied secrets.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { RandomBytes } from '../invitations/token.js';
+import type { RandomBytes } from '../platform/random.js';
 
 /** 24 CSPRNG bytes as base64url: 32 characters of [A-Za-z0-9_-]. */
 export function newSecret(random: RandomBytes): string {

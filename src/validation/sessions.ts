@@ -2,7 +2,7 @@
 import type { Deps } from '../deps.js';
 import { DomainError } from '../platform/domainErrors.js';
 import { basePath } from '../platform/http/paths.js';
-import type { ValidationSession } from '../store/types.js';
+import type { ValidationSession } from './SessionStore.js';
 import { redactForLog } from '../platform/logger.js';
 import { isPlainMailbox, normaliseAddress } from '../platform/threepid.js';
 import { newSecret, secretsEqual } from './secrets.js';
@@ -47,10 +47,10 @@ export async function requestEmailToken(deps: Deps, input: RequestTokenInput, ct
   if (!isPlainMailbox(input.email)) throw new DomainError('invalid_email', 'Invalid email address');
   const nextLink = input.next_link ?? null;
   if (nextLink !== null && !isValidNextLink(nextLink)) throw new DomainError('invalid_param', "'next_link' must be an absolute http or https URL");
-  const { store, config } = deps;
+  const { sessions, config } = deps;
   const now = deps.clock();
   const address = normaliseAddress('email', input.email);
-  const existing = await store.findSessionByOwner('email', address, input.client_secret, now);
+  const existing = await sessions.findSessionByOwner('email', address, input.client_secret, now);
   const mail = (s: Pick<ValidationSession, 'sid' | 'clientSecret' | 'token' | 'nextLink'>) => ({
     kind: 'verification' as const,
     recipient: input.email,
@@ -63,7 +63,7 @@ export async function requestEmailToken(deps: Deps, input: RequestTokenInput, ct
     await checkSendLimits(deps, address, ctx.ip);
     const token = existing.tokenExpiresAt > now ? existing.token : newSecret(deps.random);
     const update = { token, tokenExpiresAt: existing.tokenExpiresAt > now ? existing.tokenExpiresAt : now + config.binding.tokenLifetimeMs, sendAttempt: input.send_attempt, nextLink };
-    await store.resendSession(existing.sid, update, mail({ sid: existing.sid, clientSecret: existing.clientSecret, token, nextLink }));
+    await sessions.resendSession(existing.sid, update, mail({ sid: existing.sid, clientSecret: existing.clientSecret, token, nextLink }));
     deps.signals.mailQueued();
     return { sid: existing.sid };
   }
@@ -81,7 +81,7 @@ export async function requestEmailToken(deps: Deps, input: RequestTokenInput, ct
     validatedAt: null,
     expiresAt: now + config.binding.sessionLifetimeMs,
   };
-  await store.insertSession(session, mail(session));
+  await sessions.insertSession(session, mail(session));
   deps.signals.mailQueued();
   deps.log.debug('validation session created', { to: redactForLog(address) });
   return { sid: session.sid };
@@ -89,7 +89,7 @@ export async function requestEmailToken(deps: Deps, input: RequestTokenInput, ct
 
 /** The session with this sid whose client_secret matches (constant time), unexpired; else the contract's errors. */
 async function ownedSession(deps: Deps, sid: string, clientSecret: string): Promise<ValidationSession> {
-  const s = await deps.store.findSession(sid);
+  const s = await deps.sessions.findSession(sid);
   if (!s || !secretsEqual(s.clientSecret, clientSecret)) {
     throw new DomainError('session_not_found', 'No valid session was found matching that sid and client secret');
   }
@@ -106,7 +106,7 @@ export async function submitEmailToken(deps: Deps, input: { sid: string; client_
   }
   if (s.validatedAt !== null) return s;
   const expiresAt = now + deps.config.binding.sessionLifetimeMs;
-  await deps.store.markSessionValidated(s.sid, now, expiresAt);
+  await deps.sessions.markSessionValidated(s.sid, now, expiresAt);
   return { ...s, validatedAt: now, expiresAt };
 }
 
@@ -114,4 +114,15 @@ export async function validatedSession(deps: Deps, sid: string, clientSecret: st
   const s = await ownedSession(deps, sid, clientSecret);
   if (s.validatedAt === null) throw new DomainError('session_not_validated', 'This validation session has not been validated yet');
   return s as ValidationSession & { validatedAt: number };
+}
+
+/**
+ * Expired sessions are deleted only a day after they expire, so a client asking about one in between hears
+ * M_SESSION_EXPIRED (which tells it to start again) rather than M_NO_VALID_SESSION.
+ */
+const EXPIRED_SESSION_GRACE_MS = 24 * 3600 * 1000;
+
+/** One batch of the sweep of expired sessions; returns how many went. */
+export function deleteExpiredSessions(deps: Pick<Deps, 'sessions'>, now: number, limit: number): Promise<number> {
+  return deps.sessions.deleteExpiredSessions(now - EXPIRED_SESSION_GRACE_MS, limit);
 }

@@ -11,7 +11,6 @@ import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeser
 import { until } from '../helpers/smtp.js';
 import { operations as homeserverOps } from '../../generated/homeserver.validators.js';
 import { HttpFederationClient } from '../../src/federation/client.js';
-import type { KnexStore } from '../../src/store/KnexStore.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
@@ -139,7 +138,7 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
 
     it('stores only a sha256 of the token, with an expiry', async () => {
       const { token } = await register(srv, 'hashy');
-      const knex = (srv.service.deps.store as KnexStore).knex;
+      const knex = srv.service.db.knex;
       const rows = await knex('account_tokens').select('*');
       expect(rows.some((r) => r.token_hash === token || JSON.stringify(r).includes(token))).toBe(false);
       const row = rows.find((r) => r.token_hash === createHash('sha256').update(token).digest('hex'));
@@ -155,7 +154,7 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
     });
 
     it('refuses a foreign user: sub on another server (403 M_UNAUTHORIZED), and stores nothing', async () => {
-      const knex = (srv.service.deps.store as KnexStore).knex;
+      const knex = srv.service.db.knex;
       const [before] = await knex('account_tokens').count({ n: '*' });
       const res = await srv.call('POST', `${V2}/account/register`, openIdFor('@mallory:evil.example'));
       expect(res).toMatchObject({ status: 403, body: { errcode: 'M_UNAUTHORIZED' } });
@@ -309,9 +308,8 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
         expect((await srv.call('GET', `${V2}/account`, undefined, bearer(token))).status).toBe(200);
         now = saved + 30 * DAY + 1;
         expect(await srv.call('GET', `${V2}/account`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
-        const store = srv.service.deps.store;
-        expect(await store.deleteExpiredAccountTokens(now, 1000)).toBeGreaterThan(0);
-        const knex = (store as KnexStore).knex;
+        expect(await srv.service.deps.accounts.deleteExpiredAccountTokens(now, 1000)).toBeGreaterThan(0);
+        const knex = srv.service.db.knex;
         const hash = createHash('sha256').update(token).digest('hex');
         expect(await knex('account_tokens').where('token_hash', hash).first()).toBeUndefined();
       } finally {
@@ -325,7 +323,7 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
       const a = await register(srv, 'alpha');
       const b = await register(srv, 'beta');
       const old = await register(srv, 'gamma');
-      const knex = (srv.service.deps.store as KnexStore).knex;
+      const knex = srv.service.db.knex;
       await knex('account_tokens').where('token_hash', createHash('sha256').update(old.token).digest('hex')).update({ expires_at: now - 1 });
       const tokens = [a.token, b.token, old.token, 'made-up-token', a.token, b.token];
       const answers = await Promise.all(tokens.map((t) => srv.call('GET', `${V2}/account`, undefined, bearer(t))));
@@ -453,7 +451,7 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
   });
 
   it('keeps its tables in migration 003', async () => {
-    const knex = (srv.service.deps.store as KnexStore).knex;
+    const knex = srv.service.db.knex;
     expect(await knex.schema.hasTable('account_tokens')).toBe(true);
     expect(await knex.schema.hasTable('accepted_terms')).toBe(true);
   });

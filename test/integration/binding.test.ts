@@ -9,13 +9,12 @@ import nacl from 'tweetnacl';
 import { testDatabases } from '../helpers/databases.js';
 import { settle, startTestServer, type TestServer } from '../helpers/server.js';
 import { readInviteMail, readVerificationMail, sentTo, verificationMailCount } from '../helpers/verificationMail.js';
-import { Sweeper } from '../../src/platform/Sweeper.js';
 import { smtpConfig, startSmtp, until as waitUntil, type TestSmtp } from '../helpers/smtp.js';
 import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
 import { ONBIND, routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
 import { verifyMatrixSignature } from '../helpers/signatures.js';
 import type { Authenticator } from '../../src/platform/http/security.js';
-import type { KnexStore } from '../../src/store/KnexStore.js';
+import { insertAssociation } from '../helpers/associations.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
@@ -65,7 +64,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
         binding: { tokenLifetimeMs: 3_600_000, sessionLifetimeMs: 24 * 3_600_000 },
       },
     });
-    knex = (srv.service.deps.store as KnexStore).knex;
+    knex = srv.service.db.knex;
     serverKey = (await srv.call('GET', `${V2}/pubkey/ed25519:0`)).body.public_key;
   });
   afterAll(async () => {
@@ -292,12 +291,12 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(expired.status).toBe(400);
     expect(expired.body.errcode).toBe('M_SESSION_EXPIRED');
     // the sweeper keeps an expired session for a day, so the answer stays M_SESSION_EXPIRED, then deletes it
-    const sweeper = new Sweeper(srv.service.deps, 3_600_000);
+    const sweeper = srv.service.sweeper;
     await sweeper.sweepOnce();
     expect((await get(sid, 'cs-gus')).body.errcode).toBe('M_SESSION_EXPIRED');
     offset += 24 * 3_600_000;
     await sweeper.sweepOnce();
-    expect(await srv.service.deps.store.findSession(sid)).toBeUndefined();
+    expect(await srv.service.deps.sessions.findSession(sid)).toBeUndefined();
   });
 
   it('validates through the emailed GET link: a page, or a redirect only to the session next_link', async () => {
@@ -580,7 +579,7 @@ describe.each(testDatabases())('binding on $name', (db) => {
 
   it('delivers 500 pending invites in bounded chunks, each exactly once', async () => {
     const address = uniqueAddress('quinn');
-    const store = srv.service.deps.store;
+    const store = srv.service.deps.invites;
     const now = Date.now();
     const tokens: string[] = [];
     for (let i = 0; i < 500; i++) {
@@ -671,7 +670,7 @@ describe.each(testDatabases())('lookup pepper rotation on $name', (db) => {
     let second;
     try {
       const now = Date.now();
-      await first.service.deps.store.insertAssociation({ medium: 'email', address: 'rot@example.org', mxid: '@rot:hs.example', ts: now, notBefore: now - 1, notAfter: now + 3_600_000 });
+      await insertAssociation(first.service.deps, { medium: 'email', address: 'rot@example.org', mxid: '@rot:hs.example', ts: now, notBefore: now - 1, notAfter: now + 3_600_000 });
       const hashA = createHash('sha256').update('rot@example.org email pepperA').digest('base64url');
       expect((await first.call('GET', `${V2}/hash_details`, undefined, headers)).body.lookup_pepper).toBe('pepperA');
       expect((await first.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperA', addresses: [hashA] }, headers)).body.mappings).toEqual({ [hashA]: '@rot:hs.example' });

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/smtp.js';
-import type { KnexStore } from '../../src/store/KnexStore.js';
 
 const V1 = '/_matrix/identity/api/v1';
 
@@ -26,7 +25,7 @@ async function instrumented(bulkConcurrency: number, dirs: string[]): Promise<In
   const dir = mkdtempSync(join(tmpdir(), 'tessera-gate-'));
   dirs.push(dir);
   const srv = await startTestServer({ dbUrl: join(dir, 'db.sqlite'), overrides: { performance: { bulkConcurrency } } });
-  const store = srv.service.deps.store as KnexStore;
+  const store = srv.service.deps.associations;
   const real = store.findMxidsByHash.bind(store);
   let inFlight = 0;
   let peak = 0;

@@ -4,18 +4,32 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { KnexStore } from '../../src/store/KnexStore.js';
 import { openDatabase } from '../../src/platform/db/db.js';
-import type { NewInvite, NewMail } from '../../src/store/types.js';
+import { Database } from '../../src/platform/db/Database.js';
+import { createStores } from '../../src/service.js';
+import type { KnexInviteStore, NewInvite } from '../../src/invitations/InviteStore.js';
+import type { NewMail } from '../../src/mail/MailOutboxStore.js';
+import { insertAssociation } from '../helpers/associations.js';
+
+/** The invitation store and the database it writes to. */
+interface Target {
+  db: Database;
+  invites: KnexInviteStore;
+}
+
+async function openTarget(opts: Parameters<typeof Database.open>[0]): Promise<Target> {
+  const db = await Database.open(opts);
+  return { db, invites: createStores(db).invites as KnexInviteStore };
+}
 import type { WorkerKeySource } from '../../src/invitations/ephemeralKeys.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
 
-async function counts(store: KnexStore): Promise<number[]> {
+async function counts(store: Target): Promise<number[]> {
   const out: number[] = [];
   for (const t of ['invites', 'ephemeral_keys', 'mail_outbox']) {
-    const [row] = await store.knex(t).count({ n: '*' });
+    const [row] = await store.db.knex(t).count({ n: '*' });
     out.push(Number(row!.n));
   }
   return out;
@@ -34,7 +48,7 @@ describe.each(testDatabases())('fast path on $name', (db) => {
   let dispose: () => Promise<void>;
   let dbUrl: string;
   let now = Date.now();
-  const store = () => srv.service.deps.store as KnexStore;
+  const store = (): Target => ({ db: srv.service.db, invites: srv.service.deps.invites as KnexInviteStore });
 
   beforeAll(async () => {
     const created = await db.create();
@@ -56,7 +70,7 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     expect(await counts(store())).toEqual(before.map((n) => n + 60));
     for (const a of answers.slice(0, 5)) {
       const key = a.body.public_keys[1].public_key;
-      const row = await store().knex('ephemeral_keys').join('invites', 'invites.id', 'ephemeral_keys.invite_id').where('ephemeral_keys.public_key', key).first('invites.token');
+      const row = await store().db.knex('ephemeral_keys').join('invites', 'invites.id', 'ephemeral_keys.invite_id').where('ephemeral_keys.public_key', key).first('invites.token');
       expect(row.token).toBe(a.body.token); // each key is linked to its own invitation
     }
     expect(srv.violations).toEqual([]);
@@ -65,10 +79,10 @@ describe.each(testDatabases())('fast path on $name', (db) => {
   it('answers concurrent store-invites for bound and unbound addresses, each with its own answer (batched look-ups)', async () => {
     const bound = new Set([3, 7, 8, 20, 31]);
     for (const i of bound) {
-      await store().insertAssociation({ medium: 'email', address: `taken${i}@example.org`, mxid: `@owner${i}:hs.example`, ts: now, notBefore: now - 1000, notAfter: now + 3600_000 });
+      await insertAssociation(srv.service.deps, { medium: 'email', address: `taken${i}@example.org`, mxid: `@owner${i}:hs.example`, ts: now, notBefore: now - 1000, notAfter: now + 3600_000 });
     }
     // an expired binding does not count
-    await store().insertAssociation({ medium: 'email', address: 'taken40@example.org', mxid: '@old:hs.example', ts: now, notBefore: now - 2000, notAfter: now - 1000 });
+    await insertAssociation(srv.service.deps, { medium: 'email', address: 'taken40@example.org', mxid: '@old:hs.example', ts: now, notBefore: now - 2000, notAfter: now - 1000 });
     const answers = await Promise.all(
       Array.from({ length: 41 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `Taken${i}@Example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
     );
@@ -105,17 +119,17 @@ describe.each(testDatabases())('fast path on $name', (db) => {
   it('stores a group commit larger than one multi-row INSERT takes, each key linked to its own invitation', async () => {
     const before = await counts(store());
     const items = Array.from({ length: 150 }, (_, i) => newInvite(1000 + i));
-    await Promise.all(items.map((x) => store().insertInvite(x.invite, x.mail)));
+    await Promise.all(items.map((x) => store().invites.insertInvite(x.invite, x.mail)));
     expect(await counts(store())).toEqual(before.map((n) => n + 150));
-    const linked = (await store().knex('ephemeral_keys').join('invites', 'invites.id', 'ephemeral_keys.invite_id').whereIn('invites.token', items.map((x) => x.invite.token)).select('invites.token', 'ephemeral_keys.public_key')) as { token: string; public_key: string }[];
+    const linked = (await store().db.knex('ephemeral_keys').join('invites', 'invites.id', 'ephemeral_keys.invite_id').whereIn('invites.token', items.map((x) => x.invite.token)).select('invites.token', 'ephemeral_keys.public_key')) as { token: string; public_key: string }[];
     const keyOf = new Map(linked.map((r) => [r.token, r.public_key]));
     expect(items.every((x) => keyOf.get(x.invite.token) === x.invite.ephemeralPublicKey)).toBe(true);
-    const mails = await store().knex('mail_outbox').whereIn('recipient', items.map((x) => x.mail.recipient)).count({ n: '*' });
+    const mails = await store().db.knex('mail_outbox').whereIn('recipient', items.map((x) => x.mail.recipient)).count({ n: '*' });
     expect(Number(mails[0]!.n)).toBe(150);
   });
 
   /** Stores 60 invitations in six waves, one event-loop turn apart; counts the invitation transactions and how many overlapped. */
-  async function overlapOf(target: KnexStore, from: number): Promise<{ most: number; transactions: number }> {
+  async function overlapOf(target: Target, from: number): Promise<{ most: number; transactions: number }> {
     const open = new Set<string>();
     let most = 0;
     let transactions = 0;
@@ -129,28 +143,28 @@ describe.each(testDatabases())('fast path on $name', (db) => {
         open.delete(q.__knexTxId);
       }
     };
-    target.knex.on('query', onQuery);
+    target.db.knex.on('query', onQuery);
     try {
       const waves: Promise<void>[] = [];
       for (let w = 0; w < 6; w++) {
-        waves.push(...Array.from({ length: 10 }, (_, i) => newInvite(from + w * 10 + i)).map((x) => target.insertInvite(x.invite, x.mail)));
+        waves.push(...Array.from({ length: 10 }, (_, i) => newInvite(from + w * 10 + i)).map((x) => target.invites.insertInvite(x.invite, x.mail)));
         await new Promise((r) => setImmediate(r));
       }
       await Promise.all(waves);
     } finally {
-      target.knex.off('query', onQuery);
+      target.db.knex.off('query', onQuery);
     }
     return { most, transactions };
   }
 
   it('runs at most the configured number of invitation group commits at once (SQLite: one)', async () => {
     const dflt = await overlapOf(store(), 2000);
-    if (store().dialect === 'sqlite') expect(dflt.most).toBe(1);
+    if (store().db.dialect === 'sqlite') expect(dflt.most).toBe(1);
     else {
       expect(dflt.most).toBeGreaterThan(1); // the default, 4: waves arrive while earlier commits are in flight
       expect(dflt.most).toBeLessThanOrEqual(4);
     }
-    const single = await KnexStore.create({ url: dbUrl, commitConcurrency: 1 });
+    const single = await openTarget({ url: dbUrl, commitConcurrency: 1 });
     try {
       const one = await overlapOf(single, 3000);
       expect(one.most).toBe(1);
@@ -158,29 +172,29 @@ describe.each(testDatabases())('fast path on $name', (db) => {
       expect(one.transactions).toBeGreaterThan(0);
       expect(one.transactions).toBeLessThanOrEqual(3);
     } finally {
-      await single.close();
+      await single.db.close();
     }
   });
 
   it('never gives group commits the MySQL pool\'s last connection: 4 asked of a pool of 2 run one at a time', async () => {
-    const small = await KnexStore.create({ url: dbUrl, poolMax: 2, commitConcurrency: 4 });
+    const small = await openTarget({ url: dbUrl, poolMax: 2, commitConcurrency: 4 });
     try {
       expect((await overlapOf(small, 4000)).most).toBe(1);
     } finally {
-      await small.close();
+      await small.db.close();
     }
   });
 
   it('a failing invitation in a group commit fails alone: the others are stored whole, it leaves no row', async () => {
     const before = await counts(store());
-    const taken = (await store().knex('invites').first('token')).token as string; // a duplicate token violates the unique index
+    const taken = (await store().db.knex('invites').first('token')).token as string; // a duplicate token violates the unique index
     const items = [newInvite(1), newInvite(2, taken), newInvite(3), newInvite(4)];
-    const results = await Promise.allSettled(items.map((x) => store().insertInvite(x.invite, x.mail)));
+    const results = await Promise.allSettled(items.map((x) => store().invites.insertInvite(x.invite, x.mail)));
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
     expect(await counts(store())).toEqual(before.map((n) => n + 3));
-    const failedKey = await store().knex('ephemeral_keys').where('public_key', items[1]!.invite.ephemeralPublicKey).first();
+    const failedKey = await store().db.knex('ephemeral_keys').where('public_key', items[1]!.invite.ephemeralPublicKey).first();
     expect(failedKey).toBeUndefined();
-    for (const i of [0, 2, 3]) expect(await store().isEphemeralKeyValid(items[i]!.invite.ephemeralPublicKey, now)).toBe(true);
+    for (const i of [0, 2, 3]) expect(await store().invites.isEphemeralKeyValid(items[i]!.invite.ephemeralPublicKey, now)).toBe(true);
   });
 
   it('isvalid: concurrent look-ups of uncached keys share one statement, each answered for its own key', async () => {
@@ -189,18 +203,18 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     );
     const keys = made.map((m) => m.body.public_keys[1].public_key as string);
     // key 1 expired, key 2 gone; the unknown key differs from key 0 only in letter case (a different key)
-    await store().knex('ephemeral_keys').where('public_key', keys[1]!).update({ expires_at: now - 1 });
-    await store().knex('ephemeral_keys').where('public_key', keys[2]!).delete();
+    await store().db.knex('ephemeral_keys').where('public_key', keys[1]!).update({ expires_at: now - 1 });
+    await store().db.knex('ephemeral_keys').where('public_key', keys[2]!).delete();
     const flip = (k: string) => k.replace(/[a-z]/, (c) => c.toUpperCase());
     const asked = [...keys, flip(keys[0]!), keys[0]!]; // 7 distinct keys: the statement is padded to 8
     const statements: string[] = [];
     const onQuery = (q: { sql: string }) => statements.push(q.sql);
-    store().knex.on('query', onQuery);
+    store().db.knex.on('query', onQuery);
     let answers;
     try {
-      answers = await Promise.all(asked.map((k) => store().isEphemeralKeyValid(k, now)));
+      answers = await Promise.all(asked.map((k) => store().invites.isEphemeralKeyValid(k, now)));
     } finally {
-      store().knex.off('query', onQuery);
+      store().db.knex.off('query', onQuery);
     }
     expect(answers).toEqual([true, false, false, true, true, true, false, true]);
     expect(statements.filter((q) => /from `ephemeral_keys`/.test(q))).toHaveLength(1);
@@ -224,7 +238,10 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     const key = res.body.public_keys[1].public_key as string;
     const url = `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`;
     expect((await srv.call('GET', url)).body).toEqual({ valid: true });
-    await store().knex('ephemeral_keys').where('public_key', key).delete();
+    // deleted the way this process deletes keys: the invitation's expiry moved back (the cached answer keeps the
+    // old one), then the sweep removes it with its key
+    await store().db.knex('invites').where('token', res.body.token).update({ expires_at: now - 1 });
+    await srv.service.deps.invites.deleteExpiredInvites(now, 1000);
     expect((await srv.call('GET', url)).body).toEqual({ valid: false });
   });
 
@@ -233,7 +250,7 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     const key = res.body.public_keys[1].public_key as string;
     const url = `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`;
     expect((await srv.call('GET', url)).body).toEqual({ valid: true });
-    const other = openDatabase({ url: dbUrl }).knex; // another instance's connection: its deletes are not seen by our hook
+    const other = openDatabase({ url: dbUrl }).knex; // another instance's connection: its deletes do not clear our cache
     try {
       await other('ephemeral_keys').where('public_key', key).delete();
     } finally {
@@ -267,7 +284,7 @@ describe('performance.keyValidityCacheMs', () => {
       const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'nocache@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
       const key = res.body.public_keys[1].public_key as string;
       expect((await srv.call('GET', `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`)).body).toEqual({ valid: true });
-      expect((srv.service.deps.store as KnexStore).keyCache.size).toBe(0);
+      expect((srv.service.deps.invites as KnexInviteStore).keyCache.size).toBe(0);
     } finally {
       await srv.stop();
       await created.dispose();

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import type { Authenticator } from '../../src/platform/http/security.js';
-import type { KnexStore } from '../../src/store/KnexStore.js';
+import { insertAssociation } from '../helpers/associations.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
@@ -30,7 +30,7 @@ const testAuth: Authenticator = {
 };
 
 async function rowCounts(srv: TestServer): Promise<Record<string, number>> {
-  const knex = (srv.service.deps.store as KnexStore).knex;
+  const knex = srv.service.db.knex;
   const out: Record<string, number> = {};
   for (const t of ['invites', 'ephemeral_keys', 'mail_outbox']) {
     const [row] = await knex(t).count({ n: '*' });
@@ -86,7 +86,7 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     expect(after.invites).toBe(before.invites! + 1);
     expect(after.ephemeral_keys).toBe(before.ephemeral_keys! + 1);
     expect(after.mail_outbox).toBe(before.mail_outbox! + 1);
-    const stored = await srv.service.deps.store.findInviteByToken(res.body.token);
+    const stored = await srv.service.deps.invites.findInviteByToken(res.body.token);
     expect(stored?.address).toBe('strasse@example.org');
     expect(stored?.ephemeralPublicKey).toBe(res.body.public_keys[1].public_key);
     expect(stored?.fields['com.example.extra']).toEqual({ x: 1 });
@@ -152,11 +152,11 @@ describe.each(testDatabases())('invitations on $name', (db) => {
   });
 
   it('answers M_THREEPID_IN_USE with the bound mxid, case-insensitively, before the medium check', async () => {
-    await srv.service.deps.store.insertAssociation({ medium: 'email', address: 'bound@example.org', mxid: '@carol:hs.example', ts: now, notBefore: now - 1000, notAfter: now + 3_600_000 });
+    await insertAssociation(srv.service.deps, { medium: 'email', address: 'bound@example.org', mxid: '@carol:hs.example', ts: now, notBefore: now - 1000, notAfter: now + 3_600_000 });
     const res = await srv.call('POST', `${V1}/store-invite`, invite({ address: 'BOUND@example.org' }));
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ errcode: 'M_THREEPID_IN_USE', mxid: '@carol:hs.example' });
-    await srv.service.deps.store.insertAssociation({ medium: 'msisdn', address: '447700900001', mxid: '@dan:hs.example', ts: now, notBefore: now - 1000, notAfter: now + 3_600_000 });
+    await insertAssociation(srv.service.deps, { medium: 'msisdn', address: '447700900001', mxid: '@dan:hs.example', ts: now, notBefore: now - 1000, notAfter: now + 3_600_000 });
     const phone = await srv.call('POST', `${V1}/store-invite`, invite({ medium: 'msisdn', address: '447700900001' }));
     expect(phone.body).toMatchObject({ errcode: 'M_THREEPID_IN_USE', mxid: '@dan:hs.example' });
   });
@@ -208,9 +208,9 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     now += lifetime + 1;
     try {
       expect((await srv.call('GET', `${V1}/pubkey/ephemeral/isvalid?public_key=${key}`)).body).toEqual({ valid: false });
-      const removed = await srv.service.deps.store.deleteExpiredInvites(now, 10_000);
+      const removed = await srv.service.deps.invites.deleteExpiredInvites(now, 10_000);
       expect(removed).toBeGreaterThan(0);
-      expect(await srv.service.deps.store.findInviteByToken(res.body.token)).toBeUndefined();
+      expect(await srv.service.deps.invites.findInviteByToken(res.body.token)).toBeUndefined();
     } finally {
       now = saved;
     }

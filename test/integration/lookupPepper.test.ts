@@ -1,11 +1,14 @@
-// The lookup pepper is crash-safe and agreed on (review finding 1): a rehash cut short is finished at the next
+// The lookup pepper is crash-safe and agreed on: a rehash cut short is finished at the next
 // start, lookups stay right while it runs, and instances starting together on an empty database share one pepper.
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer } from '../helpers/server.js';
-import { KnexStore } from '../../src/store/KnexStore.js';
+import { Database } from '../../src/platform/db/Database.js';
+import { createStores } from '../../src/service.js';
+import type { AssociationStore } from '../../src/associations/AssociationStore.js';
+import { insertAssociation } from '../helpers/associations.js';
 import { ensureLookupPepper } from '../../src/associations/pepper.js';
 import { bulkLookupV1, lookupV2 } from '../../src/associations/lookup.js';
 import { createLogger } from '../../src/platform/logger.js';
@@ -15,9 +18,15 @@ const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
 const hashOf = (address: string, pepper: string) => createHash('sha256').update(`${address} email ${pepper}`).digest('base64url');
 
-function depsFor(store: KnexStore, lookupPepper: string, seed = 1): Deps {
+/** The association store of a freshly opened database. */
+async function openStore(url: string): Promise<{ db: Database; store: AssociationStore }> {
+  const db = await Database.open({ url });
+  return { db, store: createStores(db).associations };
+}
+
+function depsFor(store: AssociationStore, lookupPepper: string, seed = 1): Deps {
   return {
-    store,
+    associations: store,
     config: { binding: { lookupPepper } },
     random: (n: number) => Buffer.alloc(n, seed),
     log: createLogger('error', () => {}),
@@ -28,17 +37,17 @@ function depsFor(store: KnexStore, lookupPepper: string, seed = 1): Deps {
 describe.each(testDatabases())('lookup pepper safety on $name', (db) => {
   it('finishes a rehash a crash cut short at the next start, and finds every row while it is unfinished', async () => {
     const { url, dispose } = await db.create();
-    const store = await KnexStore.create({ url });
+    const { db: database, store } = await openStore(url);
     let srv;
     try {
       await ensureLookupPepper(depsFor(store, 'pepperA'));
       const now = Date.now();
       const addresses = ['c1@example.org', 'c2@example.org', 'c3@example.org'];
       for (const [i, address] of addresses.entries()) {
-        await store.insertAssociation({ medium: 'email', address, mxid: `@c${i + 1}:hs.example`, ts: now, notBefore: now - 1, notAfter: now + 3_600_000 });
+        await insertAssociation({ associations: store }, { medium: 'email', address, mxid: `@c${i + 1}:hs.example`, ts: now, notBefore: now - 1, notAfter: now + 3_600_000 });
       }
       // The process dies after the first batch of the rehash to pepperB: one row moved, two still on pepperA.
-      const dying = Object.create(store) as KnexStore;
+      const dying = Object.create(store) as AssociationStore;
       dying.rehashAssociations = (hash) => {
         let n = 0;
         return store.rehashAssociations((address, medium) => {
@@ -75,15 +84,15 @@ describe.each(testDatabases())('lookup pepper safety on $name', (db) => {
         await srv.stop();
         rmSync(srv.dataDir, { recursive: true, force: true });
       }
-      await store.close();
+      await database.close();
       await dispose();
     }
   });
 
   it('gives instances starting together on an empty database one and the same generated pepper', async () => {
     const { url, dispose } = await db.create();
-    const a = await KnexStore.create({ url });
-    const b = await KnexStore.create({ url });
+    const { db: dbA, store: a } = await openStore(url);
+    const { db: dbB, store: b } = await openStore(url);
     try {
       const [pa, pb] = await Promise.all([ensureLookupPepper(depsFor(a, '', 1)), ensureLookupPepper(depsFor(b, '', 2))]);
       expect(pa).toBe(pb);
@@ -91,8 +100,8 @@ describe.each(testDatabases())('lookup pepper safety on $name', (db) => {
       // and a later start keeps it
       expect(await ensureLookupPepper(depsFor(b, '', 3))).toBe(pa);
     } finally {
-      await a.close();
-      await b.close();
+      await dbA.close();
+      await dbB.close();
       await dispose();
     }
   });

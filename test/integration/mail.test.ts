@@ -1,4 +1,4 @@
-// Invitation and verification email over a real SMTP server (issue 3), on SQLite and (when configured) MariaDB.
+// Invitation and verification email over a real SMTP server, on SQLite and (when configured) MariaDB.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,6 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { smtpConfig, startSmtp, until, type ReceivedMail, type TestSmtp } from '../helpers/smtp.js';
 import { freePort } from '../helpers/process.js';
 import type { Authenticator } from '../../src/platform/http/security.js';
-import { insertMail, type KnexStore } from '../../src/store/KnexStore.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
@@ -31,7 +30,7 @@ const invite = (address: string, over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-const knexOf = (srv: TestServer) => (srv.service.deps.store as KnexStore).knex;
+const knexOf = (srv: TestServer) => srv.service.db.knex;
 
 async function outboxRow(srv: TestServer, recipient: string): Promise<any> {
   return knexOf(srv)('mail_outbox').where({ recipient }).orderBy('id', 'desc').first();
@@ -138,7 +137,7 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
     ]) {
       const res = await srv.call('POST', `${V1}/store-invite`, invite(address!, { room_id: roomId }));
       expect(res.status, JSON.stringify(res.body)).toBe(200);
-      expect((await srv.service.deps.store.findInviteByToken(res.body.token))?.roomId).toBe(roomId);
+      expect((await srv.service.deps.invites.findInviteByToken(res.body.token))?.roomId).toBe(roomId);
       const [mail] = await until(() => (to(address!).length ? to(address!) : undefined));
       const line = mail!.parsed.text!.split('\n').find((l) => l.startsWith('https://app.element.io/'))!;
       // the room id is one path segment of the fragment: nothing in it starts a query, a fragment or a new segment
@@ -222,12 +221,14 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
 
   it('sends verification emails queued by the validation-session code', async () => {
     const link = `${srv.url}${V2}/validate/email/submitToken?token=987654&client_secret=abc&sid=5`;
-    await insertMail(knexOf(srv), {
-      kind: 'verification',
-      recipient: 'verify@example.org',
-      payload: { token: '987654', link, ipaddress: '192.0.2.9', brand: null },
-      createdAt: Date.now(),
-    });
+    await srv.service.stores.mailOutbox.enqueue(knexOf(srv), [
+      {
+        kind: 'verification',
+        recipient: 'verify@example.org',
+        payload: { token: '987654', link, ipaddress: '192.0.2.9', brand: null },
+        createdAt: Date.now(),
+      },
+    ]);
     srv.service.deps.signals.mailQueued();
     const [mail] = await until(() => (to('verify@example.org').length ? to('verify@example.org') : undefined));
     expect(mail!.parsed.subject).toBe('Confirm your email address for Matrix');

@@ -1,10 +1,9 @@
-// Several Tessera instances draining one mail outbox (issue 3): 200 invites give exactly 200 emails, no duplicates.
+// Several Tessera instances draining one mail outbox: 200 invites give exactly 200 emails, no duplicates.
 // Two instances share the database on MariaDB/MySQL; SQLite (one writer, embedded) runs the same with one.
 import { describe, expect, it } from 'vitest';
 import { testDatabases, type TestDatabase } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startSmtp, until } from '../helpers/smtp.js';
-import type { KnexStore } from '../../src/store/KnexStore.js';
 
 const INVITES = 200;
 
@@ -39,7 +38,7 @@ describe.each(testDatabases())('mail outbox shared by instances on $name', (db: 
       };
       await Promise.all(Array.from({ length: 16 }, worker));
       await smtp.waitFor(INVITES, 60_000);
-      const knex = (servers[0]!.service.deps.store as KnexStore).knex;
+      const knex = servers[0]!.service.db.knex;
       await until(async () => Number((await knex('mail_outbox').where('status', 'sent').count({ n: '*' }))[0]!.n) === INVITES, 30_000, 'all rows sent');
       for (const s of servers) {
         s.service.mailWorker.wake();

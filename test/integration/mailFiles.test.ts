@@ -1,4 +1,4 @@
-// Without SMTP, .eml files (holding invitation private keys) do not pile up (review finding 4): the mail worker's
+// Without SMTP, .eml files (holding invitation private keys) do not pile up: the mail worker's
 // retention sweep deletes those older than mail.retentionMs, and only those.
 import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';

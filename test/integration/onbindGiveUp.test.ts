@@ -1,4 +1,4 @@
-// Onbind deliveries are not retried forever (review finding 2): 5xx answers and unreachable homeservers are
+// Onbind deliveries are not retried forever: 5xx answers and unreachable homeservers are
 // retried with backoff, then given up onbind.giveUpAfterMs after the bind, with the reason recorded.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Knex } from 'knex';
@@ -6,9 +6,9 @@ import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
 import { routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
-import type { KnexStore } from '../../src/store/KnexStore.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { until as waitUntil } from '../helpers/smtp.js';
+import { bindClaimingInvites } from '../../src/associations/claimInvites.js';
 
 /** The shared poller (test/helpers/smtp.ts), with this file's argument order. */
 const until = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> =>
@@ -43,7 +43,7 @@ describe.each(testDatabases())('onbind give-up on $name', (db) => {
         onbind: { initialBackoffMs: 20, maxBackoffMs: 50, pollIntervalMs: 50, leaseMs: 5000, giveUpAfterMs: 60_000 },
       },
     });
-    knex = (srv.service.deps.store as KnexStore).knex;
+    knex = srv.service.db.knex;
   });
   afterAll(async () => {
     await srv?.stop();
@@ -54,11 +54,11 @@ describe.each(testDatabases())('onbind give-up on $name', (db) => {
   const queue = async (destination: string, tag: string) => {
     const now = Date.now() + offset;
     const a = { medium: 'email', address: `${tag}@example.org`, mxid: `@${tag}:${destination}`, ts: now, notBefore: now, notAfter: now + 1e9 };
-    await srv.service.deps.store.insertInvite(
+    await srv.service.deps.invites.insertInvite(
       { medium: 'email', address: a.address, roomId: '!r:hs', sender: '@s:hs', token: `${tag}`.padEnd(32, 't'), ephemeralPublicKey: `${tag}`.padEnd(43, 'k'), fields: {}, createdAt: now - 1, expiresAt: now + 1e9 },
       { kind: 'invite', recipient: a.address, payload: {}, createdAt: now - 1 },
     );
-    await srv.service.deps.store.bindAssociation(a, { lookupHash: tag, destination, invitesPerCall: 10, now, buildBody: (x) => ({ mxid: x.mxid, medium: 'email', address: x.address }) });
+    await bindClaimingInvites(srv.service.deps, a, { lookupHash: tag, destination, invitesPerCall: 10, now, buildBody: (x) => ({ mxid: x.mxid, medium: 'email', address: x.address }) });
     srv.service.deps.signals.onbindQueued();
   };
   const row = async (destination: string) => knex('onbind_outbox').where({ destination }).first();

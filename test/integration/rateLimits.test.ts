@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import type { KnexStore } from '../../src/store/KnexStore.js';
+import { insertAssociation } from '../helpers/associations.js';
 
 const V1 = '/_matrix/identity/api/v1';
 /** A multiple of the 60 s window, so retry_after_ms is predictable. */
@@ -34,7 +34,7 @@ describe.each(testDatabases())('rate limits on $name', (db) => {
     expect(over.body.errcode).toBe('M_LIMIT_EXCEEDED');
     expect(over.body.retry_after_ms).toBe(60_000);
     // the refused request stored nothing: three invitations and three emails for that address
-    const knex = (a.service.deps.store as KnexStore).knex;
+    const knex = a.service.db.knex;
     expect((await knex('invites').where({ address: 'target@example.org' })).length).toBe(3);
     expect((await knex('mail_outbox').whereRaw('LOWER(recipient) = ?', ['target@example.org'])).length).toBe(3);
     expect((await a.call('POST', `${V1}/store-invite`, invite('other@example.org'))).status).toBe(200);
@@ -60,7 +60,7 @@ describe.each(testDatabases())('rate limits on $name', (db) => {
   it('answers 429 before M_THREEPID_IN_USE, and the sweeper drops finished windows', async () => {
     let now = 1_700_000_000_000;
     const [a] = await pair({ windowMs: 60_000, storeInvitePerAddress: 1 }, () => now);
-    await a.service.deps.store.insertAssociation({ medium: 'email', address: 'bound@example.org', mxid: '@c:hs.example', ts: now, notBefore: 0, notAfter: now * 2 });
+    await insertAssociation(a.service.deps, { medium: 'email', address: 'bound@example.org', mxid: '@c:hs.example', ts: now, notBefore: 0, notAfter: now * 2 });
     expect((await a.call('POST', `${V1}/store-invite`, invite('bound@example.org'))).body.errcode).toBe('M_THREEPID_IN_USE');
     expect((await a.call('POST', `${V1}/store-invite`, invite('bound@example.org'))).body.errcode).toBe('M_LIMIT_EXCEEDED');
     now += 120_000;

@@ -1,4 +1,4 @@
-// validate/email/requestToken is rate-limited (review finding 3): per client IP and per (hashed) address, before
+// validate/email/requestToken is rate-limited: per client IP and per (hashed) address, before
 // a session is created or an email re-sent; a repeated send_attempt that sends nothing is not counted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Knex } from 'knex';
@@ -6,7 +6,6 @@ import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { smtpConfig, startSmtp, until, type TestSmtp } from '../helpers/smtp.js';
 import { verificationMailCount } from '../helpers/verificationMail.js';
-import type { KnexStore } from '../../src/store/KnexStore.js';
 import { loadConfig } from '../../src/platform/config.js';
 
 const V1 = '/_matrix/identity/api/v1';
@@ -39,7 +38,7 @@ describe.each(testDatabases())('requestToken rate limits on $name', (db) => {
       auth: { authenticate: async () => ({ account: { userId: '@v2:hs.example' }, termsAccepted: true }) },
       overrides: { ...smtpConfig(smtp.port), rateLimits: { windowMs: 60_000, requestTokenPerIp: 32, requestTokenPerAddress: 5 } },
     });
-    knex = (srv.service.deps.store as KnexStore).knex;
+    knex = srv.service.db.knex;
   });
   afterAll(async () => {
     await srv?.stop();

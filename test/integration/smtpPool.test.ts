@@ -1,4 +1,4 @@
-// The SMTP connection pool (issue 6) against a real SMTP server (smtp-server): reuse, refusals, lost idle
+// The SMTP connection pool against a real SMTP server (smtp-server): reuse, refusals, lost idle
 // connections, AUTH, and the per-connection message cap.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';

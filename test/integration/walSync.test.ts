@@ -1,4 +1,4 @@
-// SQLite durability (issue 6): with sqliteSynchronous=full, nothing knex reports as committed resolves before a
+// SQLite durability: with sqliteSynchronous=full, nothing knex reports as committed resolves before a
 // flush of the WAL file that started after the commit; the flush runs off the event loop, and the connection
 // stays held meanwhile, so nothing overtakes it.
 import { mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';

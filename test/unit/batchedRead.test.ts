@@ -1,4 +1,4 @@
-// BatchedReader (issue 6): look-ups of one event-loop turn share one read; each caller gets its own answer.
+// BatchedReader: look-ups of one event-loop turn share one read; each caller gets its own answer.
 import { describe, expect, it } from 'vitest';
 import { BatchedReader, paddedIds, paddedLength, statementChunks } from '../../src/platform/db/batchedRead.js';
 

@@ -1,7 +1,7 @@
-// Pure parts of the binding lifecycle: backoff, next_link checks, secret comparison, lookup hashing, onbind bodies.
+// Pure parts of the binding lifecycle: the outbox backoff onbind retries with, next_link checks, secret comparison, lookup hashing, onbind bodies.
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { backoffMs } from '../../src/associations/OnbindWorker.js';
+import { backoffMs } from '../../src/outbox/backoff.js';
 import { isValidNextLink } from '../../src/validation/sessions.js';
 import { newSecret, secretsEqual } from '../../src/validation/secrets.js';
 import { lookupHash } from '../../src/associations/hash.js';
@@ -13,15 +13,15 @@ import { verifyMatrixSignature } from '../helpers/signatures.js';
 import type { Config } from '../../src/platform/config.js';
 import { randomBytes } from 'node:crypto';
 
-describe('onbind backoff', () => {
-  it('doubles from the initial delay, is capped, and jitters within +-25%', () => {
-    expect(backoffMs(0, 1000, 60_000, () => 0.5)).toBe(1000);
-    expect(backoffMs(3, 1000, 60_000, () => 0.5)).toBe(8000);
-    expect(backoffMs(30, 1000, 60_000, () => 0.5)).toBe(60_000);
-    expect(backoffMs(1000, 1000, 60_000, () => 0.5)).toBe(60_000);
-    expect(backoffMs(2, 1000, 60_000, () => 0)).toBe(3000);
-    expect(backoffMs(2, 1000, 60_000, () => 0.999999)).toBeLessThanOrEqual(5000);
-    expect(backoffMs(2, 1000, 60_000, () => 0.999999)).toBeGreaterThan(4990);
+describe('onbind backoff (the outbox backoff)', () => {
+  it('doubles from the initial delay, is capped, and jitters within [half, full]', () => {
+    expect(backoffMs(1, 1000, 60_000, () => 0.999999)).toBe(1000);
+    expect(backoffMs(4, 1000, 60_000, () => 0.999999)).toBe(8000);
+    expect(backoffMs(30, 1000, 60_000, () => 0.999999)).toBe(60_000);
+    expect(backoffMs(1000, 1000, 60_000, () => 0.999999)).toBe(60_000);
+    expect(backoffMs(3, 1000, 60_000, () => 0)).toBe(2000);
+    expect(backoffMs(3, 1000, 60_000, () => 0.999999)).toBeLessThanOrEqual(4000);
+    expect(backoffMs(3, 1000, 60_000, () => 0.999999)).toBeGreaterThan(3990);
   });
 });
 

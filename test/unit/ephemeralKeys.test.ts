@@ -1,4 +1,4 @@
-// The ephemeral key source (issue 6): pairs made ahead on a worker thread, each handed out once, with the
+// The ephemeral key source: pairs made ahead on a worker thread, each handed out once, with the
 // request path taking over whenever no pair is ready or the worker cannot be trusted.
 import { afterEach, describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';

@@ -1,7 +1,7 @@
 // Group commit: batching, and that one item's failure never loses or wrongly commits another's rows.
 import { describe, expect, it } from 'vitest';
 import { GroupCommitter } from '../../src/platform/db/groupCommit.js';
-import { isConnectionError } from '../../src/store/KnexStore.js';
+import { isConnectionError } from '../../src/platform/db/Database.js';
 
 /** A fake transactional table: a batch commits all its rows, or (any bad row) none of them. */
 function fakeDb() {

@@ -1,7 +1,7 @@
-// Mail configuration, retry policy and SMTP error classification (issue 3).
+// Mail configuration, retry policy and SMTP error classification.
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/platform/config.js';
-import { backoffMs } from '../../src/mail/MailWorker.js';
+import { backoffMs } from '../../src/outbox/backoff.js';
 import { classifySendError } from '../../src/mail/transport.js';
 
 describe('mail configuration', () => {
@@ -62,11 +62,8 @@ describe('mail configuration', () => {
 });
 
 describe('retry policy', () => {
-  const rnd = (v: number) => () => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(v);
-    return b;
-  };
+  /** The jitter source the service builds from 4 random bytes, as if they read `v`. */
+  const rnd = (v: number) => () => v / 0x1_0000_0000;
 
   it('doubles per attempt, stays capped, and jitters within [half, full]', () => {
     expect(backoffMs(1, 1000, 60_000, rnd(0))).toBe(500);

@@ -1,4 +1,4 @@
-// Rendering (issue 3): Sydent-layout templates byte for byte, the built-in message, escaping, brands, pages.
+// Rendering: Sydent-layout templates byte for byte, the built-in message, escaping, brands, pages.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
@@ -10,7 +10,7 @@ import { resolveBrand } from '../../src/mail/brand.js';
 import { signUrl, webClientLocation } from '../../src/mail/links.js';
 import { truncate, oneLine } from '../../src/mail/text.js';
 import type { Deps } from '../../src/deps.js';
-import type { MailJob } from '../../src/store/types.js';
+import type { MailJob } from '../../src/mail/MailOutboxStore.js';
 import { createLogger } from '../../src/platform/logger.js';
 
 const TEMPLATES = new URL('../fixtures/templates', import.meta.url).pathname;

@@ -1,4 +1,4 @@
-// The built-in emails' MIME writer (issue 6 replaced MailComposer with it): what a mail client reads back.
+// The built-in emails' MIME writer (in place of nodemailer's MailComposer): what a mail client reads back.
 import { describe, expect, it } from 'vitest';
 import { simpleParser } from 'mailparser';
 import { buildMultipart, fromHeader, headerAddress, quotedPrintable } from '../../src/mail/mime.js';

@@ -1,6 +1,6 @@
 // The ephemeral-key validity cache: bounded lifetime (<= 1 s), exact expiry, bounded size, invalidation.
 import { describe, expect, it } from 'vitest';
-import { KeyValidityCache, touchesKeys } from '../../src/invitations/validityCache.js';
+import { KeyValidityCache } from '../../src/platform/db/validityCache.js';
 
 describe('KeyValidityCache', () => {
   it('answers from memory for less than ttlMs of real time, then asks the database again', () => {
@@ -50,14 +50,5 @@ describe('KeyValidityCache', () => {
     const cache = new KeyValidityCache(0, 3, () => 0);
     cache.set('a', 1, cache.ticket(), 0);
     expect(cache.get('a', 0)).toBeUndefined();
-  });
-
-  it('recognises the statements that can remove a key', () => {
-    expect(touchesKeys('delete from `ephemeral_keys` where `invite_id` in (?)')).toBe(true);
-    expect(touchesKeys('DELETE FROM "invites" WHERE id = ?')).toBe(true);
-    expect(touchesKeys('update `invites` set `expires_at` = ?')).toBe(true);
-    expect(touchesKeys('insert into `invites` (`a`) values (?)')).toBe(false);
-    expect(touchesKeys('select * from `ephemeral_keys`')).toBe(false);
-    expect(touchesKeys('delete from `mail_outbox`')).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
-// Batched point reads (issue 6): look-ups that arrive in the same turn of the event loop are answered by one
-// query. store-invite reads "is this address already bound?" once per request, an autocommitted statement
-// each (~50 us of knex and SQLite on this machine, and one more wait for the single SQLite connection);
-// batched, a burst of 64 requests costs one statement. Each caller still gets exactly its own answer.
+// Batched point reads: look-ups that arrive in the same turn of the event loop are answered by one
+// query. store-invite reads "is this address already bound?" once per request, each an autocommitted statement
+// (knex's and SQLite's overhead, and one more wait for the single SQLite connection); batched, a burst of
+// requests costs one statement. Each caller still gets exactly its own answer.
 //
 // The batch starts on the next turn (setImmediate), like the group committer's, so every request read from
 // the sockets in this turn joins it.
@@ -54,8 +54,8 @@ export class BatchedReader<K, V> {
 /**
  * The batch size a read's SQL is written for: `n` rounded up to a power of two, the extra places filled with
  * repeats of a key the batch already has. SQLite prepares and keeps one statement per distinct SQL text
- * (db.ts), so batches of every size from 1 to 100 left 100 statements per read in memory: 8.4 MiB for the
- * association read's UNION ALL alone (measured with better-sqlite3); rounded, there are at most 8.
+ * (db.ts), so batches of every size from 1 to 100 would keep 100 statements per read in memory, megabytes for
+ * the association read's UNION ALL alone; rounded, there are at most 8.
  */
 export function paddedLength(n: number): number {
   return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
@@ -64,13 +64,13 @@ export function paddedLength(n: number): number {
 /**
  * `items` cut into the chunks one multi-row statement each writes. On SQLite each chunk's size is a power of
  * two up to `max` (45 rows: 32, 8, 4, 1), for the reason paddedLength gives: prepared multi-row statements are
- * big (100 variants of the invites INSERT held 12 MiB, of the mail finish UPDATE 9.4 MiB), and rows cannot be
+ * big (megabytes for a hundred variants of the invites INSERT or the outbox finish UPDATE), and rows cannot be
  * padded with repeats. A few more statements per batch cost far less than keeping every size prepared.
  * MySQL keeps no prepared statements here (mysql2's `query`), so there the chunks are simply `max` long.
  */
 export function statementChunks<T>(items: T[], sqlite: boolean, max: number): T[][] {
   const out: T[][] = [];
-  for (let i = 0; i < items.length; ) {
+  for (let i = 0; i < items.length;) {
     const left = Math.min(items.length - i, max);
     const size = sqlite ? 2 ** Math.floor(Math.log2(left)) : left;
     out.push(items.slice(i, i + size));

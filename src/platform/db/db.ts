@@ -16,9 +16,8 @@ export interface DatabaseOptions {
    */
   sqliteSynchronous?: 'full' | 'normal';
   /**
-   * SQLite page cache, MiB (default 4; SQLite's own default is 2). It counts in RSS: 16 MiB filled up in a
-   * store-invite run, and with a million invitations 4 MiB kept store-invite's CPU per request within 1% of
-   * an empty database (README, Performance).
+   * SQLite page cache, MiB (default 4; SQLite's own default is 2). It counts in RSS, and a larger cache fills up
+   * under store-invite load while buying little CPU even with a million stored invitations (docs/performance.md).
    */
   sqliteCacheMb?: number;
   /**
@@ -32,11 +31,9 @@ export interface DatabaseOptions {
   poolMax?: number;
   /**
    * MySQL/MariaDB: store-invite group commits in flight at once (SQLite: always 1, it has one writer).
-   * Default 4: see KnexStore's constructor.
+   * Default 4: see Database.open.
    */
   commitConcurrency?: number;
-  /** How long an ephemeral-key validity answer may be reused, ms (capped at 1000; 0 = never). */
-  keyValidityCacheMs?: number;
 }
 
 export function dialectOf(url: string): Dialect {
@@ -108,10 +105,9 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
           conn.pragma('busy_timeout = 5000');
           // SQLite's scratch space in memory, not in files under /var/tmp. Every multi-row INSERT inside a
           // transaction into a table with a UNIQUE index keeps a statement journal (to undo just that statement),
-          // and it created, wrote and unlinked a file on the event loop for each group commit; in memory the
-          // invites and ephemeral-key INSERTs took half as long (issue 6 notes). What runs against the
-          // database at run time is bounded batches, so that memory is small; migrations, whose CREATE INDEX
-          // sorts a whole table, run with scratch files (migrateLatest).
+          // which would otherwise be a file created, written and unlinked on the event loop for each group commit.
+          // What runs against the database at run time is bounded batches, so that memory is small; migrations,
+          // whose CREATE INDEX sorts a whole table, run with scratch files (migrateLatest).
           conn.pragma(`temp_store = ${RUNTIME_TEMP_STORE}`);
           done(null, conn);
         } catch (err) {
@@ -139,10 +135,9 @@ interface SqliteStatement {
 }
 
 /**
- * Durable commits without blocking the event loop (issue 6). With SQLite's own synchronous=FULL, every COMMIT
- * fsyncs the WAL on the calling thread: better-sqlite3 is synchronous, so the event loop stood still ~0.9 ms
- * per commit, the largest single item of a store-invite (measured per statement in the issue 6 notes).
- * Instead SQLite runs with synchronous=NORMAL (a commit writes its WAL frames but does not flush them), and
+ * Durable commits without blocking the event loop. With SQLite's own synchronous=FULL, every COMMIT fsyncs
+ * the WAL on the calling thread: better-sqlite3 is synchronous, so the event loop would stand still for the
+ * whole flush, the largest single item of a store-invite. Instead SQLite runs with synchronous=NORMAL (a commit writes its WAL frames but does not flush them), and
  * the committing statement's promise resolves only after an fdatasync of the WAL file, done in libuv's
  * thread pool. Everything knex reports as committed is therefore on disk, as with FULL: a caller (and so an
  * HTTP client) never hears of a write before it would survive power loss. The one connection stays held
@@ -187,8 +182,8 @@ class WalFile {
 export const STATEMENT_CACHE_MAX = 500;
 
 /**
- * knex's better-sqlite3 client prepares every statement anew (6% of a store-invite's CPU in the issue 6
- * profile), although the same few SQL texts run all the time. The connection's `prepare` is wrapped with a
+ * knex's better-sqlite3 client prepares every statement anew, a visible share of a store-invite's CPU,
+ * although the same few SQL texts run all the time. The connection's `prepare` is wrapped with a
  * bounded cache: better-sqlite3 statements are reusable, knex only ever runs them to completion (`all`/`run`,
  * never an open iterator), and SQLite re-prepares a statement by itself when a migration changes the schema.
  */
@@ -229,12 +224,10 @@ function durableCommits(statement: SqliteStatement, sql: string, conn: SqliteCon
  * checkpoint copies every page the WAL holds back into the database file and syncs both, so its cost is
  * mostly per distinct page and per fsync, not per commit: the index pages that store-invite keeps
  * rewriting (the tails of the tables and of the time indexes, the interior nodes, the outbox's status
- * index) are copied once per checkpoint, however many commits changed them. Measured under store-invite
- * load (issue 6 notes, README Performance): at SQLite's default of 1,000 pages a COMMIT averaged 570 to
- * 620 us, at 2,000 460 to 470, at 10,000 400 to 430. But the event loop stands still for the whole
- * checkpoint, and with a million stored invitations the pages it copies lie all over a large file: at
- * 10,000 store-invite's p99 went to 102 to 110 ms there, at 2,000 48 to 57. Hence 2,000 (a WAL file of
- * ~8 MiB in normal running, which SQLite reuses from its start after each checkpoint).
+ * index) are copied once per checkpoint, however many commits changed them: fewer, larger checkpoints cost
+ * less in all. But the event loop stands still for the whole checkpoint, and with a large database the pages
+ * it copies lie all over the file, so very long intervals hurt tail latency (docs/performance.md). 2,000 is
+ * twice SQLite's default: a WAL file of ~8 MiB in normal running, reused from its start after each checkpoint.
  */
 export const SQLITE_WAL_AUTOCHECKPOINT = 2_000;
 
@@ -242,8 +235,8 @@ export const SQLITE_WAL_AUTOCHECKPOINT = 2_000;
 const RUNTIME_TEMP_STORE = 'MEMORY';
 
 export async function migrateLatest(knex: Knex): Promise<string[]> {
-  // With temp_store=MEMORY SQLite's sorter never spills, so a CREATE INDEX on a million-row table would sort
-  // it all in RAM (measured in review: +49 MiB for 500,000 rows, against +8 MiB with files).
+  // With temp_store=MEMORY SQLite's sorter never spills, so a CREATE INDEX on a large table would sort it all
+  // in RAM.
   const sqlite = knex.client.config.client === 'better-sqlite3';
   if (sqlite) await knex.raw('PRAGMA temp_store = FILE');
   try {

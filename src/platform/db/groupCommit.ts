@@ -1,10 +1,10 @@
-// Group commit (issue 6): writes that arrive while a transaction is in flight are queued and committed
+// Group commit: writes that arrive while a transaction is in flight are queued and committed
 // together in the next transaction, so N concurrent store-invites cost one commit (one fsync on SQLite)
 // instead of N. Nothing waits for a batch to fill: a transaction starts on the next turn of the event loop
 // (setImmediate), which only lets the requests already read from the sockets in this turn join it.
 // That turn matters on SQLite: better-sqlite3 is synchronous, so a request's whole knex promise chain, commit
 // included, would otherwise run to completion in microtasks before the next socket is even read, and no two
-// requests would ever overlap to share a commit (the profile showed exactly that: batches of one).
+// requests would ever overlap to share a commit.
 //
 // Guarantees (test/unit/groupCommit.test.ts):
 // - a caller's promise settles only after the transaction holding its rows committed or rolled back;

@@ -1,12 +1,12 @@
-// In-process cache of ephemeral-key validity (issue 6). Homeservers check the same few keys over and over
-// (`/pubkey/ephemeral/isvalid`), so the answer for a key is kept for at most `ttlMs` (<= 1 s) of real time.
+// In-process cache of key validity: for each key, the expiry read from the database (or "no such key"), reused
+// for at most `ttlMs` (<= 1 s) of real time. Homeservers check the same few ephemeral keys over and over
+// (`/pubkey/ephemeral/isvalid`), and each answer would otherwise be a database round trip.
 //
 // What it may and may not change:
 // - expiry is exact: an entry keeps the key's expires_at and every answer compares it with the caller's clock;
-// - a deleted (revoked, swept, delivered) key answers false within `ttlMs` at worst. Deletes made through this
-//   process's knex are seen at once: KnexStore calls invalidate() for every DELETE/UPDATE statement on the
-//   invites or ephemeral_keys tables (the knex query hooks in its constructor), and a look-up that overlapped one is not cached.
-//   Only deletes by another Tessera instance on a shared MySQL database wait for the entry to age out.
+// - a deleted key answers false within `ttlMs` at worst. Deletes by this process are seen at once: the store
+//   method that deletes calls invalidate() before and after its statements, and a look-up that overlapped it is
+//   not cached. Only deletes by another instance on a shared database wait for the entry to age out.
 // - it is bounded: at most `maxEntries`, the oldest entry going first.
 
 interface Entry {
@@ -67,10 +67,4 @@ export class KeyValidityCache {
   now(): number {
     return this.monotonic();
   }
-}
-
-/** True for SQL that can delete or change invitations or their keys. */
-export function touchesKeys(sql: string): boolean {
-  const head = sql.trimStart().slice(0, 6).toLowerCase();
-  return (head === 'delete' || head === 'update') && /\b(ephemeral_keys|invites)\b/i.test(sql);
 }

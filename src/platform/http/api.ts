@@ -222,8 +222,8 @@ const ROUTE_CACHE_MAX = 10_000;
 
 /**
  * openapi-backend's router decides which operation a request is, and with which path parameters. Its
- * matcher rebuilds the operation list and a RegExp per path template on every call (about a fifth of a
- * request's CPU when profiled), and the answer depends only on method and path, so it is
+ * matcher rebuilds the operation list and a RegExp per path template on every call (a large share of a
+ * request's CPU), and the answer depends only on method and path, so it is
  * remembered per method+path. Errors (a malformed percent-escape) are not remembered: they throw again.
  */
 export function memoizedRouter(api: OpenAPIBackend): (method: string, path: string) => RouteMatch {

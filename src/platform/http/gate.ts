@@ -2,8 +2,8 @@
 //
 // Bulk look-ups pass through one (performance.bulkConcurrency). Without it, a burst of 1,000-address
 // look-ups is parsed, validated and hashed all at once and then queues for the database holding all of
-// that: under 64 concurrent calls V8 promoted ~0.5 MB per call to the old generation and the heap grew by
-// ~100 MiB, and the queue was unfair (p99 3 s at p50 0.2 s). The gate stands after the body parser, so a
+// that: V8 promotes each call's working data to the old generation, the heap grows with the burst, and
+// latency is unfair (the last call waits for all the others). The gate stands after the body parser, so a
 // place is held only while a call is worked on, never while a slow client trickles its body in.
 export class Gate {
   private active = 0;

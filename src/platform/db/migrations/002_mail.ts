@@ -1,4 +1,4 @@
-// Migration 002 (issue 3, mail delivery): when a mail-outbox row reached a final state, so that sent and
+// Migration 002 (mail delivery): when a mail-outbox row reached a final state, so that sent and
 // failed rows can be deleted after the retention period through an index instead of a table scan.
 import type { Knex } from 'knex';
 

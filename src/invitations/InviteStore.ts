@@ -1,0 +1,221 @@
+// Invitations and their ephemeral keys on Knex (SQLite and MySQL/MariaDB): store-invite's group commit, the
+// batched and cached key-validity reads, the expiry sweep, and the pending invitations a bind claims.
+import type { Knex } from 'knex';
+import type { Database } from '../platform/db/Database.js';
+import type { GroupCommitter } from '../platform/db/groupCommit.js';
+import { BatchedReader, paddedIds, statementChunks } from '../platform/db/batchedRead.js';
+import { KeyValidityCache } from '../platform/db/validityCache.js';
+import type { MailOutboxStore, NewMail } from '../mail/MailOutboxStore.js';
+
+export interface NewInvite {
+  medium: string;
+  /** Normalised (case-folded) address. */
+  address: string;
+  roomId: string;
+  sender: string;
+  token: string;
+  /** URL-safe unpadded base64, exactly as returned to the homeserver. */
+  ephemeralPublicKey: string;
+  /** Every field of the request (extra keys included), for email templates and onbind. */
+  fields: Record<string, unknown>;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface InviteRecord extends NewInvite {
+  id: number;
+}
+
+export interface InviteStore {
+  /** Invite + its ephemeral key + the email to the invitee, in one transaction, or nothing. */
+  insertInvite(invite: NewInvite, mail: NewMail): Promise<void>;
+  findInviteByToken(token: string): Promise<InviteRecord | undefined>;
+  /** True while the key's invitation exists and has not expired. */
+  isEphemeralKeyValid(publicKey: string, now: number): Promise<boolean>;
+  /** Deletes up to `limit` expired invitations with their keys; returns how many went. */
+  deleteExpiredInvites(now: number, limit: number): Promise<number>;
+  /**
+   * The address's invitations a bind at `now` claims: created up to `now`, unexpired, claimed by no earlier bind,
+   * oldest first. (Their ephemeralPublicKey is not read: a bind does not need it.)
+   */
+  pendingInvitesFor(medium: string, address: string, now: number): Promise<InviteRecord[]>;
+}
+
+/** An `invites` row, optionally joined with its ephemeral key. */
+interface InviteRow {
+  id: number;
+  medium: string;
+  address: string;
+  room_id: string;
+  sender: string;
+  token: string;
+  fields: string;
+  created_at: number | string;
+  expires_at: number | string;
+  public_key?: string | null;
+}
+
+/** Rows per multi-row INSERT. */
+const ROWS_PER_INSERT = 64;
+
+export class KnexInviteStore implements InviteStore {
+  /** Concurrent insertInvite calls share transactions (groupCommit.ts). */
+  private readonly inviteCommits: GroupCommitter<{ invite: NewInvite; mail: NewMail }>;
+
+  /** Ephemeral-key validity, reused for at most 1 s (validityCache.ts). */
+  readonly keyCache: KeyValidityCache;
+
+  /** Key look-ups the validity cache could not answer, one statement per event-loop turn. */
+  private readonly keyReads = new BatchedReader((keys: string[]) => this.readKeyExpiries(keys), 100);
+
+  constructor(
+    private readonly db: Database,
+    private readonly mail: Pick<MailOutboxStore, 'enqueue'>,
+    opts: { keyValidityCacheMs?: number } = {},
+  ) {
+    this.inviteCommits = db.groupCommitter((trx, items) => this.writeInvites(trx, items));
+    this.keyCache = new KeyValidityCache(Math.min(opts.keyValidityCacheMs ?? 1000, 1000));
+  }
+
+  async insertInvite(invite: NewInvite, mail: NewMail): Promise<void> {
+    await this.inviteCommits.submit({ invite, mail });
+  }
+
+  async findInviteByToken(token: string): Promise<InviteRecord | undefined> {
+    const row = (await this.db
+      .knex('invites')
+      .leftJoin('ephemeral_keys', 'ephemeral_keys.invite_id', 'invites.id')
+      .select('invites.*', 'ephemeral_keys.public_key')
+      .where('invites.token', token)
+      .first()) as InviteRow | undefined;
+    return row && toInvite(row);
+  }
+
+  async isEphemeralKeyValid(publicKey: string, now: number): Promise<boolean> {
+    const cached = this.keyCache.get(publicKey, now);
+    if (cached !== undefined) return cached;
+    const ticket = this.keyCache.ticket();
+    const readAt = this.keyCache.now();
+    const expiresAt = await this.keyReads.get(publicKey);
+    this.keyCache.set(publicKey, expiresAt, ticket, readAt);
+    return expiresAt !== null && expiresAt > now;
+  }
+
+  /**
+   * Each key's expires_at (null: no such key), for the keys of one batch, by one `IN` on the unique public_key
+   * index. A homeserver checks a different key per invitation, so under load the cache rarely answers, and one
+   * statement per request would cost most of an isvalid's event-loop time. Rows are matched to keys by exact
+   * string: a MySQL column with a case-insensitive collation may also return a key that differs in case, which
+   * is a different key.
+   */
+  private async readKeyExpiries(keys: string[]): Promise<(number | null)[]> {
+    const unique = [...new Set(keys)];
+    const rows = (await this.db.knex('ephemeral_keys').select('public_key', 'expires_at').whereIn('public_key', paddedIds(unique))) as {
+      public_key: string;
+      expires_at: number | string;
+    }[];
+    const byKey = new Map(rows.map((r) => [r.public_key, Number(r.expires_at)]));
+    return keys.map((k) => byKey.get(k) ?? null);
+  }
+
+  async deleteExpiredInvites(now: number, limit: number): Promise<number> {
+    const ids = (await this.db.knex('invites').select('id').where('expires_at', '<=', now).limit(limit)).map((r) => r.id as number);
+    if (ids.length === 0) return 0;
+    // Cleared before (answers cached from now on may be stale) and after (a look-up that read a key before the
+    // delete committed is not kept): the cache never outlives a delete made here.
+    this.keyCache.invalidate();
+    try {
+      await this.db.transaction(async (trx) => {
+        await trx('ephemeral_keys').whereIn('invite_id', ids).delete();
+        await trx('invites').whereIn('id', ids).delete();
+      });
+    } finally {
+      this.keyCache.invalidate();
+    }
+    return ids.length;
+  }
+
+  async pendingInvitesFor(medium: string, address: string, now: number): Promise<InviteRecord[]> {
+    const rows = (await this.db
+      .knex('invites')
+      .select('*')
+      .where({ medium, address })
+      .whereNull('claimed_by')
+      .andWhere('created_at', '<=', now)
+      .andWhere('expires_at', '>', now)
+      .orderBy('id')) as InviteRow[];
+    return rows.map(toInvite);
+  }
+
+  /**
+   * A group commit's rows in one transaction: invites and keys as multi-row INSERTs (ids found again by token,
+   * which is unique, so no dialect's RETURNING or auto-increment order is relied on), and the emails queued the
+   * same way, in statementChunks (at most 64 rows each; power-of-two sizes on SQLite).
+   */
+  private async writeInvites(trx: Knex.Transaction, items: { invite: NewInvite; mail: NewMail }[]): Promise<void> {
+    if (items.length === 1) {
+      const { invite, mail } = items[0]!;
+      const [id] = await trx('invites').insert(inviteRow(invite));
+      await trx('ephemeral_keys').insert(keyRow(invite, id!));
+      await this.mail.enqueue(trx, [mail]);
+      return;
+    }
+    const chunks = statementChunks(items, this.db.sqlite, ROWS_PER_INSERT);
+    for (const chunk of chunks) await trx('invites').insert(chunk.map(({ invite }) => inviteRow(invite)));
+    const ids = new Map<string, number>();
+    for (const chunk of chunks) {
+      const rows = (await trx('invites')
+        .select('id', 'token')
+        .whereIn(
+          'token',
+          chunk.map(({ invite }) => invite.token),
+        )) as { id: number; token: string }[];
+      for (const r of rows) ids.set(r.token, Number(r.id));
+    }
+    for (const chunk of chunks) {
+      await trx('ephemeral_keys').insert(
+        chunk.map(({ invite }) => {
+          const id = ids.get(invite.token);
+          if (id === undefined) throw new Error('an invitation row vanished inside its own transaction');
+          return keyRow(invite, id);
+        }),
+      );
+    }
+    await this.mail.enqueue(
+      trx,
+      items.map(({ mail }) => mail),
+    );
+  }
+}
+
+function inviteRow(invite: NewInvite) {
+  return {
+    medium: invite.medium,
+    address: invite.address,
+    room_id: invite.roomId,
+    sender: invite.sender,
+    token: invite.token,
+    fields: JSON.stringify(invite.fields),
+    created_at: invite.createdAt,
+    expires_at: invite.expiresAt,
+  };
+}
+
+function keyRow(invite: NewInvite, inviteId: number) {
+  return { public_key: invite.ephemeralPublicKey, invite_id: inviteId, created_at: invite.createdAt, expires_at: invite.expiresAt };
+}
+
+function toInvite(row: InviteRow): InviteRecord {
+  return {
+    id: row.id,
+    medium: row.medium,
+    address: row.address,
+    roomId: row.room_id,
+    sender: row.sender,
+    token: row.token,
+    ephemeralPublicKey: row.public_key ?? '',
+    fields: JSON.parse(row.fields) as Record<string, unknown>,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+  };
+}

@@ -1,0 +1,91 @@
+// The shared database handle every store takes: the knex instance, its dialect, transactions, group commits, close.
+import type { Knex } from 'knex';
+import { migrateLatest, openDatabase, type DatabaseOptions, type Dialect } from './db.js';
+import { GroupCommitter } from './groupCommit.js';
+
+export class Database {
+  private constructor(
+    readonly knex: Knex,
+    readonly dialect: Dialect,
+    /** Group commits in flight at once: 1 on SQLite (one writer), up to `commitConcurrency` on MySQL/MariaDB. */
+    readonly commitConcurrency: number,
+  ) {}
+
+  /** Opens the database and brings its schema up to date. */
+  static async open(opts: DatabaseOptions): Promise<Database> {
+    const { knex, dialect } = openDatabase(opts);
+    try {
+      await migrateLatest(knex);
+    } catch (err) {
+      await knex.destroy();
+      throw err;
+    }
+    // MySQL commits several group commits in parallel on its pool, but always leaves one connection for binds,
+    // the outboxes and look-ups (a pool of one is shared, turn by turn). One at a time makes bigger batches and
+    // prompter email under full load, but answers fewer store-invites a second for about the same CPU
+    // (docs/performance.md), hence 4 by default.
+    const commits = dialect === 'sqlite' ? 1 : Math.max(1, Math.min(opts.commitConcurrency ?? 4, (opts.poolMax ?? 8) - 1));
+    return new Database(knex, dialect, commits);
+  }
+
+  get sqlite(): boolean {
+    return this.dialect === 'sqlite';
+  }
+
+  /**
+   * `readCommitted`: on MySQL/MariaDB the transaction runs at READ COMMITTED, where locking reads and updates
+   * lock the rows they touch but not the gaps between them (REPEATABLE READ's gap locks made unrelated binds and
+   * outbox claims wait for, or deadlock with, one another). SQLite has one writer and ignores it.
+   */
+  transaction<T>(work: (trx: Knex.Transaction) => Promise<T>, opts: { readCommitted?: boolean } = {}): Promise<T> {
+    return this.knex.transaction(work, opts.readCommitted && this.dialect === 'mysql' ? { isolationLevel: 'read committed' } : undefined);
+  }
+
+  /** Items submitted in one event-loop turn are written by `write` in one transaction (groupCommit.ts). */
+  groupCommitter<T>(write: (trx: Knex.Transaction, items: T[]) => Promise<void>, maxBatch = 256): GroupCommitter<T> {
+    return new GroupCommitter((items) => this.transaction((trx) => write(trx, items)), this.commitConcurrency, maxBatch, isConnectionError);
+  }
+
+  close(): Promise<void> {
+    return this.knex.destroy();
+  }
+}
+
+/**
+ * Errors that no row of a group commit caused: the database could not be reached or answered too late. A
+ * batch failing with one is failed whole rather than retried in halves (GroupCommitter).
+ */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown; fatal?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (e.name === 'KnexTimeoutError' || e.fatal === true) return true; // pool acquire timeout; mysql2: connection unusable
+  // SQLite reports extended codes (SQLITE_IOERR_WRITE, ...): matched by their primary code.
+  return typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || /^SQLITE_(CANTOPEN|IOERR|FULL)(_|$)/.test(e.code));
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+]);
+
+/**
+ * Deletes in batches of `batch` until one comes back short; returns the total. Each batch is its own statement
+ * (or transaction), so a sweep of a large backlog never holds the database for long.
+ */
+export async function deleteInBatches(deleteBatch: (limit: number) => Promise<number>, batch = 1000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await deleteBatch(batch);
+    total += n;
+    if (n < batch) return total;
+  }
+}
