@@ -214,7 +214,7 @@ export const ConfigSchema = Section('Tessera configuration.', {
     poolMax: Int(8, { description: 'MySQL/MariaDB connection pool size.', minimum: 1, maximum: 256, aliases: ['TESSERA_DB_POOL_MAX'] }),
     commitConcurrency: Int(4, {
       description:
-        "MySQL/MariaDB: store-invite group commits in flight at once; at most poolMax - 1. 1 makes the largest batches and lets email fall behind least under full load, at fewer invitations a second; KnexStore's constructor explains the default.",
+        "MySQL/MariaDB: store-invite group commits in flight at once; at most poolMax - 1. 1 makes the largest batches and lets email fall behind least under full load, at fewer invitations a second.",
       minimum: 1,
       maximum: 16,
       aliases: ['TESSERA_DB_COMMIT_CONCURRENCY'],
@@ -409,7 +409,7 @@ export const ConfigSchema = Section('Tessera configuration.', {
       maximum: 1000,
     }),
     initialBackoffMs: Ms(5000, {
-      description: 'First retry delay; doubles per attempt up to maxBackoffMs, with +-25% jitter.',
+      description: 'First retry delay; doubles per attempt up to maxBackoffMs, with jitter (between half and all of the delay).',
       minimum: 1,
     }),
     maxBackoffMs: Ms(3600 * 1000, { description: 'Longest retry delay.', minimum: 1 }),
