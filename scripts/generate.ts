@@ -108,7 +108,8 @@ function strict(node: Json, inComposition = false): Json {
   const composed = ['allOf', 'anyOf', 'oneOf'].some((k) => k in node);
   for (const [k, v] of Object.entries(node)) {
     if (k === 'allOf' || k === 'anyOf' || k === 'oneOf') out[k] = (v as Json[]).map((n) => strict(n, true));
-    else if (k === 'properties' || k === 'patternProperties') out[k] = Object.fromEntries(Object.entries(v as Obj).map(([p, s]) => [p, strict(s)]));
+    else if (k === 'properties' || k === 'patternProperties')
+      out[k] = Object.fromEntries(Object.entries(v as Obj).map(([p, s]) => [p, strict(s)]));
     else if (k === 'items' || k === 'additionalProperties' || k === 'prefixItems') out[k] = strict(v);
     else out[k] = v;
   }
@@ -151,9 +152,10 @@ async function buildValidators(file: string, strictResponses: boolean): Promise<
   /** A response schema under the strict profile (see `strict`), compiled once per component it names. */
   const strictSchemaFor = (fallbackName: string, schema: Json): string => {
     const ref = (schema as Obj).$ref;
-    const name = typeof ref === 'string' && ref.startsWith('#/components/schemas/') && Object.keys(schema as Obj).length === 1
-      ? `strict_${ref.slice('#/components/schemas/'.length)}`
-      : fallbackName;
+    const name =
+      typeof ref === 'string' && ref.startsWith('#/components/schemas/') && Object.keys(schema as Obj).length === 1
+        ? `strict_${ref.slice('#/components/schemas/'.length)}`
+        : fallbackName;
     if (!strictResponses) return schemaFor(fallbackName, schema);
     if (!(name in exportsMap)) {
       ajv.addSchema(strict(deref(doc, schema)) as Obj, name);

@@ -6,8 +6,21 @@ import { handleGetPubKey, handleIsPubKeyValid } from './keys/handlers.js';
 import { handleIsEphemeralPubKeyValid, handleSignEd25519, handleStoreInvite } from './invitations/handlers.js';
 import { handleGetStatus, handleGetVersions } from './platform/http/status.js';
 import { handleAgreeToTerms, handleGetAccount, handleGetTerms, handleLogout, handleRegisterAccount } from './accounts/handlers.js';
-import { handleBind, handleBulkLookupV1, handleGetHashDetails, handleLookupV1, handleLookupV2, handleUnbind } from './associations/handlers.js';
-import { handleEmailRequestToken, handleEmailSubmitTokenGet, handleEmailSubmitTokenPost, handleGetValidated3pid, handleMsisdnUnsupported } from './validation/handlers.js';
+import {
+  handleBind,
+  handleBulkLookupV1,
+  handleGetHashDetails,
+  handleLookupV1,
+  handleLookupV2,
+  handleUnbind,
+} from './associations/handlers.js';
+import {
+  handleEmailRequestToken,
+  handleEmailSubmitTokenGet,
+  handleEmailSubmitTokenPost,
+  handleGetValidated3pid,
+  handleMsisdnUnsupported,
+} from './validation/handlers.js';
 
 export type HandlerTable = { [Op in OperationId]: Handler<Op, Deps> };
 

@@ -23,25 +23,28 @@ const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../test
 export async function startBenchHomeserver(invitesPerCall: number): Promise<BenchHomeserver> {
   let onbindCalls = 0;
   let unexpected = 0;
-  const server: Server = createServer({ cert: fixture('fake-homeserver.cert.pem'), key: fixture('fake-homeserver.key.pem') }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      let ok = false;
-      if (req.method === 'POST' && req.url === ONBIND_PATH) {
-        try {
-          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { invites?: unknown[]; mxid?: unknown };
-          ok = Array.isArray(body.invites) && body.invites.length === invitesPerCall && typeof body.mxid === 'string';
-        } catch {
-          ok = false;
+  const server: Server = createServer(
+    { cert: fixture('fake-homeserver.cert.pem'), key: fixture('fake-homeserver.key.pem') },
+    (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        let ok = false;
+        if (req.method === 'POST' && req.url === ONBIND_PATH) {
+          try {
+            const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { invites?: unknown[]; mxid?: unknown };
+            ok = Array.isArray(body.invites) && body.invites.length === invitesPerCall && typeof body.mxid === 'string';
+          } catch {
+            ok = false;
+          }
         }
-      }
-      if (ok) onbindCalls++;
-      else unexpected++;
-      res.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' });
-      res.end(ok ? '{}' : '{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}');
-    });
-  });
+        if (ok) onbindCalls++;
+        else unexpected++;
+        res.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' });
+        res.end(ok ? '{}' : '{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}');
+      });
+    },
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {

@@ -15,7 +15,18 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import autocannon from 'autocannon';
 import type { Knex } from 'knex';
-import { cpuSecondsOf, freePort, localDatabaseServerPid, firstLine, killAllChildren, memoryOf, peakRss, startChild, waitReady, type Child } from './children.js';
+import {
+  cpuSecondsOf,
+  freePort,
+  localDatabaseServerPid,
+  firstLine,
+  killAllChildren,
+  memoryOf,
+  peakRss,
+  startChild,
+  waitReady,
+  type Child,
+} from './children.js';
 import { startSmtpSink, type SmtpSink } from './smtpSink.js';
 import { createBenchDatabase, openBenchKnex, seedInvites, storedKeys, type BenchDatabase } from './database.js';
 import { BIND_PENDING_INVITES, SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
@@ -85,7 +96,8 @@ function startCommand(): { env: Record<string, string>; flags: string[] } {
     const [name, ...value] = words.shift()!.split('=');
     env[name!] = value.join('=');
   }
-  if (words[0] !== 'node' || words[words.length - 1] !== 'dist/src/main.js') throw new Error(`package.json start script is not "[VAR=value ...] node [flags] dist/src/main.js": ${pkg.scripts.start}`);
+  if (words[0] !== 'node' || words[words.length - 1] !== 'dist/src/main.js')
+    throw new Error(`package.json start script is not "[VAR=value ...] node [flags] dist/src/main.js": ${pkg.scripts.start}`);
   return { env, flags: words.slice(1, -1) };
 }
 
@@ -136,7 +148,14 @@ function notePeak(pid: number, mib: number | undefined): void {
  * One run. `settle` (delivering scenarios: wait until the emails or onbind calls have arrived) runs before the server's CPU
  * time is read, so "CPU us/req" of such a scenario includes making those deliveries.
  */
-async function measure(phase: string, rep: number, connections: number, t: Target, durationS: number, settle?: (r: autocannon.Result) => Promise<number | undefined>): Promise<RunResult> {
+async function measure(
+  phase: string,
+  rep: number,
+  connections: number,
+  t: Target,
+  durationS: number,
+  settle?: (r: autocannon.Result) => Promise<number | undefined>,
+): Promise<RunResult> {
   const rss = t.pid ? peakRss(t.pid) : undefined;
   if (t.pid) notePeak(t.pid, rss?.before);
   const cpuBefore = cpuSecondsOf(t.serverPid);
@@ -175,7 +194,10 @@ async function measure(phase: string, rep: number, connections: number, t: Targe
     cpuUsPerReq: cpuBefore === undefined || cpuAfter === undefined || total === 0 ? undefined : ((cpuAfter - cpuBefore) * 1e6) / total,
     loopUsPerReq: loopBefore === undefined || loopAfter === undefined || total === 0 ? undefined : ((loopAfter - loopBefore) * 1e6) / total,
     dbCpuUsPerReq: dbBefore === undefined || dbAfter === undefined || total === 0 ? undefined : ((dbAfter - dbBefore) * 1e6) / total,
-    deliveredInRunPct: deliveredBefore === undefined || deliveredAtEnd === undefined || ok === 0 ? undefined : (100 * (deliveredAtEnd - deliveredBefore)) / ok,
+    deliveredInRunPct:
+      deliveredBefore === undefined || deliveredAtEnd === undefined || ok === 0
+        ? undefined
+        : (100 * (deliveredAtEnd - deliveredBefore)) / ok,
     cpuInRunUsPerReq: cpuBefore === undefined || cpuAtEnd === undefined || total === 0 ? undefined : ((cpuAtEnd - cpuBefore) * 1e6) / total,
   };
 }
@@ -223,16 +245,33 @@ async function main(): Promise<number> {
     const loopback = opts.mysqlUrl !== undefined && /^(127\.\d+\.\d+\.\d+|localhost\.?|\[::1\])$/i.test(new URL(opts.mysqlUrl).hostname);
     const dbPid = loopback ? localDatabaseServerPid() : undefined;
     if (opts.mysqlUrl) {
-      log(!loopback ? 'the database server is not on loopback: its CPU is not reported'
-        : dbPid === undefined ? 'no single local MariaDB/MySQL server process found: its CPU is not reported'
-        : `database server: pid ${dbPid}`);
+      log(
+        !loopback
+          ? 'the database server is not on loopback: its CPU is not reported'
+          : dbPid === undefined
+            ? 'no single local MariaDB/MySQL server process found: its CPU is not reported'
+            : `database server: pid ${dbPid}`,
+      );
     }
 
     const port = await freePort();
     // The harness sets Tessera's environment itself; only these tuning knobs pass through, so a run can
     // compare them (e.g. TESSERA_SQLITE_SYNCHRONOUS=normal npm run bench).
-    const passThrough = new Set(['TESSERA_SQLITE_SYNCHRONOUS', 'TESSERA_SQLITE_CACHE_MB', 'TESSERA_SQLITE_WAL_AUTOCHECKPOINT', 'TESSERA_KEY_VALIDITY_CACHE_MS', 'TESSERA_DB_POOL_MAX', 'TESSERA_DB_COMMIT_CONCURRENCY', 'TESSERA_BULK_CONCURRENCY', 'TESSERA_HEAP_GROWING_PERCENT', 'TESSERA_KEY_WORKER', 'TESSERA_SMTP_MAX_CONNECTIONS']);
-    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TESSERA_') || passThrough.has(k)));
+    const passThrough = new Set([
+      'TESSERA_SQLITE_SYNCHRONOUS',
+      'TESSERA_SQLITE_CACHE_MB',
+      'TESSERA_SQLITE_WAL_AUTOCHECKPOINT',
+      'TESSERA_KEY_VALIDITY_CACHE_MS',
+      'TESSERA_DB_POOL_MAX',
+      'TESSERA_DB_COMMIT_CONCURRENCY',
+      'TESSERA_BULK_CONCURRENCY',
+      'TESSERA_HEAP_GROWING_PERCENT',
+      'TESSERA_KEY_WORKER',
+      'TESSERA_SMTP_MAX_CONNECTIONS',
+    ]);
+    const env: NodeJS.ProcessEnv = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('TESSERA_') || passThrough.has(k)),
+    );
     Object.assign(env, {
       TESSERA_HOST: '127.0.0.1',
       TESSERA_PORT: String(port),
@@ -276,7 +315,13 @@ async function main(): Promise<number> {
     const baselineUrl = `http://127.0.0.1:${(JSON.parse(baselineLine) as { port: number }).port}/`;
     knex = openBenchKnex(db.url);
 
-    const ctx: ScenarioContext = { url: tesseraUrl, keys: { few: [], spread: [] }, runId: randomBytes(4).toString('hex'), knex, homeserver };
+    const ctx: ScenarioContext = {
+      url: tesseraUrl,
+      keys: { few: [], spread: [] },
+      runId: randomBytes(4).toString('hex'),
+      knex,
+      homeserver,
+    };
     const runs: RunResult[] = [];
     let mailExpected = 0;
 
@@ -333,7 +378,13 @@ async function main(): Promise<number> {
         const have = await storedKeys(knex!, opts.spreadKeys);
         if (have.length < opts.spreadKeys) {
           const storeInvite = SCENARIOS.find((s) => s.id === 'store-invite')!;
-          const r = await autocannon({ url: tesseraUrl, connections: 64, amount: opts.spreadKeys - have.length, requests: storeInvite.requests(ctx), timeout: 10 });
+          const r = await autocannon({
+            url: tesseraUrl,
+            connections: 64,
+            amount: opts.spreadKeys - have.length,
+            requests: storeInvite.requests(ctx),
+            timeout: 10,
+          });
           mailExpected += r['2xx'];
         }
         ctx.keys.spread = await storedKeys(knex!, opts.spreadKeys);
@@ -348,7 +399,9 @@ async function main(): Promise<number> {
       }
       const [baselineTarget, ...scenarioTargets] = ts;
       const report = (rep: number, c: number, t: Target, r: RunResult) =>
-        log(`${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (event loop ${r.loopUsPerReq?.toFixed(0) ?? '?'} us; load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us${r.dbCpuUsPerReq === undefined ? '' : `; database server: ${r.dbCpuUsPerReq.toFixed(0)} us`})${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}${r.deliveredInRunPct === undefined ? '' : ` (${r.deliveredInRunPct.toFixed(0)}% of them during the run, when the server had spent ${r.cpuInRunUsPerReq?.toFixed(0) ?? '?'} us/req)`}`);
+        log(
+          `${phase} rep ${rep} c=${c} ${t.id}: ${Math.round(r.reqPerSec)} req/s, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuUsPerReq?.toFixed(0) ?? '?'} us CPU/req (event loop ${r.loopUsPerReq?.toFixed(0) ?? '?'} us; load generator and SMTP sink: ${r.harnessCpuUsPerReq?.toFixed(0) ?? '?'} us${r.dbCpuUsPerReq === undefined ? '' : `; database server: ${r.dbCpuUsPerReq.toFixed(0)} us`})${r.ratio ? `, x${r.ratio.toFixed(2)}` : ''}${r.drainS === undefined ? '' : `, ${t.delivers === 'onbind' ? 'onbind calls' : 'mail'} drained ${r.drainS.toFixed(1)} s after`}${r.deliveredInRunPct === undefined ? '' : ` (${r.deliveredInRunPct.toFixed(0)}% of them during the run, when the server had spent ${r.cpuInRunUsPerReq?.toFixed(0) ?? '?'} us/req)`}`,
+        );
       for (let rep = 1; rep <= opts.reps; rep++) {
         for (const c of opts.connections) {
           for (const t of scenarioTargets) {
@@ -384,7 +437,11 @@ async function main(): Promise<number> {
       log(`seeded in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       // The spread look-ups now go over keys sampled from the whole seeded range, so they land all over the index.
       ctx.keys.spread = sample;
-      await runPhase(`seeded ${opts.seed.toLocaleString('en-US')}`, scenarios.filter((s) => s.seeded), false);
+      await runPhase(
+        `seeded ${opts.seed.toLocaleString('en-US')}`,
+        scenarios.filter((s) => s.seeded),
+        false,
+      );
     }
 
     // Every stored invitation should become one email at the sink (the last wait; each mail run waited already).
@@ -407,29 +464,53 @@ async function main(): Promise<number> {
       loadavg: loadavg().map((x) => Number(x.toFixed(2))),
     };
     const out = process.stdout;
-    out.write(`\nTessera benchmark: ${db.kind}, ${opts.reps} repetition(s) x ${opts.durationS} s per run, connections ${opts.connections.join('/')}, ${new Date().toISOString()}\n`);
-    out.write(`machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, load average at end ${machine.loadavg.join(' ')}\n`);
-    out.write(`medians over repetitions (the baseline row: over all its short runs, one before each scenario); "x baseline" = req/s / the bare Koa endpoint's req/s measured just before, at the same connection count;\n`);
-    out.write(`"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort;\n`);
-    out.write(`"loop us/req" = the same for its main thread alone: the event loop, the one serial resource (1e6 / it = the most req/s one process could answer)\n\n`);
+    out.write(
+      `\nTessera benchmark: ${db.kind}, ${opts.reps} repetition(s) x ${opts.durationS} s per run, connections ${opts.connections.join('/')}, ${new Date().toISOString()}\n`,
+    );
+    out.write(
+      `machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, load average at end ${machine.loadavg.join(' ')}\n`,
+    );
+    out.write(
+      `medians over repetitions (the baseline row: over all its short runs, one before each scenario); "x baseline" = req/s / the bare Koa endpoint's req/s measured just before, at the same connection count;\n`,
+    );
+    out.write(
+      `"CPU us/req" = the server process's own CPU time (user + system) per answered request, which the load generator sharing the cores does not distort;\n`,
+    );
+    out.write(
+      `"loop us/req" = the same for its main thread alone: the event loop, the one serial resource (1e6 / it = the most req/s one process could answer)\n\n`,
+    );
     out.write(`${formatTable(summary)}\n\n`);
     const inRunRows = summary.filter((r) => r.deliveredInRunPct !== undefined);
     if (inRunRows.length > 0) {
-      out.write(`delivered while the load ran (the rest in "drain s"), medians: ${inRunRows.map((r) => `${r.phase} ${r.target} c=${r.connections} ${Math.round(r.deliveredInRunPct!)}%`).join(', ')}\n`);
+      out.write(
+        `delivered while the load ran (the rest in "drain s"), medians: ${inRunRows.map((r) => `${r.phase} ${r.target} c=${r.connections} ${Math.round(r.deliveredInRunPct!)}%`).join(', ')}\n`,
+      );
     }
     const dbRows = summary.filter((r) => r.dbCpuUsPerReq !== undefined);
     if (dbRows.length > 0) {
-      out.write(`database server (pid ${dbPid}, on these cores too) CPU us/req, medians: ${dbRows.map((r) => `${r.phase} ${r.target} c=${r.connections} ${Math.round(r.dbCpuUsPerReq!)}`).join(', ')}\n`);
+      out.write(
+        `database server (pid ${dbPid}, on these cores too) CPU us/req, medians: ${dbRows.map((r) => `${r.phase} ${r.target} c=${r.connections} ${Math.round(r.dbCpuUsPerReq!)}`).join(', ')}\n`,
+      );
     }
     out.write(`Tessera peak RSS (VmHWM) over the whole run: ${hwm === undefined ? 'n/a' : `${hwm.toFixed(0)} MiB`}\n`);
-    out.write(`emails: ${mailExpected} invitations stored, ${mailDelivered} messages reached the SMTP sink${finalDrain === undefined ? ' (gave up waiting for the rest)' : ''}\n`);
+    out.write(
+      `emails: ${mailExpected} invitations stored, ${mailDelivered} messages reached the SMTP sink${finalDrain === undefined ? ' (gave up waiting for the rest)' : ''}\n`,
+    );
     if (onbindExpected > 0 || homeserver.unexpected > 0) {
-      out.write(`onbind: ${onbindExpected} binds with pending invitations, ${homeserver.onbindCalls} onbind calls reached the homeserver${finalOnbind === undefined ? ' (gave up waiting for the rest)' : ''}${homeserver.unexpected ? `, ${homeserver.unexpected} unexpected requests` : ''}\n`);
+      out.write(
+        `onbind: ${onbindExpected} binds with pending invitations, ${homeserver.onbindCalls} onbind calls reached the homeserver${finalOnbind === undefined ? ' (gave up waiting for the rest)' : ''}${homeserver.unexpected ? `, ${homeserver.unexpected} unexpected requests` : ''}\n`,
+      );
     }
-    if (ctx.bind?.exhausted) out.write(`bind-pending ran out of prepared sessions ${ctx.bind.exhausted} times (those requests are its non-2xx): raise BIND_SESSIONS_PER_S\n`);
+    if (ctx.bind?.exhausted)
+      out.write(
+        `bind-pending ran out of prepared sessions ${ctx.bind.exhausted} times (those requests are its non-2xx): raise BIND_SESSIONS_PER_S\n`,
+      );
 
     if (opts.json) {
-      writeFileSync(opts.json, `${JSON.stringify({ when: new Date().toISOString(), machine, database: db.kind, options: { ...opts, mysqlUrl: undefined }, summary, runs, emails: { expected: mailExpected, delivered: mailDelivered, allDelivered: finalDrain !== undefined }, onbind: { expected: onbindExpected, delivered: homeserver.onbindCalls, unexpected: homeserver.unexpected, allDelivered: finalOnbind !== undefined }, tesseraPeakRssMiB: hwm }, null, 2)}\n`);
+      writeFileSync(
+        opts.json,
+        `${JSON.stringify({ when: new Date().toISOString(), machine, database: db.kind, options: { ...opts, mysqlUrl: undefined }, summary, runs, emails: { expected: mailExpected, delivered: mailDelivered, allDelivered: finalDrain !== undefined }, onbind: { expected: onbindExpected, delivered: homeserver.onbindCalls, unexpected: homeserver.unexpected, allDelivered: finalOnbind !== undefined }, tesseraPeakRssMiB: hwm }, null, 2)}\n`,
+      );
       log(`results written to ${opts.json}`);
     }
 

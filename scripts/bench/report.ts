@@ -94,7 +94,21 @@ export function summarise(runs: RunResult[]): SummaryRow[] {
 }
 
 export function formatTable(rows: SummaryRow[]): string {
-  const header = ['phase', 'scenario', 'conns', 'req/s', 'x baseline', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'CPU us/req', 'loop us/req', 'drain s', 'peak RSS MiB'];
+  const header = [
+    'phase',
+    'scenario',
+    'conns',
+    'req/s',
+    'x baseline',
+    'p50 ms',
+    'p99 ms',
+    'errors',
+    'non-2xx',
+    'CPU us/req',
+    'loop us/req',
+    'drain s',
+    'peak RSS MiB',
+  ];
   const body = rows.map((r) => [
     r.phase,
     r.target,
@@ -112,5 +126,9 @@ export function formatTable(rows: SummaryRow[]): string {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i <= 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(header), `|${widths.map((w, i) => (i <= 1 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...body.map(line)].join('\n');
+  return [
+    line(header),
+    `|${widths.map((w, i) => (i <= 1 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+    ...body.map(line),
+  ].join('\n');
 }

@@ -37,7 +37,9 @@ async function ensureAccount(ctx: ScenarioContext): Promise<{ token: string; use
     const token = randomBytes(32).toString('base64url');
     const userId = '@bench:hs.example';
     const now = Date.now();
-    await ctx.knex('account_tokens').insert({ token_hash: createHash('sha256').update(token).digest('hex'), user_id: userId, created_at: now, expires_at: now + DAY });
+    await ctx
+      .knex('account_tokens')
+      .insert({ token_hash: createHash('sha256').update(token).digest('hex'), user_id: userId, created_at: now, expires_at: now + DAY });
     ctx.account = { token, userId };
   }
   return ctx.account;
@@ -63,17 +65,35 @@ async function readyBindSessions(ctx: ScenarioContext, durationS: number): Promi
   const now = Date.now();
   const [row] = await ctx.knex('invites').max({ m: 'id' });
   let inviteId = Number(row?.m ?? 0) + 1;
-  for (let done = 0; done < missing; ) {
+  for (let done = 0; done < missing;) {
     const n = Math.min(400, missing - done);
     const sessions: Record<string, unknown>[] = [];
     const invites: Record<string, unknown>[] = [];
     for (let i = 0; i < n; i++) {
       const address = `b.${ctx.runId}.${bind.sessions.length}@bench.example.org`;
       const sid = randomBytes(12).toString('base64url');
-      sessions.push({ sid, medium: 'email', address, client_secret: 'bench-secret', token: randomBytes(12).toString('base64url'), send_attempt: 1, created_at: now, token_expires_at: now + DAY, validated_at: now, expires_at: now + DAY });
+      sessions.push({
+        sid,
+        medium: 'email',
+        address,
+        client_secret: 'bench-secret',
+        token: randomBytes(12).toString('base64url'),
+        send_attempt: 1,
+        created_at: now,
+        token_expires_at: now + DAY,
+        validated_at: now,
+        expires_at: now + DAY,
+      });
       for (let k = 0; k < BIND_PENDING_INVITES; k++) {
         const fields = { medium: 'email', address, room_id: `!room${k}:hs.example`, sender: '@inviter:hs.example' };
-        invites.push({ id: inviteId++, ...fields, token: randomBytes(24).toString('base64url'), fields: JSON.stringify(fields), created_at: now - 1000, expires_at: now + 90 * DAY });
+        invites.push({
+          id: inviteId++,
+          ...fields,
+          token: randomBytes(24).toString('base64url'),
+          fields: JSON.stringify(fields),
+          created_at: now - 1000,
+          expires_at: now + 90 * DAY,
+        });
       }
       bind.sessions.push({ sid, address });
     }
@@ -109,7 +129,12 @@ async function storeInvites(ctx: ScenarioContext, n: number): Promise<string[]> 
     const res = await fetch(`${ctx.url}${V1}/store-invite`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ medium: 'email', address: `prep.${ctx.runId}.${addressCounter++}@bench.example.org`, room_id: '!bench:hs.example', sender: '@bench:hs.example' }),
+      body: JSON.stringify({
+        medium: 'email',
+        address: `prep.${ctx.runId}.${addressCounter++}@bench.example.org`,
+        room_id: '!bench:hs.example',
+        sender: '@bench:hs.example',
+      }),
     });
     if (res.status !== 200) throw new Error(`store-invite while preparing answered ${res.status}: ${await res.text()}`);
     const body = (await res.json()) as { public_keys: { public_key: string }[] };
@@ -218,7 +243,15 @@ export const SCENARIOS: Scenario[] = [
       const now = Date.now();
       const rows = Array.from({ length: LOOKUP_BATCH }, (_, i) => {
         const address = `l.${ctx.runId}.${i}@bench.example.org`;
-        return { medium: 'email', address, mxid: `@l${i}:hs.example`, ts: now, not_before: now, not_after: now + 365 * DAY, lookup_hash: lookupHash(address, 'email', pepper) };
+        return {
+          medium: 'email',
+          address,
+          mxid: `@l${i}:hs.example`,
+          ts: now,
+          not_before: now,
+          not_after: now + 365 * DAY,
+          lookup_hash: lookupHash(address, 'email', pepper),
+        };
       });
       for (let i = 0; i < rows.length; i += 250) await ctx.knex('associations').insert(rows.slice(i, i + 250));
       ctx.lookup = { pepper, hashes: rows.map((r) => r.lookup_hash) };
@@ -256,7 +289,11 @@ export const SCENARIOS: Scenario[] = [
           else bind.exhausted++; // answered M_NO_VALID_SESSION: shows as non-2xx, and the harness says why
           return {
             ...req,
-            body: JSON.stringify({ sid: session?.sid ?? 'exhausted', client_secret: 'bench-secret', mxid: `@u${bind.next}:${ctx.homeserver.serverName}` }),
+            body: JSON.stringify({
+              sid: session?.sid ?? 'exhausted',
+              client_secret: 'bench-secret',
+              mxid: `@u${bind.next}:${ctx.homeserver.serverName}`,
+            }),
           };
         },
       },
@@ -269,4 +306,3 @@ export const SCENARIOS: Scenario[] = [
     requests: () => [{ method: 'GET', path: `${V2}/pubkey/ed25519:0` }],
   },
 ];
-

@@ -33,7 +33,19 @@ export interface ExampleReport {
 }
 
 /** Schema keywords whose value is a schema, an array of schemas, or a map of schemas (JSON Schema 2020-12). */
-const SUBSCHEMA = ['items', 'additionalProperties', 'not', 'if', 'then', 'else', 'contains', 'propertyNames', 'unevaluatedItems', 'unevaluatedProperties', 'contentSchema'];
+const SUBSCHEMA = [
+  'items',
+  'additionalProperties',
+  'not',
+  'if',
+  'then',
+  'else',
+  'contains',
+  'propertyNames',
+  'unevaluatedItems',
+  'unevaluatedProperties',
+  'contentSchema',
+];
 const SUBSCHEMA_ARRAYS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'];
 const SUBSCHEMA_MAPS = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'];
 const OPERATION_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
@@ -65,17 +77,32 @@ export function checkDocument(file: string): ExampleReport {
       try {
         fn = ajv.compile({ $ref: `${id}#${schemaPointer}` });
       } catch (err) {
-        report.failures.push({ document: file, example: examplePointer, via, schema: schemaPointer, line: lineOf(examplePointer), errors: [`schema does not compile: ${(err as Error).message}`] });
+        report.failures.push({
+          document: file,
+          example: examplePointer,
+          via,
+          schema: schemaPointer,
+          line: lineOf(examplePointer),
+          errors: [`schema does not compile: ${(err as Error).message}`],
+        });
         return;
       }
       compiled.set(schemaPointer, fn);
     }
     if (fn(value)) return;
     const errors = (fn.errors ?? []).map((e) => {
-      const extra = e.keyword === 'additionalProperties' ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})` : '';
+      const extra =
+        e.keyword === 'additionalProperties' ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})` : '';
       return `${e.instancePath || '(root)'} ${e.message ?? e.keyword}${extra}`;
     });
-    report.failures.push({ document: file, example: examplePointer, via, schema: schemaPointer, line: lineOf(via ?? examplePointer), errors });
+    report.failures.push({
+      document: file,
+      example: examplePointer,
+      via,
+      schema: schemaPointer,
+      line: lineOf(via ?? examplePointer),
+      errors,
+    });
   };
 
   /** Example Objects (map of name -> Example | $ref) against a schema. */
@@ -89,7 +116,13 @@ export function checkDocument(file: string): ExampleReport {
         ex = deref(doc, raw);
         if (isObject(raw) && typeof raw.$ref === 'string') via = raw.$ref.slice(1);
       } catch (err) {
-        report.failures.push({ document: file, example: pointer, schema: schemaPointer, line: lineOf(pointer), errors: [(err as Error).message] });
+        report.failures.push({
+          document: file,
+          example: pointer,
+          schema: schemaPointer,
+          line: lineOf(pointer),
+          errors: [(err as Error).message],
+        });
         continue;
       }
       if (!isObject(ex)) continue;
@@ -163,10 +196,12 @@ export function checkDocument(file: string): ExampleReport {
       const o = `${at}/${method}`;
       parameters(op.parameters as Json, `${o}/parameters`);
       requestBody(op.requestBody as Json, `${o}/requestBody`);
-      if (isObject(op.responses)) for (const [code, r] of Object.entries(op.responses)) response(r, `${o}/responses/${pointerSegment(code)}`);
+      if (isObject(op.responses))
+        for (const [code, r] of Object.entries(op.responses)) response(r, `${o}/responses/${pointerSegment(code)}`);
       if (isObject(op.callbacks)) {
         for (const [name, cb] of Object.entries(op.callbacks)) {
-          if (isObject(cb) && typeof cb.$ref !== 'string') for (const [expr, item] of Object.entries(cb)) pathItem(item, `${o}/callbacks/${pointerSegment(name)}/${pointerSegment(expr)}`);
+          if (isObject(cb) && typeof cb.$ref !== 'string')
+            for (const [expr, item] of Object.entries(cb)) pathItem(item, `${o}/callbacks/${pointerSegment(name)}/${pointerSegment(expr)}`);
         }
       }
     }
@@ -188,7 +223,8 @@ export function checkDocument(file: string): ExampleReport {
   each('headers', parameterLike);
   each('pathItems', pathItem);
   each('callbacks', (cb, at) => {
-    if (isObject(cb) && typeof cb.$ref !== 'string') for (const [expr, item] of Object.entries(cb)) pathItem(item, `${at}/${pointerSegment(expr)}`);
+    if (isObject(cb) && typeof cb.$ref !== 'string')
+      for (const [expr, item] of Object.entries(cb)) pathItem(item, `${at}/${pointerSegment(expr)}`);
   });
   return report;
 }
@@ -219,7 +255,9 @@ function main(): void {
   const failures = reports.flatMap((r) => r.failures);
   if (failures.length > 0) console.log(formatFailures(reports));
   const took = `${((performance.now() - started) / 1000).toFixed(1)} s`;
-  console.log(failures.length === 0 ? `contract:examples: ok (${took})` : `contract:examples: FAILED: ${failures.length} invalid examples (${took})`);
+  console.log(
+    failures.length === 0 ? `contract:examples: ok (${took})` : `contract:examples: FAILED: ${failures.length} invalid examples (${took})`,
+  );
   process.exitCode = failures.length === 0 ? 0 : 1;
 }
 

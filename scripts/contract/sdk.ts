@@ -134,7 +134,8 @@ function discoverCalls(): Call[] {
 
 function usageFile(calls: Call[]): string {
   const servers = Array.isArray(doc.servers) ? doc.servers : [];
-  const baseUrl = isObject(servers[0]) && typeof servers[0].url === 'string' && !servers[0].url.includes('{') ? servers[0].url : 'http://localhost';
+  const baseUrl =
+    isObject(servers[0]) && typeof servers[0].url === 'string' && !servers[0].url.includes('{') ? servers[0].url : 'http://localhost';
   const lines = [
     '// What a user of openapi-fetch writes: a typed client over the generated `paths`, and a few calls.',
     "import createClient from 'openapi-fetch';",
@@ -161,10 +162,12 @@ function usageFile(calls: Call[]): string {
  * spells that type. Written only for documents that have store-invite (v2).
  */
 function errcodeAssertion(imports: string, errcodeType: string): string | undefined {
-  const has = Object.values(isObject(doc.paths) ? doc.paths : {}).some((item) => isObject(item) && isObject(item.post) && item.post.operationId === 'storeInviteV2');
+  const has = Object.values(isObject(doc.paths) ? doc.paths : {}).some(
+    (item) => isObject(item) && isObject(item.post) && item.post.operationId === 'storeInviteV2',
+  );
   if (!has) return undefined;
   return [
-    '// Compiles only if the errcode of store-invite\'s 400 answer is typed as the document\'s enum.',
+    "// Compiles only if the errcode of store-invite's 400 answer is typed as the document's enum.",
     imports,
     '',
     `type Errcode = ${errcodeType};`,
@@ -194,7 +197,8 @@ function writeJeonClasses(dir: string): Step[] {
     if (!path.startsWith('/_matrix/identity/api/v1') || !isObject(item)) continue;
     for (const method of HTTP_METHODS) {
       const op = item[method];
-      if (isObject(op) && Array.isArray(op.tags) && typeof op.operationId === 'string') methods.push({ tag: String(op.tags[0]), id: op.operationId });
+      if (isObject(op) && Array.isArray(op.tags) && typeof op.operationId === 'string')
+        methods.push({ tag: String(op.tags[0]), id: op.operationId });
     }
   }
   if (methods.length === 0) return [];
@@ -218,7 +222,9 @@ type Generator = (dir: string) => Promise<Step[]>;
 
 const GENERATORS: Record<string, Generator> = {
   async 'openapi-fetch'(dir) {
-    const gen = await runNode(binPath('openapi-typescript', 'openapi-typescript'), [docPath, '--output', join(dir, 'schema.d.ts')], { cwd: dir });
+    const gen = await runNode(binPath('openapi-typescript', 'openapi-typescript'), [docPath, '--output', join(dir, 'schema.d.ts')], {
+      cwd: dir,
+    });
     const steps: Step[] = [{ name: 'openapi-typescript', ok: gen.code === 0, ms: gen.ms, log: gen.stdout + gen.stderr }];
     if (gen.code === 0) {
       const calls = discoverCalls();
@@ -253,10 +259,14 @@ const GENERATORS: Record<string, Generator> = {
         '',
       ].join('\n'),
     );
-    const gen = await runNode(binPath('@hey-api/openapi-ts', 'openapi-ts'), ['--file', 'openapi-ts.config.ts', '--no-log-file'], { cwd: dir });
+    const gen = await runNode(binPath('@hey-api/openapi-ts', 'openapi-ts'), ['--file', 'openapi-ts.config.ts', '--no-log-file'], {
+      cwd: dir,
+    });
     const steps: Step[] = [{ name: '@hey-api/openapi-ts', ok: gen.code === 0, ms: gen.ms, log: gen.stdout + gen.stderr }];
     if (gen.code === 0) {
-      steps.push(...writeAssertion(dir, "import type { StoreInviteV2Errors } from './client/types.gen';", "StoreInviteV2Errors[400]['errcode']"));
+      steps.push(
+        ...writeAssertion(dir, "import type { StoreInviteV2Errors } from './client/types.gen';", "StoreInviteV2Errors[400]['errcode']"),
+      );
       steps.push(...writeJeonClasses(dir));
     }
     return steps;
@@ -280,7 +290,13 @@ const GENERATORS: Record<string, Generator> = {
     const gen = await runNode(binPath('orval', 'orval'), ['--config', './orval.config.ts'], { cwd: dir });
     const steps: Step[] = [{ name: 'orval', ok: gen.code === 0, ms: gen.ms, log: gen.stdout + gen.stderr }];
     if (gen.code === 0) {
-      steps.push(...writeAssertion(dir, "import type { storeInviteV2Response400 } from './client/invitation-api/invitation-api';", "storeInviteV2Response400['data']['errcode']"));
+      steps.push(
+        ...writeAssertion(
+          dir,
+          "import type { storeInviteV2Response400 } from './client/invitation-api/invitation-api';",
+          "storeInviteV2Response400['data']['errcode']",
+        ),
+      );
     }
     return steps;
   },
@@ -288,7 +304,9 @@ const GENERATORS: Record<string, Generator> = {
 
 async function compile(dir: string): Promise<{ step: Step; diagnostics: string[] }> {
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2) + '\n');
-  const tsc = await runNode(binPath('typescript', 'tsc'), ['-p', 'tsconfig.json', '--strict', '--noEmit', '--pretty', 'false'], { cwd: dir });
+  const tsc = await runNode(binPath('typescript', 'tsc'), ['-p', 'tsconfig.json', '--strict', '--noEmit', '--pretty', 'false'], {
+    cwd: dir,
+  });
   const diagnostics = (tsc.stdout + tsc.stderr)
     .split('\n')
     .filter((l) => l.trim() !== '')
@@ -328,7 +346,9 @@ function report(o: Outcome): boolean {
   const total = o.steps.reduce((n, s) => n + s.ms, 0);
   console.log(`${o.generator.padEnd(14)} ${ok ? 'ok' : 'FAIL'}  (${o.files} .ts files, ${seconds(total)})`);
   for (const s of o.steps) {
-    console.log(`    ${s.ok ? 'ok  ' : 'FAIL'} ${s.name}${s.ms ? ` (${seconds(s.ms)})` : ''}${s.name === 'usage file' ? `: ${s.log}` : ''}`);
+    console.log(
+      `    ${s.ok ? 'ok  ' : 'FAIL'} ${s.name}${s.ms ? ` (${seconds(s.ms)})` : ''}${s.name === 'usage file' ? `: ${s.log}` : ''}`,
+    );
     // Generators' own warnings (e.g. their schema validators) are shown, failing or not.
     const noteworthy = s.log
       .split('\n')
@@ -343,7 +363,9 @@ function report(o: Outcome): boolean {
       const code = /error (TS\d+)/.exec(d)?.[1];
       if (code) codes.set(code, (codes.get(code) ?? 0) + 1);
     }
-    console.log(`    ${o.diagnostics.filter((d) => /error TS\d+/.test(d)).length} compile errors: ${[...codes].map(([c, n]) => `${c} x${n}`).join(', ')}`);
+    console.log(
+      `    ${o.diagnostics.filter((d) => /error TS\d+/.test(d)).length} compile errors: ${[...codes].map(([c, n]) => `${c} x${n}`).join(', ')}`,
+    );
     for (const d of o.diagnostics) console.log(`      ${d}`);
   }
   return ok;

@@ -79,7 +79,12 @@ export async function registerAccount(deps: Deps, openId: OpenIdToken): Promise<
   }
   const token = deps.random(32).toString('base64url');
   const now = deps.clock();
-  await deps.accounts.insertAccountToken({ tokenHash: hashAccessToken(token), userId, createdAt: now, expiresAt: now + deps.config.accounts.tokenLifetimeMs });
+  await deps.accounts.insertAccountToken({
+    tokenHash: hashAccessToken(token),
+    userId,
+    createdAt: now,
+    expiresAt: now + deps.config.accounts.tokenLifetimeMs,
+  });
   deps.log.debug('registered account token', { server });
   return { token, userId };
 }

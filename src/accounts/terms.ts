@@ -94,7 +94,8 @@ export class Terms {
       }
       if (id.length > MAX_FIELD) problems.push(`docs.${id}: policy id longer than ${MAX_FIELD} characters`);
       const version = raw.version;
-      if (typeof version !== 'string' || version === '' || version.length > MAX_FIELD) problems.push(`docs.${id}.version must be a non-empty string of at most ${MAX_FIELD} characters`);
+      if (typeof version !== 'string' || version === '' || version.length > MAX_FIELD)
+        problems.push(`docs.${id}.version must be a non-empty string of at most ${MAX_FIELD} characters`);
       const langsRaw = raw.langs;
       if (!isObject(langsRaw) || Object.keys(langsRaw).length === 0) {
         problems.push(`docs.${id}.langs must map at least one language to {name, url}`);

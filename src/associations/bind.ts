@@ -67,7 +67,12 @@ export async function bindThreepid(deps: Deps, input: { sid: string; client_secr
     now,
   });
   if (result.onbindRows > 0) deps.signals.onbindQueued();
-  deps.log.info('bound address', { to: redactForLog(association.address), server: serverNameOf(input.mxid), invites: result.claimedInvites, calls: result.onbindRows });
+  deps.log.info('bound address', {
+    to: redactForLog(association.address),
+    server: serverNameOf(input.mxid),
+    invites: result.claimedInvites,
+    calls: result.onbindRows,
+  });
   return signAssociation(deps, association);
 }
 
@@ -92,13 +97,15 @@ export async function unbindThreepid(deps: Deps, input: UnbindInput, caller: Unb
   const medium = input.threepid.medium;
   const address = normaliseAddress(medium, input.threepid.address);
   if (input.sid !== undefined || input.client_secret !== undefined) {
-    if (input.sid === undefined || input.client_secret === undefined) throw new DomainError('invalid_param', "'sid' and 'client_secret' go together");
+    if (input.sid === undefined || input.client_secret === undefined)
+      throw new DomainError('invalid_param', "'sid' and 'client_secret' go together");
     const session = await validatedSession(deps, input.sid, input.client_secret);
     if (session.medium !== medium || session.address !== address) {
       throw new DomainError('forbidden', 'The session did not validate this address');
     }
   } else if (caller.origin !== undefined) {
-    if (serverNameOf(input.mxid) !== caller.origin) throw new DomainError('forbidden', "A homeserver may only unbind its own users: 'mxid' is not on the signing server");
+    if (serverNameOf(input.mxid) !== caller.origin)
+      throw new DomainError('forbidden', "A homeserver may only unbind its own users: 'mxid' is not on the signing server");
   } else if (caller.accountUserId === undefined || caller.accountUserId !== input.mxid) {
     throw new DomainError('forbidden', 'Unbinding needs a session that validated the address, or the access token of the bound user');
   }

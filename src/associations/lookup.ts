@@ -22,12 +22,16 @@ async function mxidsByHash(deps: Deps, hashes: string[]): Promise<Map<string, st
   return out;
 }
 
-export async function lookupV2(deps: Deps, input: { addresses: string[]; algorithm: string; pepper: string }): Promise<Record<string, string>> {
+export async function lookupV2(
+  deps: Deps,
+  input: { addresses: string[]; algorithm: string; pepper: string },
+): Promise<Record<string, string>> {
   if (!(ALGORITHMS as readonly string[]).includes(input.algorithm)) {
     throw new DomainError('invalid_param', `Unsupported algorithm '${input.algorithm}'; supported: ${ALGORITHMS.join(', ')}`);
   }
   const { current, hashedWith } = await lookupPeppers(deps);
-  if (input.pepper !== current) throw new DomainError('invalid_pepper', 'Unknown or invalid pepper: has it been rotated? Fetch /hash_details again');
+  if (input.pepper !== current)
+    throw new DomainError('invalid_pepper', 'Unknown or invalid pepper: has it been rotated? Fetch /hash_details again');
   if (input.algorithm === 'sha256') {
     // Hashed by the client with the current pepper: rows a rotation has not reached yet are missed (docs/design.md).
     const found = await mxidsByHash(deps, input.addresses);
@@ -46,7 +50,10 @@ export async function lookupV2(deps: Deps, input: { addresses: string[]; algorit
     if (space <= 0) continue; // not "<address> <medium>": cannot be bound
     const medium = entry.slice(space + 1);
     const address = normaliseAddress(medium, entry.slice(0, space));
-    hashesOf.set(entry, hashedWith.map((p) => lookupHash(address, medium, p)));
+    hashesOf.set(
+      entry,
+      hashedWith.map((p) => lookupHash(address, medium, p)),
+    );
   }
   const found = await mxidsByHash(deps, [...hashesOf.values()].flat());
   const mappings: Record<string, string> = {};

@@ -56,7 +56,12 @@ export class HttpFederationClient implements FederationClient {
   }
 
   /** Like getJson/postJson, but also says which destination answered (tests, diagnostics). */
-  async call(serverName: string, method: 'GET' | 'POST', pathAndQuery: string, body?: Buffer): Promise<FederationResponse & { raw: RawResponse }> {
+  async call(
+    serverName: string,
+    method: 'GET' | 'POST',
+    pathAndQuery: string,
+    body?: Buffer,
+  ): Promise<FederationResponse & { raw: RawResponse }> {
     if (!pathAndQuery.startsWith('/')) throw new FederationError('path must start with /', true);
     const destinations: Destination[] = await this.discovery.resolve(serverName);
     let raw: RawResponse;

@@ -214,7 +214,11 @@ function direct(name: ServerName): Destination {
 }
 
 /** A redirect is followed only to another https URL; it goes through the same address policy. */
-function redirectTarget(location: string | undefined, from: Destination, fromPath: string): { dest: Destination; path: string } | undefined {
+function redirectTarget(
+  location: string | undefined,
+  from: Destination,
+  fromPath: string,
+): { dest: Destination; path: string } | undefined {
   if (!location) return undefined;
   let url: URL;
   try {

@@ -203,7 +203,9 @@ export class Transport {
           }
           chunks.push(chunk);
         });
-        res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), address: ip }));
+        res.on('end', () =>
+          finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), address: ip }),
+        );
         res.on('error', (err) => finish(new FederationError(`response failed: ${err.message}`)));
         res.on('aborted', () => finish(new FederationError('response aborted')));
       });

@@ -138,9 +138,18 @@ export class ServerKeyCache {
  * Checks a /_matrix/key/v2/server answer for `origin`: it matches openapi/homeserver.yaml, names the origin, is still
  * valid at `now`, and each key kept has signed the answer itself. Only the self-signed ed25519 `verify_keys` are kept.
  */
-export function verifyKeyResponse(body: unknown, origin: string, now: number): { keys: Map<string, Uint8Array>; validUntil: number } | { error: string } {
+export function verifyKeyResponse(
+  body: unknown,
+  origin: string,
+  now: number,
+): { keys: Map<string, Uint8Array>; validUntil: number } | { error: string } {
   if (!homeserverOps.getServerKeys.responses['200']!(body)) return { error: 'answer does not match the schema' };
-  const doc = body as { server_name: string; valid_until_ts: number; verify_keys: Record<string, { key: string }>; signatures: Record<string, Record<string, string>> };
+  const doc = body as {
+    server_name: string;
+    valid_until_ts: number;
+    verify_keys: Record<string, { key: string }>;
+    signatures: Record<string, Record<string, string>>;
+  };
   if (doc.server_name !== origin) return { error: 'server_name is not the origin' };
   if (!(doc.valid_until_ts > now)) return { error: 'valid_until_ts has passed' };
   let message: Buffer;
@@ -162,7 +171,6 @@ export function verifyKeyResponse(body: unknown, origin: string, now: number): {
   return { keys, validUntil: doc.valid_until_ts };
 }
 
-
 export type XMatrixResult = { origin: string } | { error: string };
 
 /** Verifies X-Matrix requests addressed to `serverName` (this identity server). */
@@ -176,7 +184,8 @@ export class XMatrixVerifier implements RequestSignatureVerifier {
     const auth = parseXMatrix(header);
     if (!auth) return { error: 'malformed X-Matrix header' };
     if (!parseServerName(auth.origin)) return { error: 'origin is not a server name' };
-    if (auth.destination !== undefined && auth.destination.toLowerCase() !== this.serverName.toLowerCase()) return { error: 'destination is another server' };
+    if (auth.destination !== undefined && auth.destination.toLowerCase() !== this.serverName.toLowerCase())
+      return { error: 'destination is another server' };
     if (!KEY_ID.test(auth.key)) return { error: 'unsupported key id' };
     const signature = decodeAny(auth.sig);
     if (!signature || signature.length !== 64) return { error: 'malformed signature' };
@@ -184,7 +193,12 @@ export class XMatrixVerifier implements RequestSignatureVerifier {
     if (!publicKey) return { error: 'the origin does not vouch for that key' };
     // Synapse signs `destination_is` (identity servers); the federation form signs `destination`. Both name us.
     for (const destinationField of ['destination_is', 'destination']) {
-      const signed: Record<string, unknown> = { method: req.method, uri: req.uri, origin: auth.origin, [destinationField]: this.serverName };
+      const signed: Record<string, unknown> = {
+        method: req.method,
+        uri: req.uri,
+        origin: auth.origin,
+        [destinationField]: this.serverName,
+      };
       if (req.content !== undefined) signed.content = req.content;
       let message: Buffer;
       try {

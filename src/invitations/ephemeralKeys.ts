@@ -194,7 +194,9 @@ export class WorkerKeySource implements EphemeralKeySource {
       });
     } catch (err) {
       this.off = true;
-      this.opts.log.error('ephemeral key worker could not start; key pairs are made on the request path from now on', { err: err as Error });
+      this.opts.log.error('ephemeral key worker could not start; key pairs are made on the request path from now on', {
+        err: err as Error,
+      });
       return;
     }
     worker.unref(); // an optimisation never keeps the process alive

@@ -14,7 +14,12 @@ export async function handleStoreInvite(req: Req<'invite'> | Req<'storeInviteV2'
   if (req.account && req.account.userId !== body.sender) {
     throw new MatrixError(403, 'M_UNAUTHORIZED', "'sender' doesn't match the access token's user");
   }
-  const stored = await storeInvite(deps, body, { version: req.version, verifiedSender: req.account?.userId, ip: req.ip, brand: req.query.brand });
+  const stored = await storeInvite(deps, body, {
+    version: req.version,
+    verifiedSender: req.account?.userId,
+    ip: req.ip,
+    brand: req.query.brand,
+  });
   const base = `${deps.config.server.publicBaseUrl}${basePath(req.version)}`;
   return {
     status: 200,
@@ -43,13 +48,22 @@ export async function handleSignEd25519(req: Req<'blindlySignStuffV2'> | Req<'si
   const mxid = body.mxid ?? query.mxid;
   const token = body.token ?? query.token;
   const privateKey = body.private_key ?? query.private_key;
-  const missing = [['mxid', mxid], ['token', token], ['private_key', privateKey]].filter(([, v]) => v === undefined || v === '').map(([k]) => k);
+  const missing = [
+    ['mxid', mxid],
+    ['token', token],
+    ['private_key', privateKey],
+  ]
+    .filter(([, v]) => v === undefined || v === '')
+    .map(([k]) => k);
   if (missing.length > 0) throw new MatrixError(400, 'M_MISSING_PARAMS', `Missing parameters: ${missing.join(',')}`);
   if (!/^@[^:]+:.+$/.test(mxid!)) throw new DomainError('invalid_param', "Invalid parameter 'mxid'");
   return { status: 200, body: await signInvitation(deps, { mxid: mxid!, token: token!, private_key: privateKey! }) };
 }
 
-export async function handleIsEphemeralPubKeyValid(req: Req<'isEphemeralPubKeyValidV2'> | Req<'ephemeralValid'>, deps: Deps): Promise<Reply<'isEphemeralPubKeyValidV2'>> {
+export async function handleIsEphemeralPubKeyValid(
+  req: Req<'isEphemeralPubKeyValidV2'> | Req<'ephemeralValid'>,
+  deps: Deps,
+): Promise<Reply<'isEphemeralPubKeyValidV2'>> {
   const valid = await deps.invites.isEphemeralKeyValid(canonicalKeyString(req.query.public_key), deps.clock());
   return { status: 200, body: { valid } };
 }

@@ -5,7 +5,10 @@ import { keyPairFromSeed } from '../keys/ed25519.js';
 import { signJson, type Signatures } from '../keys/signJson.js';
 import { canonicalKeyString, decodeAny, encodeUrlSafe } from '../platform/base64.js';
 
-export async function signInvitation(deps: Deps, input: { mxid: string; token: string; private_key: string }): Promise<{ mxid: string; sender: string; token: string; signatures: Signatures }> {
+export async function signInvitation(
+  deps: Deps,
+  input: { mxid: string; token: string; private_key: string },
+): Promise<{ mxid: string; sender: string; token: string; signatures: Signatures }> {
   const invite = await deps.invites.findInviteByToken(input.token);
   if (!invite || invite.expiresAt <= deps.clock()) throw new DomainError('unknown_token', 'Unknown invitation token');
   const seed = decodeAny(input.private_key);
@@ -15,5 +18,8 @@ export async function signInvitation(deps: Deps, input: { mxid: string; token: s
   if (canonicalKeyString(encodeUrlSafe(pair.publicKey)) !== canonicalKeyString(invite.ephemeralPublicKey)) {
     throw new DomainError('forbidden', 'This private key does not belong to that invitation');
   }
-  return signJson({ mxid: input.mxid, sender: invite.sender, token: invite.token }, deps.config.server.name, { keyId: 'ed25519:0', key: pair.privateKeyObject });
+  return signJson({ mxid: input.mxid, sender: invite.sender, token: invite.token }, deps.config.server.name, {
+    keyId: 'ed25519:0',
+    key: pair.privateKeyObject,
+  });
 }

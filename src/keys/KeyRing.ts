@@ -52,7 +52,12 @@ export class KeyRing {
   private readonly byId = new Map<string, string>();
   private readonly valid = new Set<string>();
 
-  constructor(readonly serverName: string, keyId: string, pair: Ed25519KeyPair, oldKeys: TrustedOldKey[] = []) {
+  constructor(
+    readonly serverName: string,
+    keyId: string,
+    pair: Ed25519KeyPair,
+    oldKeys: TrustedOldKey[] = [],
+  ) {
     this.signingKey = { keyId, key: pair.privateKeyObject };
     this.publicKey = encodeUnpadded(pair.publicKey);
     for (const k of [...oldKeys, { keyId, publicKey: this.publicKey }]) {
@@ -62,13 +67,7 @@ export class KeyRing {
   }
 
   /** Loads the key from config text, else from the file, generating the file on first start. */
-  static load(opts: {
-    serverName: string;
-    keyText?: string;
-    keyFile: string;
-    oldKeys?: TrustedOldKey[];
-    log: Logger;
-  }): KeyRing {
+  static load(opts: { serverName: string; keyText?: string; keyFile: string; oldKeys?: TrustedOldKey[]; log: Logger }): KeyRing {
     let text = opts.keyText;
     if (!text) {
       if (!existsSync(opts.keyFile)) {

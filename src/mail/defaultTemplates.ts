@@ -60,20 +60,21 @@ export function inviteParts(c: InviteContent): Parts {
     'If you were not expecting this invitation, you can ignore this email.',
     '',
   ].join('\n');
-  const whoHtml = c.inviterName
-    ? `<strong>${h(c.inviterName)}</strong> (${h(c.inviterMxid)})`
-    : `<strong>${h(c.inviterMxid)}</strong>`;
+  const whoHtml = c.inviterName ? `<strong>${h(c.inviterName)}</strong> (${h(c.inviterMxid)})` : `<strong>${h(c.inviterMxid)}</strong>`;
   const whereHtml = c.roomName ? `the ${kind} <strong>${h(c.roomName)}</strong>` : `a ${kind}`;
-  const html = page(`Invitation to a Matrix ${kind}`, [
-    '<p>Hi,</p>',
-    `<p>${whoHtml} has invited you to join ${whereHtml}${c.roomAlias ? ` (${h(c.roomAlias)})` : ''} on Matrix.</p>`,
-    `<p><a href="${h(c.link)}" style="display: inline-block; padding: 10px 18px; background: #0dbd8b; color: #fff; text-decoration: none; border-radius: 6px;">Join the ${kind}</a></p>`,
-    `<p>Or copy this link into your browser:<br><span style="word-break: break-all; font-size: 12px;">${h(c.link)}</span></p>`,
-    '<p>The link carries your personal invitation: please do not forward it.</p>',
-    `<p style="color: #666; font-size: 13px;">Using another Matrix client? Accept the invitation to <code>${h(c.roomId)}</code> from there.<br>`,
-    `Invitation token: <code>${h(c.token)}</code>${c.roomAvatarUrl ? `<br>${c.isSpace ? 'Space' : 'Room'} avatar: <code>${h(c.roomAvatarUrl)}</code>` : ''}</p>`,
-    `<p style="color: #666; font-size: 13px;">Sent by the identity server ${h(c.serverName)} on behalf of ${h(c.inviterMxid)}. If you were not expecting this invitation, you can ignore this email.</p>`,
-  ].join('\n'));
+  const html = page(
+    `Invitation to a Matrix ${kind}`,
+    [
+      '<p>Hi,</p>',
+      `<p>${whoHtml} has invited you to join ${whereHtml}${c.roomAlias ? ` (${h(c.roomAlias)})` : ''} on Matrix.</p>`,
+      `<p><a href="${h(c.link)}" style="display: inline-block; padding: 10px 18px; background: #0dbd8b; color: #fff; text-decoration: none; border-radius: 6px;">Join the ${kind}</a></p>`,
+      `<p>Or copy this link into your browser:<br><span style="word-break: break-all; font-size: 12px;">${h(c.link)}</span></p>`,
+      '<p>The link carries your personal invitation: please do not forward it.</p>',
+      `<p style="color: #666; font-size: 13px;">Using another Matrix client? Accept the invitation to <code>${h(c.roomId)}</code> from there.<br>`,
+      `Invitation token: <code>${h(c.token)}</code>${c.roomAvatarUrl ? `<br>${c.isSpace ? 'Space' : 'Room'} avatar: <code>${h(c.roomAvatarUrl)}</code>` : ''}</p>`,
+      `<p style="color: #666; font-size: 13px;">Sent by the identity server ${h(c.serverName)} on behalf of ${h(c.inviterMxid)}. If you were not expecting this invitation, you can ignore this email.</p>`,
+    ].join('\n'),
+  );
   return { text, html };
 }
 
@@ -99,13 +100,16 @@ export function verificationParts(c: VerificationContent): Parts {
     'If you did not make this request, please ignore this email.',
     '',
   ].join('\n');
-  const html = page('Confirm your email address', [
-    '<p>Hello,</p>',
-    `<p>We have received a request${h(from)} to use this email address with the Matrix identity server ${h(c.serverName)}. If it was you, complete the verification of your email address:</p>`,
-    `<p><a href="${h(c.link)}">Complete email verification</a></p>`,
-    `<p>Or copy this link into your browser:<br><span style="word-break: break-all; font-size: 12px;">${h(c.link)}</span></p>`,
-    `<p>If your client asks for a code, the code is <code>${h(c.token)}</code></p>`,
-    '<p>If you did not make this request, please ignore this email.</p>',
-  ].join('\n'));
+  const html = page(
+    'Confirm your email address',
+    [
+      '<p>Hello,</p>',
+      `<p>We have received a request${h(from)} to use this email address with the Matrix identity server ${h(c.serverName)}. If it was you, complete the verification of your email address:</p>`,
+      `<p><a href="${h(c.link)}">Complete email verification</a></p>`,
+      `<p>Or copy this link into your browser:<br><span style="word-break: break-all; font-size: 12px;">${h(c.link)}</span></p>`,
+      `<p>If your client asks for a code, the code is <code>${h(c.token)}</code></p>`,
+      '<p>If you did not make this request, please ignore this email.</p>',
+    ].join('\n'),
+  );
   return { text, html };
 }

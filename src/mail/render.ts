@@ -51,8 +51,15 @@ const str = (v: unknown): string => (typeof v === 'string' ? oneLine(v) : '');
 
 /** The optional request fields Sydent fills with empty strings when absent. */
 const OPTIONAL_INVITE_FIELDS = [
-  'room_alias', 'room_avatar_url', 'room_join_rules', 'room_name', 'room_type',
-  'sender_display_name', 'sender_avatar_url', 'guest_user_id', 'guest_access_token',
+  'room_alias',
+  'room_avatar_url',
+  'room_join_rules',
+  'room_name',
+  'room_type',
+  'sender_display_name',
+  'sender_avatar_url',
+  'guest_user_id',
+  'guest_access_token',
 ];
 
 export class MailRenderer {
@@ -93,15 +100,26 @@ export class MailRenderer {
       return { raw: Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'utf8'), envelopeFrom: this.envelopeFrom, to, messageId, template };
     }
     const { text, html } = built.parts();
-    const raw = buildMultipart({ from: this.fromHeader, to, subject: built.subject, date, messageId, boundary: randomAlnum(random, 24), text, html });
+    const raw = buildMultipart({
+      from: this.fromHeader,
+      to,
+      subject: built.subject,
+      date,
+      messageId,
+      boundary: randomAlnum(random, 24),
+      text,
+      html,
+    });
     return { raw, envelopeFrom: this.envelopeFrom, to, messageId, template: 'builtin' };
   }
 
   private invite(job: MailJob): Built {
     const p = job.payload;
     const fields = p.fields;
-    if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) throw new PermanentMailError('invite payload without fields');
-    if (typeof p.token !== 'string' || typeof p.ephemeralPrivateKey !== 'string') throw new PermanentMailError('invite payload without token or key');
+    if (typeof fields !== 'object' || fields === null || Array.isArray(fields))
+      throw new PermanentMailError('invite payload without fields');
+    if (typeof p.token !== 'string' || typeof p.ephemeralPrivateKey !== 'string')
+      throw new PermanentMailError('invite payload without token or key');
     const f = fields as Record<string, unknown>;
     const { config } = this.deps;
     const vars: Record<string, string> = {};
@@ -162,7 +180,8 @@ export class MailRenderer {
 
   private verification(job: MailJob): Built {
     const p = job.payload;
-    if (typeof p.token !== 'string' || typeof p.link !== 'string') throw new PermanentMailError('verification payload without token or link');
+    if (typeof p.token !== 'string' || typeof p.link !== 'string')
+      throw new PermanentMailError('verification payload without token or link');
     const vars = { token: oneLine(p.token), link: oneLine(p.link), ipaddress: str(p.ipaddress) };
     const subject = pythonFormat(this.deps.config.mail.verificationSubject, vars);
     return {
@@ -174,4 +193,3 @@ export class MailRenderer {
     };
   }
 }
-

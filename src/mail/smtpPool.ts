@@ -66,7 +66,9 @@ interface Conn {
 /** Errors that mean "this connection is gone", not "the server said no". */
 function isConnectionLoss(err: unknown): boolean {
   const e = err as { code?: unknown; responseCode?: unknown };
-  return e.responseCode === undefined && (e.code === 'ECONNECTION' || e.code === 'ESOCKET' || e.code === 'ETIMEDOUT' || e.code === 'EPROTOCOL');
+  return (
+    e.responseCode === undefined && (e.code === 'ECONNECTION' || e.code === 'ESOCKET' || e.code === 'ETIMEDOUT' || e.code === 'EPROTOCOL')
+  );
 }
 
 export class SmtpPool {

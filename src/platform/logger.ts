@@ -19,7 +19,10 @@ const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 
  */
 export function loggableError(err: Error): string {
   const e = err as Error & { code?: unknown; errno?: unknown; sqlMessage?: unknown };
-  const frames = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).join('\n');
+  const frames = (e.stack ?? '')
+    .split('\n')
+    .filter((l) => /^\s+at /.test(l))
+    .join('\n');
   if (e.sqlMessage !== undefined || e.errno !== undefined || typeof e.code === 'string') {
     return `${e.name} code=${String(e.code ?? e.errno ?? '?')}\n${frames}`;
   }
@@ -31,7 +34,7 @@ function render(fields: LogFields | undefined): string {
   return Object.entries(fields)
     .map(([k, v]) => {
       if (v instanceof Error) return ` ${k}=${JSON.stringify(loggableError(v))}`;
-      return ` ${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v)}`;
+      return ` ${k}=${typeof v === 'string' ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v))}`;
     })
     .join('');
 }

@@ -18,7 +18,11 @@ const DOMAIN_LABEL = /^(?!-)[A-Za-z0-9\u0080-\uFFFF-]{1,63}(?<!-)$/u;
  */
 export function isPlainMailbox(address: string): boolean {
   // Case folding can lengthen an address (ß -> ss); the stored, folded form must fit too.
-  if (normaliseAddress('email', address).length > 254 || /[\u0000-\u0020\u007f-\u00a0\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/u.test(address)) return false;
+  if (
+    normaliseAddress('email', address).length > 254 ||
+    /[\u0000-\u0020\u007f-\u00a0\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/u.test(address)
+  )
+    return false;
   const at = address.indexOf('@');
   if (at <= 0 || at !== address.lastIndexOf('@')) return false;
   const local = address.slice(0, at);

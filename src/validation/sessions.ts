@@ -22,10 +22,19 @@ export function isValidNextLink(link: string): boolean {
   } catch {
     return false;
   }
-  return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' && !/[\u0000-\u001f\u007f\s]/.test(link);
+  return (
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    url.username === '' &&
+    url.password === '' &&
+    !/[\u0000-\u001f\u007f\s]/.test(link)
+  );
 }
 
-function verificationLink(deps: Deps, version: 'v1' | 'v2', s: Pick<ValidationSession, 'sid' | 'clientSecret' | 'token' | 'nextLink'>): string {
+function verificationLink(
+  deps: Deps,
+  version: 'v1' | 'v2',
+  s: Pick<ValidationSession, 'sid' | 'clientSecret' | 'token' | 'nextLink'>,
+): string {
   const q = new URLSearchParams({ token: s.token, client_secret: s.clientSecret, sid: s.sid });
   if (s.nextLink) q.set('next_link', s.nextLink);
   return `${deps.config.server.publicBaseUrl}${basePath(version)}/validate/email/submitToken?${q.toString()}`;
@@ -43,10 +52,15 @@ async function checkSendLimits(deps: Deps, address: string, ip: string): Promise
   ]);
 }
 
-export async function requestEmailToken(deps: Deps, input: RequestTokenInput, ctx: { version: 'v1' | 'v2'; ip: string }): Promise<{ sid: string }> {
+export async function requestEmailToken(
+  deps: Deps,
+  input: RequestTokenInput,
+  ctx: { version: 'v1' | 'v2'; ip: string },
+): Promise<{ sid: string }> {
   if (!isPlainMailbox(input.email)) throw new DomainError('invalid_email', 'Invalid email address');
   const nextLink = input.next_link ?? null;
-  if (nextLink !== null && !isValidNextLink(nextLink)) throw new DomainError('invalid_param', "'next_link' must be an absolute http or https URL");
+  if (nextLink !== null && !isValidNextLink(nextLink))
+    throw new DomainError('invalid_param', "'next_link' must be an absolute http or https URL");
   const { sessions, config } = deps;
   const now = deps.clock();
   const address = normaliseAddress('email', input.email);
@@ -62,7 +76,12 @@ export async function requestEmailToken(deps: Deps, input: RequestTokenInput, ct
     if (input.send_attempt <= existing.sendAttempt) return { sid: existing.sid };
     await checkSendLimits(deps, address, ctx.ip);
     const token = existing.tokenExpiresAt > now ? existing.token : newSecret(deps.random);
-    const update = { token, tokenExpiresAt: existing.tokenExpiresAt > now ? existing.tokenExpiresAt : now + config.binding.tokenLifetimeMs, sendAttempt: input.send_attempt, nextLink };
+    const update = {
+      token,
+      tokenExpiresAt: existing.tokenExpiresAt > now ? existing.tokenExpiresAt : now + config.binding.tokenLifetimeMs,
+      sendAttempt: input.send_attempt,
+      nextLink,
+    };
     await sessions.resendSession(existing.sid, update, mail({ sid: existing.sid, clientSecret: existing.clientSecret, token, nextLink }));
     deps.signals.mailQueued();
     return { sid: existing.sid };
@@ -98,7 +117,10 @@ async function ownedSession(deps: Deps, sid: string, clientSecret: string): Prom
 }
 
 /** Validates the session; answers the session as validated. A session already validated stays so. */
-export async function submitEmailToken(deps: Deps, input: { sid: string; client_secret: string; token: string }): Promise<ValidationSession> {
+export async function submitEmailToken(
+  deps: Deps,
+  input: { sid: string; client_secret: string; token: string },
+): Promise<ValidationSession> {
   const s = await ownedSession(deps, input.sid, input.client_secret);
   const now = deps.clock();
   if (!secretsEqual(s.token, input.token) || (s.validatedAt === null && s.tokenExpiresAt <= now)) {
@@ -110,7 +132,11 @@ export async function submitEmailToken(deps: Deps, input: { sid: string; client_
   return { ...s, validatedAt: now, expiresAt };
 }
 
-export async function validatedSession(deps: Deps, sid: string, clientSecret: string): Promise<ValidationSession & { validatedAt: number }> {
+export async function validatedSession(
+  deps: Deps,
+  sid: string,
+  clientSecret: string,
+): Promise<ValidationSession & { validatedAt: number }> {
   const s = await ownedSession(deps, sid, clientSecret);
   if (s.validatedAt === null) throw new DomainError('session_not_validated', 'This validation session has not been validated yet');
   return s as ValidationSession & { validatedAt: number };

@@ -11,7 +11,11 @@ const doc = parse(readFileSync(new URL('../../openapi/identity.yaml', import.met
 
 function resolve(node: any): any {
   let cur = node;
-  while (cur?.$ref) cur = cur.$ref.slice(2).split('/').reduce((o: any, k: string) => o[k], doc);
+  while (cur?.$ref)
+    cur = cur.$ref
+      .slice(2)
+      .split('/')
+      .reduce((o: any, k: string) => o[k], doc);
   return cur;
 }
 
@@ -58,7 +62,11 @@ describe('openapi/identity.yaml', () => {
   });
 
   it('has generated validators for exactly the documented operations', () => {
-    expect(Object.keys(operations).sort()).toEqual(documentOperations().map((o) => o.id).sort());
+    expect(Object.keys(operations).sort()).toEqual(
+      documentOperations()
+        .map((o) => o.id)
+        .sort(),
+    );
   });
 
   it('gives every operation a description, a 2xx and a 4xx (or a lint exception saying why not)', () => {
@@ -66,8 +74,14 @@ describe('openapi/identity.yaml', () => {
     for (const { id, op } of documentOperations()) {
       const statuses = Object.keys(op.responses);
       expect(op.description, id).toBeTruthy();
-      expect(statuses.some((s) => s.startsWith('2')), id).toBe(true);
-      expect(statuses.some((s) => s.startsWith('4')), id).toBe(!exempt.has(id));
+      expect(
+        statuses.some((s) => s.startsWith('2')),
+        id,
+      ).toBe(true);
+      expect(
+        statuses.some((s) => s.startsWith('4')),
+        id,
+      ).toBe(!exempt.has(id));
     }
   });
 

@@ -35,9 +35,28 @@ describe('openapi/homeserver.yaml', () => {
   it('describes /_matrix/key/v2/server as the spec shows it, and refuses answers without keys or signatures', () => {
     const keys = operations.getServerKeys.responses['200']!;
     const sig = 'A'.repeat(86);
-    expect(keys({ server_name: 'example.org', valid_until_ts: 1652262000000, verify_keys: { 'ed25519:abc123': { key: 'VGhpcw' } }, old_verify_keys: {}, signatures: { 'example.org': { 'ed25519:abc123': sig } } })).toBe(true);
-    expect(keys({ server_name: 'example.org', valid_until_ts: 1652262000000, verify_keys: {}, signatures: { 'example.org': { 'ed25519:abc123': sig } } })).toBe(false);
-    expect(keys({ server_name: 'example.org', valid_until_ts: 1652262000000, verify_keys: { 'ed25519:abc123': { key: 'VGhpcw' } } })).toBe(false);
-    expect(keys({ server_name: 'example.org', valid_until_ts: 'soon', verify_keys: { 'ed25519:abc123': { key: 'VGhpcw' } }, signatures: {} })).toBe(false);
+    expect(
+      keys({
+        server_name: 'example.org',
+        valid_until_ts: 1652262000000,
+        verify_keys: { 'ed25519:abc123': { key: 'VGhpcw' } },
+        old_verify_keys: {},
+        signatures: { 'example.org': { 'ed25519:abc123': sig } },
+      }),
+    ).toBe(true);
+    expect(
+      keys({
+        server_name: 'example.org',
+        valid_until_ts: 1652262000000,
+        verify_keys: {},
+        signatures: { 'example.org': { 'ed25519:abc123': sig } },
+      }),
+    ).toBe(false);
+    expect(keys({ server_name: 'example.org', valid_until_ts: 1652262000000, verify_keys: { 'ed25519:abc123': { key: 'VGhpcw' } } })).toBe(
+      false,
+    );
+    expect(
+      keys({ server_name: 'example.org', valid_until_ts: 'soon', verify_keys: { 'ed25519:abc123': { key: 'VGhpcw' } }, signatures: {} }),
+    ).toBe(false);
   });
 });

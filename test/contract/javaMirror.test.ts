@@ -23,7 +23,12 @@ function rows(): Row[] {
   return text
     .split('\n')
     .filter((l) => /^\| (current|legacy)/.test(l))
-    .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()))
+    .map((l) =>
+      l
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    )
     .map(([pkg, iface, method, http, path, requestModel, okModel, specId]) => ({
       legacy: pkg!.startsWith('legacy'),
       iface: iface!,
@@ -44,14 +49,38 @@ const operationAt = (r: Row): any => doc.paths[r.path]?.[r.http];
  * Anything not listed here must carry Jeon's model name exactly.
  */
 const MODEL_EXCEPTIONS: Record<string, { request?: string; ok?: string; why: string }> = {
-  'v2 LookupApi#lookup': { ok: 'LookupResponse', why: "the specification's v2 answer is {mappings}; Jeon reuses its v1 SingleLookupResponse" },
-  'v1 SigningApi#sign': { request: 'LegacySigningRequest', why: 'on v1 each field may come in the query string instead, so the body requires none' },
-  'v1 SessionApi#postValidateEmail': { ok: 'SessionValidationResponse', why: "Jeon's model.associations.ValidationResponse, renamed beside model.validation's" },
-  'v2 SessionApi#postValidateEmail': { ok: 'SessionValidationResponse', why: "Jeon's model.associations.ValidationResponse, renamed beside model.validation's" },
-  'v1 SessionApi#postValidatePhone': { ok: 'SessionValidationResponse', why: "Jeon's model.associations.ValidationResponse, renamed beside model.validation's" },
-  'v2 SessionApi#postValidatePhone': { ok: 'SessionValidationResponse', why: "Jeon's model.associations.ValidationResponse, renamed beside model.validation's" },
-  'v1 SessionApi#getValidateEmail': { ok: '(html)', why: 'the emailed link answers an HTML page for a person in a browser, as the specification says' },
-  'v2 SessionApi#getValidateEmail': { ok: '(html)', why: 'the emailed link answers an HTML page for a person in a browser, as the specification says' },
+  'v2 LookupApi#lookup': {
+    ok: 'LookupResponse',
+    why: "the specification's v2 answer is {mappings}; Jeon reuses its v1 SingleLookupResponse",
+  },
+  'v1 SigningApi#sign': {
+    request: 'LegacySigningRequest',
+    why: 'on v1 each field may come in the query string instead, so the body requires none',
+  },
+  'v1 SessionApi#postValidateEmail': {
+    ok: 'SessionValidationResponse',
+    why: "Jeon's model.associations.ValidationResponse, renamed beside model.validation's",
+  },
+  'v2 SessionApi#postValidateEmail': {
+    ok: 'SessionValidationResponse',
+    why: "Jeon's model.associations.ValidationResponse, renamed beside model.validation's",
+  },
+  'v1 SessionApi#postValidatePhone': {
+    ok: 'SessionValidationResponse',
+    why: "Jeon's model.associations.ValidationResponse, renamed beside model.validation's",
+  },
+  'v2 SessionApi#postValidatePhone': {
+    ok: 'SessionValidationResponse',
+    why: "Jeon's model.associations.ValidationResponse, renamed beside model.validation's",
+  },
+  'v1 SessionApi#getValidateEmail': {
+    ok: '(html)',
+    why: 'the emailed link answers an HTML page for a person in a browser, as the specification says',
+  },
+  'v2 SessionApi#getValidateEmail': {
+    ok: '(html)',
+    why: 'the emailed link answers an HTML page for a person in a browser, as the specification says',
+  },
 };
 
 function okModelOf(op: any): string | undefined {
@@ -79,7 +108,8 @@ describe('openapi/identity.yaml mirrors the Jeon identity API', () => {
       expect(op.tags).toEqual([r.iface]);
       expect(op['x-java-method']).toBe(`${PACKAGE}${r.legacy ? '.deprecated' : ''}.${r.iface}#${r.method}`);
       const exception = MODEL_EXCEPTIONS[`${version} ${r.iface}#${r.method}`];
-      if (r.requestModel !== '-') expect(schemaName(op.requestBody?.content?.['application/json'])).toBe(exception?.request ?? r.requestModel);
+      if (r.requestModel !== '-')
+        expect(schemaName(op.requestBody?.content?.['application/json'])).toBe(exception?.request ?? r.requestModel);
       expect(okModelOf(op)).toBe(exception?.ok ?? r.okModel);
     });
   }

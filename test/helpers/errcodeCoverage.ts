@@ -26,7 +26,11 @@ export function documentedErrcodes(): Set<string> {
   const doc = parse(readFileSync(join(ROOT, 'openapi/identity.yaml'), 'utf8'));
   const resolveRef = (node: any): any => {
     let cur = node;
-    while (cur?.$ref) cur = cur.$ref.slice(2).split('/').reduce((o: any, k: string) => o[k], doc);
+    while (cur?.$ref)
+      cur = cur.$ref
+        .slice(2)
+        .split('/')
+        .reduce((o: any, k: string) => o[k], doc);
     return cur;
   };
   const out = new Set<string>();
@@ -44,9 +48,7 @@ export function documentedErrcodes(): Set<string> {
 }
 
 function testFiles(dir: string): string[] {
-  return (readdirSync(join(ROOT, dir), { recursive: true }) as string[])
-    .filter((f) => f.endsWith('.test.ts'))
-    .map((f) => join(dir, f));
+  return (readdirSync(join(ROOT, dir), { recursive: true }) as string[]).filter((f) => f.endsWith('.test.ts')).map((f) => join(dir, f));
 }
 
 /** Every test of the task ran: none skipped, filtered out or left to do. */
@@ -71,7 +73,9 @@ export default function setup(project: TestProject): () => void {
       const never = [...documentedErrcodes()].filter((c) => !seen.has(c)).sort();
       if (never.length > 0) {
         // vitest reports an exception thrown here but still exits 0; the exit code is what CI reads.
-        console.error(`errcode coverage FAILED: the document lists errcodes that no test got from the server (provoke them in a test, or drop them from the document):\n  ${never.join('\n  ')}`);
+        console.error(
+          `errcode coverage FAILED: the document lists errcodes that no test got from the server (provoke them in a test, or drop them from the document):\n  ${never.join('\n  ')}`,
+        );
         process.exitCode = 1;
       } else {
         console.log(`errcode coverage: all ${documentedErrcodes().size} documented (operation, status, errcode) answers were seen`);

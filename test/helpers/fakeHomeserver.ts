@@ -69,17 +69,33 @@ export function tlsIdentity(): TlsIdentity {
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2',
-        '-subj', '/CN=fake-homeserver.test',
-        '-addext', 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost,DNS:hs.test,DNS:*.hs.test,DNS:delegated.test,DNS:other.test',
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '2',
+        '-subj',
+        '/CN=fake-homeserver.test',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost,DNS:hs.test,DNS:*.hs.test,DNS:delegated.test,DNS:other.test',
       ],
       { stdio: 'ignore' },
     );
     cachedIdentity = { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') };
   } catch {
     const fixtures = new URL('../fixtures/', import.meta.url);
-    cachedIdentity = { cert: readFileSync(new URL('fake-homeserver.cert.pem', fixtures), 'utf8'), key: readFileSync(new URL('fake-homeserver.key.pem', fixtures), 'utf8') };
+    cachedIdentity = {
+      cert: readFileSync(new URL('fake-homeserver.cert.pem', fixtures), 'utf8'),
+      key: readFileSync(new URL('fake-homeserver.key.pem', fixtures), 'utf8'),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -123,7 +139,9 @@ export async function startFakeHomeserver(opts: { host?: string } = {}): Promise
       };
       requests.push(recorded);
       const handler = routes.get(`${recorded.method} ${recorded.path}`);
-      const answer: RouteAnswer = handler ? await handler(recorded) : { status: 404, body: { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' } };
+      const answer: RouteAnswer = handler
+        ? await handler(recorded)
+        : { status: 404, body: { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' } };
       if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
       if (res.destroyed) return;
       const payload = answer.raw ?? (answer.body === undefined ? '' : JSON.stringify(answer.body));
@@ -208,9 +226,22 @@ export function serveSigningKey(hs: FakeHomeserver, opts: ServeKeyOptions = {}):
  */
 export function synapseAuthHeader(
   key: HomeserverSigningKey,
-  req: { origin: string; identityServer: string; method: string; uri: string; content?: unknown; headerDestination?: string; signedDestination?: 'destination_is' | 'destination' },
+  req: {
+    origin: string;
+    identityServer: string;
+    method: string;
+    uri: string;
+    content?: unknown;
+    headerDestination?: string;
+    signedDestination?: 'destination_is' | 'destination';
+  },
 ): string {
-  const signed: Record<string, unknown> = { method: req.method, uri: req.uri, origin: req.origin, [req.signedDestination ?? 'destination_is']: req.identityServer };
+  const signed: Record<string, unknown> = {
+    method: req.method,
+    uri: req.uri,
+    origin: req.origin,
+    [req.signedDestination ?? 'destination_is']: req.identityServer,
+  };
   if (req.content !== undefined) signed.content = req.content;
   const sig = key.sign(signed);
   const destination = req.headerDestination === undefined ? '' : `,destination="${req.headerDestination}"`;

@@ -19,7 +19,12 @@ export interface TestServer {
   violations: string[];
   logs: string[];
   /** JSON request helper: returns status and parsed body. */
-  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   /** Stops the server; then throws, listing them, if any response did not match the document (see allowViolations). */
   stop(): Promise<void>;
 }
@@ -59,7 +64,14 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
     overrides: {
       ...opts.overrides,
       // Tests send many invites and verification emails for one address and sender; the rate-limit tests set their own.
-      rateLimits: { storeInvitePerIp: 0, storeInvitePerSender: 0, storeInvitePerAddress: 0, requestTokenPerIp: 0, requestTokenPerAddress: 0, ...opts.overrides?.rateLimits },
+      rateLimits: {
+        storeInvitePerIp: 0,
+        storeInvitePerSender: 0,
+        storeInvitePerAddress: 0,
+        requestTokenPerIp: 0,
+        requestTokenPerAddress: 0,
+        ...opts.overrides?.rateLimits,
+      },
       dataDir,
       server: { host: '127.0.0.1', port, publicBaseUrl: url, name: 'is.test', ...opts.overrides?.server },
       database: { url: opts.dbUrl, ...opts.overrides?.database },
@@ -72,7 +84,11 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
   // (Not enumerable, so that `expect(srv.violations).toEqual([])` still compares the entries only.)
   Object.defineProperty(violations, 'push', {
     enumerable: false,
-    value: (...items: string[]) => Array.prototype.push.apply(violations, items.map((v) => `${v} [in: ${expect.getState().currentTestName ?? 'no test'}]`)),
+    value: (...items: string[]) =>
+      Array.prototype.push.apply(
+        violations,
+        items.map((v) => `${v} [in: ${expect.getState().currentTestName ?? 'no test'}]`),
+      ),
   });
   // Every answer's operation, status and errcode, for the suite's errcode coverage (test/helpers/errcodeCoverage.ts).
   const seen = new Set<string>();

@@ -5,7 +5,10 @@ export function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }
@@ -15,5 +18,9 @@ export function verifyMatrixSignature(signed: any, server: string, keyId: string
   const { signatures, unsigned: _unsigned, ...rest } = signed;
   const sig = signatures?.[server]?.[keyId];
   if (typeof sig !== 'string') return false;
-  return nacl.sign.detached.verify(Buffer.from(canonical(rest), 'utf8'), Buffer.from(sig, 'base64'), Buffer.from(publicKey.replace(/-/g, '+').replace(/_/g, '/'), 'base64'));
+  return nacl.sign.detached.verify(
+    Buffer.from(canonical(rest), 'utf8'),
+    Buffer.from(sig, 'base64'),
+    Buffer.from(publicKey.replace(/-/g, '+').replace(/_/g, '/'), 'base64'),
+  );
 }

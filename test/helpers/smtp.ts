@@ -99,7 +99,8 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
     messages,
     connections,
     rcpts,
-    waitFor: (n, timeoutMs = 15_000) => until(() => (messages.length >= n ? messages : undefined), timeoutMs, `${n} emails (got ${messages.length})`),
+    waitFor: (n, timeoutMs = 15_000) =>
+      until(() => (messages.length >= n ? messages : undefined), timeoutMs, `${n} emails (got ${messages.length})`),
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -119,5 +120,10 @@ export function smtpConfig(port: number, extra: NonNullable<ConfigInput['mail']>
 
 /** The same as TESSERA_* environment variables, for spawned processes. */
 export function smtpEnv(port: number): Record<string, string> {
-  return { TESSERA_SMTP_HOST: '127.0.0.1', TESSERA_SMTP_PORT: String(port), TESSERA_SMTP_TLS: 'none', TESSERA_MAIL_FROM: 'Tessera Test <is@is.test>' };
+  return {
+    TESSERA_SMTP_HOST: '127.0.0.1',
+    TESSERA_SMTP_PORT: String(port),
+    TESSERA_SMTP_TLS: 'none',
+    TESSERA_MAIL_FROM: 'Tessera Test <is@is.test>',
+  };
 }

@@ -28,12 +28,20 @@ const URL_RE = /https?:\/\/[^\s<>"]+/g;
  * The newest verification email sent to `recipient`, once at least `count` of them have arrived
  * (pass the number of requestToken sends expected so far when a session sends more than one).
  */
-export async function readVerificationMail(smtp: TestSmtp, recipient: string, opts: { count?: number; timeoutMs?: number } = {}): Promise<VerificationMail> {
+export async function readVerificationMail(
+  smtp: TestSmtp,
+  recipient: string,
+  opts: { count?: number; timeoutMs?: number } = {},
+): Promise<VerificationMail> {
   const count = opts.count ?? 1;
-  const mails = await until(() => {
-    const m = sentTo(smtp, recipient).filter(isVerification);
-    return m.length >= count ? m : undefined;
-  }, opts.timeoutMs ?? 15_000, `${count} verification email(s) to ${recipient}`);
+  const mails = await until(
+    () => {
+      const m = sentTo(smtp, recipient).filter(isVerification);
+      return m.length >= count ? m : undefined;
+    },
+    opts.timeoutMs ?? 15_000,
+    `${count} verification email(s) to ${recipient}`,
+  );
   const mail = mails[mails.length - 1]!;
   const text = mail.parsed.text ?? '';
   const link = (text.match(URL_RE) ?? []).find((u) => new URL(u).pathname.endsWith('/validate/email/submitToken'));
@@ -53,12 +61,20 @@ export interface InviteMail {
 }
 
 /** The newest invitation email sent to `recipient` (waits for at least `count`). */
-export async function readInviteMail(smtp: TestSmtp, recipient: string, opts: { count?: number; timeoutMs?: number } = {}): Promise<InviteMail> {
+export async function readInviteMail(
+  smtp: TestSmtp,
+  recipient: string,
+  opts: { count?: number; timeoutMs?: number } = {},
+): Promise<InviteMail> {
   const count = opts.count ?? 1;
-  const mails = await until(() => {
-    const m = sentTo(smtp, recipient).filter((x) => /signurl=/.test(x.parsed.text ?? ''));
-    return m.length >= count ? m : undefined;
-  }, opts.timeoutMs ?? 15_000, `${count} invitation email(s) to ${recipient}`);
+  const mails = await until(
+    () => {
+      const m = sentTo(smtp, recipient).filter((x) => /signurl=/.test(x.parsed.text ?? ''));
+      return m.length >= count ? m : undefined;
+    },
+    opts.timeoutMs ?? 15_000,
+    `${count} invitation email(s) to ${recipient}`,
+  );
   const mail = mails[mails.length - 1]!;
   const raw = (mail.parsed.text ?? '').match(URL_RE)?.find((u) => u.includes('signurl='));
   if (!raw) throw new Error('no join link in the invitation email');

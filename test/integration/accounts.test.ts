@@ -91,11 +91,17 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
     hs = await startFakeHomeserver();
     hs.route('GET', USERINFO, (req) => {
       const user = openIdTokens.get(req.query.access_token ?? '');
-      return user ? { body: { sub: user } } : { status: 401, body: { errcode: 'M_UNKNOWN_TOKEN', error: 'Access Token unknown or expired' } };
+      return user
+        ? { body: { sub: user } }
+        : { status: 401, body: { errcode: 'M_UNKNOWN_TOKEN', error: 'Access Token unknown or expired' } };
     });
     dir = mkdtempSync(join(tmpdir(), 'tessera-terms-'));
     writeFileSync(join(dir, 'terms.yaml'), TERMS_YAML);
-    srv = await startTestServer({ dbUrl: await newDb(), clock: () => now, overrides: { ...fedOverrides, terms: { file: join(dir, 'terms.yaml') } } });
+    srv = await startTestServer({
+      dbUrl: await newDb(),
+      clock: () => now,
+      overrides: { ...fedOverrides, terms: { file: join(dir, 'terms.yaml') } },
+    });
     plain = await startTestServer({ dbUrl: await newDb(), clock: () => now, overrides: { ...fedOverrides, server: { v1Enabled: false } } });
   });
   afterAll(async () => {
@@ -148,7 +154,12 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
     });
 
     it('refuses a token the homeserver does not know (401 M_UNAUTHORIZED)', async () => {
-      const res = await srv.call('POST', `${V2}/account/register`, { access_token: 'forged', token_type: 'Bearer', matrix_server_name: hs.serverName, expires_in: 3600 });
+      const res = await srv.call('POST', `${V2}/account/register`, {
+        access_token: 'forged',
+        token_type: 'Bearer',
+        matrix_server_name: hs.serverName,
+        expires_in: 3600,
+      });
       expect(res).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
       expect(hs.requestsTo(USERINFO)).toHaveLength(1);
     });
@@ -195,14 +206,23 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
         status: 400,
         body: { errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: access_token,matrix_server_name' },
       });
-      expect(await srv.call('POST', `${V2}/account/register`, { access_token: 'x', matrix_server_name: 'bad name/' })).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
-      expect(await srv.call('POST', `${V2}/account/register`, { access_token: 5, matrix_server_name: hs.serverName })).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
+      expect(await srv.call('POST', `${V2}/account/register`, { access_token: 'x', matrix_server_name: 'bad name/' })).toMatchObject({
+        status: 400,
+        body: { errcode: 'M_INVALID_PARAM' },
+      });
+      expect(await srv.call('POST', `${V2}/account/register`, { access_token: 5, matrix_server_name: hs.serverName })).toMatchObject({
+        status: 400,
+        body: { errcode: 'M_INVALID_PARAM' },
+      });
       expect(await srv.call('POST', `${V2}/account/register`, '[1]')).toMatchObject({ status: 400, body: { errcode: 'M_NOT_JSON' } });
       expect(hs.requests).toHaveLength(0);
     });
 
     it('honours the operator allow list of homeservers', async () => {
-      const restricted = await startTestServer({ dbUrl: await newDb(), overrides: { ...fedOverrides, accounts: { allowedServers: ['hs.example'] } } });
+      const restricted = await startTestServer({
+        dbUrl: await newDb(),
+        overrides: { ...fedOverrides, accounts: { allowedServers: ['hs.example'] } },
+      });
       try {
         const res = await restricted.call('POST', `${V2}/account/register`, openIdFor('alice'));
         expect(res).toMatchObject({ status: 403, body: { errcode: 'M_UNAUTHORIZED' } });
@@ -211,7 +231,10 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
       } finally {
         await restricted.stop();
       }
-      const open = await startTestServer({ dbUrl: await newDb(), overrides: { ...fedOverrides, accounts: { allowedServers: ['hs.example', hs.serverName] } } });
+      const open = await startTestServer({
+        dbUrl: await newDb(),
+        overrides: { ...fedOverrides, accounts: { allowedServers: ['hs.example', hs.serverName] } },
+      });
       try {
         expect((await open.call('POST', `${V2}/account/register`, openIdFor('alice'))).status).toBe(200);
       } finally {
@@ -250,10 +273,19 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
     it('logout ends the token: 401 M_UNAUTHORIZED on /account and on a second logout', async () => {
       const { token } = await register(srv, 'leaver');
       expect(await srv.call('POST', `${V2}/account/logout`, undefined, bearer(token))).toMatchObject({ status: 200, body: {} });
-      expect(await srv.call('GET', `${V2}/account`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
-      expect(await srv.call('POST', `${V2}/account/logout`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
+      expect(await srv.call('GET', `${V2}/account`, undefined, bearer(token))).toMatchObject({
+        status: 401,
+        body: { errcode: 'M_UNAUTHORIZED' },
+      });
+      expect(await srv.call('POST', `${V2}/account/logout`, undefined, bearer(token))).toMatchObject({
+        status: 401,
+        body: { errcode: 'M_UNAUTHORIZED' },
+      });
       // and it is no good anywhere else either
-      expect(await srv.call('POST', `${V2}/store-invite`, invite(`@leaver:${hs.serverName}`), bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
+      expect(await srv.call('POST', `${V2}/store-invite`, invite(`@leaver:${hs.serverName}`), bearer(token))).toMatchObject({
+        status: 401,
+        body: { errcode: 'M_UNAUTHORIZED' },
+      });
     });
 
     it('logout works with the query-parameter token too', async () => {
@@ -266,7 +298,8 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
       const expiring = await register(srv, 'expiring');
       const leaving = await register(srv, 'leaving');
       // both accepted the terms: a gated route would answer them 200, so only the token decides
-      for (const t of [expiring.token, leaving.token]) await srv.call('POST', `${V2}/terms`, { user_accepts: [TOS_EN, PRIVACY_FR] }, bearer(t));
+      for (const t of [expiring.token, leaving.token])
+        await srv.call('POST', `${V2}/terms`, { user_accepts: [TOS_EN, PRIVACY_FR] }, bearer(t));
       expect((await srv.call('GET', `${V2}/hash_details`, undefined, bearer(expiring.token))).status).toBe(200);
       expect((await srv.call('POST', `${V2}/account/logout`, undefined, bearer(leaving.token))).status).toBe(200);
       const saved = now;
@@ -293,7 +326,10 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
         }
         now = saved;
         // the logged-out token stays refused once the clock is back; the other still works before it expires
-        expect(await srv.call('GET', `${V2}/account`, undefined, bearer(leaving.token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
+        expect(await srv.call('GET', `${V2}/account`, undefined, bearer(leaving.token))).toMatchObject({
+          status: 401,
+          body: { errcode: 'M_UNAUTHORIZED' },
+        });
         expect((await srv.call('GET', `${V2}/hash_details`, undefined, bearer(expiring.token))).status).toBe(200);
       } finally {
         now = saved;
@@ -307,7 +343,10 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
         now = saved + 30 * DAY - 1000;
         expect((await srv.call('GET', `${V2}/account`, undefined, bearer(token))).status).toBe(200);
         now = saved + 30 * DAY + 1;
-        expect(await srv.call('GET', `${V2}/account`, undefined, bearer(token))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
+        expect(await srv.call('GET', `${V2}/account`, undefined, bearer(token))).toMatchObject({
+          status: 401,
+          body: { errcode: 'M_UNAUTHORIZED' },
+        });
         expect(await srv.service.deps.accounts.deleteExpiredAccountTokens(now, 1000)).toBeGreaterThan(0);
         const knex = srv.service.db.knex;
         const hash = createHash('sha256').update(token).digest('hex');
@@ -324,7 +363,9 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
       const b = await register(srv, 'beta');
       const old = await register(srv, 'gamma');
       const knex = srv.service.db.knex;
-      await knex('account_tokens').where('token_hash', createHash('sha256').update(old.token).digest('hex')).update({ expires_at: now - 1 });
+      await knex('account_tokens')
+        .where('token_hash', createHash('sha256').update(old.token).digest('hex'))
+        .update({ expires_at: now - 1 });
       const tokens = [a.token, b.token, old.token, 'made-up-token', a.token, b.token];
       const answers = await Promise.all(tokens.map((t) => srv.call('GET', `${V2}/account`, undefined, bearer(t))));
       expect(answers.map((r) => [r.status, r.body.user_id ?? r.body.errcode])).toEqual([
@@ -360,23 +401,36 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
 
     it('none accepted: gated endpoints answer 403 M_TERMS_NOT_SIGNED; /account and /terms stay open', async () => {
       const { token, userId } = await register(srv, 'newbie');
-      expect(await srv.call('POST', `${V2}/store-invite`, invite(userId), bearer(token))).toMatchObject({ status: 403, body: { errcode: 'M_TERMS_NOT_SIGNED' } });
+      expect(await srv.call('POST', `${V2}/store-invite`, invite(userId), bearer(token))).toMatchObject({
+        status: 403,
+        body: { errcode: 'M_TERMS_NOT_SIGNED' },
+      });
       expect((await srv.call('GET', `${V2}/account`, undefined, bearer(token))).status).toBe(200);
       expect((await srv.call('GET', `${V2}/terms`)).status).toBe(200);
       expect((await srv.call('POST', `${V2}/terms`, { user_accepts: [] }, bearer(token))).status).toBe(200);
-      expect(await srv.call('POST', `${V2}/store-invite`, invite(userId), bearer(token))).toMatchObject({ status: 403, body: { errcode: 'M_TERMS_NOT_SIGNED' } });
+      expect(await srv.call('POST', `${V2}/store-invite`, invite(userId), bearer(token))).toMatchObject({
+        status: 403,
+        body: { errcode: 'M_TERMS_NOT_SIGNED' },
+      });
     });
 
     it('one policy of two is not enough; one language per policy is; acceptances accumulate across calls', async () => {
       const { token, userId } = await register(srv, 'reader');
       expect(await srv.call('POST', `${V2}/terms`, { user_accepts: [TOS_EN] }, bearer(token))).toMatchObject({ status: 200, body: {} });
-      expect(await srv.call('POST', `${V2}/store-invite`, invite(userId), bearer(token))).toMatchObject({ status: 403, body: { errcode: 'M_TERMS_NOT_SIGNED' } });
+      expect(await srv.call('POST', `${V2}/store-invite`, invite(userId), bearer(token))).toMatchObject({
+        status: 403,
+        body: { errcode: 'M_TERMS_NOT_SIGNED' },
+      });
       // a separate call with only the other policy, in French: the earlier acceptance still counts
-      expect((await srv.call('POST', `${V2}/terms`, { user_accepts: [PRIVACY_FR, 'https://unknown.example/x'] }, bearer(token))).status).toBe(200);
+      expect(
+        (await srv.call('POST', `${V2}/terms`, { user_accepts: [PRIVACY_FR, 'https://unknown.example/x'] }, bearer(token))).status,
+      ).toBe(200);
       expect((await srv.call('POST', `${V2}/store-invite`, invite(userId), bearer(token))).status).toBe(200);
       // accepting again changes nothing
       expect((await srv.call('POST', `${V2}/terms`, { user_accepts: [TOS_FR, TOS_EN] }, bearer(token))).status).toBe(200);
-      expect((await srv.call('POST', `${V2}/store-invite`, invite(userId, { address: 'dave@example.org' }), bearer(token))).status).toBe(200);
+      expect((await srv.call('POST', `${V2}/store-invite`, invite(userId, { address: 'dave@example.org' }), bearer(token))).status).toBe(
+        200,
+      );
     });
 
     it('acceptance belongs to the user: a second token of the same user is already through', async () => {
@@ -384,14 +438,25 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
       await srv.call('POST', `${V2}/terms`, { user_accepts: [TOS_FR, PRIVACY_FR] }, bearer(first.token));
       const second = await register(srv, 'twice');
       expect(second.token).not.toBe(first.token);
-      expect((await srv.call('POST', `${V2}/store-invite`, invite(second.userId, { address: 'erin@example.org' }), bearer(second.token))).status).toBe(200);
+      expect(
+        (await srv.call('POST', `${V2}/store-invite`, invite(second.userId, { address: 'erin@example.org' }), bearer(second.token))).status,
+      ).toBe(200);
     });
 
     it('POST /terms needs a token and a user_accepts list', async () => {
-      expect(await srv.call('POST', `${V2}/terms`, { user_accepts: [TOS_EN] })).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
+      expect(await srv.call('POST', `${V2}/terms`, { user_accepts: [TOS_EN] })).toMatchObject({
+        status: 401,
+        body: { errcode: 'M_UNAUTHORIZED' },
+      });
       const { token } = await register(srv, 'sloppy');
-      expect(await srv.call('POST', `${V2}/terms`, {}, bearer(token))).toMatchObject({ status: 400, body: { errcode: 'M_MISSING_PARAMS' } });
-      expect(await srv.call('POST', `${V2}/terms`, { user_accepts: 'x' }, bearer(token))).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
+      expect(await srv.call('POST', `${V2}/terms`, {}, bearer(token))).toMatchObject({
+        status: 400,
+        body: { errcode: 'M_MISSING_PARAMS' },
+      });
+      expect(await srv.call('POST', `${V2}/terms`, { user_accepts: 'x' }, bearer(token))).toMatchObject({
+        status: 400,
+        body: { errcode: 'M_INVALID_PARAM' },
+      });
     });
 
     it('without a terms file: empty policies and no gate', async () => {
@@ -404,14 +469,25 @@ describe.each(testDatabases())('accounts and terms on $name', (db) => {
   describe('v2 store-invite', () => {
     it('refuses a sender other than the token user (403 M_UNAUTHORIZED)', async () => {
       const { token } = await register(plain, 'honest');
-      expect(await plain.call('POST', `${V2}/store-invite`, invite('@someone:else.example'), bearer(token))).toMatchObject({ status: 403, body: { errcode: 'M_UNAUTHORIZED' } });
-      expect(await plain.call('POST', `${V2}/store-invite`, invite('@someone:else.example'))).toMatchObject({ status: 401, body: { errcode: 'M_UNAUTHORIZED' } });
+      expect(await plain.call('POST', `${V2}/store-invite`, invite('@someone:else.example'), bearer(token))).toMatchObject({
+        status: 403,
+        body: { errcode: 'M_UNAUTHORIZED' },
+      });
+      expect(await plain.call('POST', `${V2}/store-invite`, invite('@someone:else.example'))).toMatchObject({
+        status: 401,
+        body: { errcode: 'M_UNAUTHORIZED' },
+      });
     });
 
     it('with v1 switched off, v1 answers 404 M_UNRECOGNIZED and v2 still works', async () => {
-      expect(await plain.call('POST', `${V1}/store-invite`, invite('@x:hs.example'))).toMatchObject({ status: 404, body: { errcode: 'M_UNRECOGNIZED' } });
+      expect(await plain.call('POST', `${V1}/store-invite`, invite('@x:hs.example'))).toMatchObject({
+        status: 404,
+        body: { errcode: 'M_UNRECOGNIZED' },
+      });
       const { token, userId } = await register(plain, 'modern');
-      expect((await plain.call('POST', `${V2}/store-invite`, invite(userId, { address: 'v2only@example.org' }), bearer(token))).status).toBe(200);
+      expect(
+        (await plain.call('POST', `${V2}/store-invite`, invite(userId, { address: 'v2only@example.org' }), bearer(token))).status,
+      ).toBe(200);
     });
 
     it('a complete v2 run: register, read and accept the terms, store an invite, check both key validity URLs', async () => {

@@ -85,7 +85,13 @@ describe.each(testDatabases())('binding on $name', (db) => {
   });
 
   const storeInvite = async (address: string, over: Record<string, unknown> = {}) => {
-    const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address, room_id: '!room:hs.example', sender: '@alice:hs.example', ...over });
+    const res = await srv.call('POST', `${V1}/store-invite`, {
+      medium: 'email',
+      address,
+      room_id: '!room:hs.example',
+      sender: '@alice:hs.example',
+      ...over,
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     return res.body as { token: string; public_keys: { public_key: string }[] };
   };
@@ -96,17 +102,32 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const headers = opts.version === 'v2' ? bearer(opts.mxid!) : {};
     const clientSecret = `secret-${counter++}`;
     const sent = verificationMailCount(smtp, address);
-    const req = await srv.call('POST', `${base}/validate/email/requestToken`, { client_secret: clientSecret, email: address, send_attempt: 1 }, headers);
+    const req = await srv.call(
+      'POST',
+      `${base}/validate/email/requestToken`,
+      { client_secret: clientSecret, email: address, send_attempt: 1 },
+      headers,
+    );
     expect(req.status, JSON.stringify(req.body)).toBe(200);
     const mail = await readVerificationMail(smtp, address, { count: sent + 1 });
-    const sub = await srv.call('POST', `${base}/validate/email/submitToken`, { sid: req.body.sid, client_secret: clientSecret, token: mail.token }, headers);
+    const sub = await srv.call(
+      'POST',
+      `${base}/validate/email/submitToken`,
+      { sid: req.body.sid, client_secret: clientSecret, token: mail.token },
+      headers,
+    );
     expect(sub.body).toEqual({ success: true });
     return { sid: req.body.sid as string, clientSecret };
   };
 
   const bind = async (address: string, mxid: string, version: 'v1' | 'v2' = 'v1') => {
     const { sid, clientSecret } = await validate(address, { version, mxid });
-    const res = await srv.call('POST', `${version === 'v2' ? V2 : V1}/3pid/bind`, { sid, client_secret: clientSecret, mxid }, version === 'v2' ? bearer(mxid) : {});
+    const res = await srv.call(
+      'POST',
+      `${version === 'v2' ? V2 : V1}/3pid/bind`,
+      { sid, client_secret: clientSecret, mxid },
+      version === 'v2' ? bearer(mxid) : {},
+    );
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     return { association: res.body, sid, clientSecret };
   };
@@ -133,7 +154,14 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(call.method).toBe('POST');
     expect(call.path).toBe(ONBIND);
     const body = call.body;
-    expect(body).toMatchObject({ medium: 'email', address: address.toLowerCase(), mxid, ts: association.ts, not_before: association.not_before, not_after: association.not_after });
+    expect(body).toMatchObject({
+      medium: 'email',
+      address: address.toLowerCase(),
+      mxid,
+      ts: association.ts,
+      not_before: association.not_before,
+      not_after: association.not_after,
+    });
     expect(verifyMatrixSignature(body, 'is.test', 'ed25519:0', serverKey)).toBe(true);
     expect(body.invites.map((i: any) => i.token).sort()).toEqual([inv1.token, inv2.token].sort());
     for (const i of body.invites) {
@@ -141,7 +169,10 @@ describe.each(testDatabases())('binding on $name', (db) => {
       expect(i.signed).toMatchObject({ mxid, token: i.token });
       expect(verifyMatrixSignature(i.signed, 'is.test', 'ed25519:0', serverKey)).toBe(true);
     }
-    expect(body.invites.find((i: any) => i.token === inv2.token)).toMatchObject({ room_id: '!other:hs.example', sender: '@carol:hs.example' });
+    expect(body.invites.find((i: any) => i.token === inv2.token)).toMatchObject({
+      room_id: '!other:hs.example',
+      sender: '@carol:hs.example',
+    });
     const delivered = await until('invites marked delivered', async () => {
       const rows = await knex('invites').whereIn('token', [inv1.token, inv2.token]).whereNotNull('delivered_at');
       return rows.length === 2 && rows;
@@ -150,7 +181,12 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(onbind.calls).toHaveLength(1);
 
     // store-invite now answers M_THREEPID_IN_USE with the bound mxid
-    const inUse = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address, room_id: '!r:hs.example', sender: '@alice:hs.example' });
+    const inUse = await srv.call('POST', `${V1}/store-invite`, {
+      medium: 'email',
+      address,
+      room_id: '!r:hs.example',
+      sender: '@alice:hs.example',
+    });
     expect(inUse.status).toBe(400);
     expect(inUse.body).toMatchObject({ errcode: 'M_THREEPID_IN_USE', mxid });
 
@@ -164,7 +200,12 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(one.body).toMatchObject({ mxid, address: address.toLowerCase() });
     expect(verifyMatrixSignature(one.body, 'is.test', 'ed25519:0', serverKey)).toBe(true);
     expect((await srv.call('GET', `${V1}/lookup?medium=email&address=nobody@example.org`)).body).toEqual({});
-    const bulk = await srv.call('POST', `${V1}/bulk_lookup`, { threepids: [['email', address], ['email', 'nobody@example.org']] });
+    const bulk = await srv.call('POST', `${V1}/bulk_lookup`, {
+      threepids: [
+        ['email', address],
+        ['email', 'nobody@example.org'],
+      ],
+    });
     expect(bulk.body).toEqual({ threepids: [['email', address, mxid]] });
 
     // v2 lookup, both algorithms
@@ -172,7 +213,12 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(details.body.algorithms).toEqual(['none', 'sha256']);
     const pepper = details.body.lookup_pepper as string;
     const lower = address.toLowerCase();
-    const none = await srv.call('POST', `${V2}/lookup`, { algorithm: 'none', pepper, addresses: [`${lower} email`, 'x@example.org email'] }, bearer(mxid));
+    const none = await srv.call(
+      'POST',
+      `${V2}/lookup`,
+      { algorithm: 'none', pepper, addresses: [`${lower} email`, 'x@example.org email'] },
+      bearer(mxid),
+    );
     expect(none.body).toEqual({ mappings: { [`${lower} email`]: mxid } });
     const hash = createHash('sha256').update(`${lower} email ${pepper}`).digest('base64url');
     const sha = await srv.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper, addresses: [hash, 'A'.repeat(43)] }, bearer(mxid));
@@ -188,31 +234,52 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(algo.body.errcode).toBe('M_INVALID_PARAM');
 
     // unbind with the session; afterwards the address is free again
-    const unbind = await srv.call('POST', `${V1}/3pid/unbind`, { mxid, threepid: { medium: 'email', address }, sid, client_secret: clientSecret });
+    const unbind = await srv.call('POST', `${V1}/3pid/unbind`, {
+      mxid,
+      threepid: { medium: 'email', address },
+      sid,
+      client_secret: clientSecret,
+    });
     expect(unbind.status).toBe(200);
     expect((await srv.call('GET', `${V1}/lookup?medium=email&address=${encodeURIComponent(address)}`)).body).toEqual({});
     await storeInvite(address);
-    const again = await srv.call('POST', `${V1}/3pid/unbind`, { mxid, threepid: { medium: 'email', address }, sid, client_secret: clientSecret });
+    const again = await srv.call('POST', `${V1}/3pid/unbind`, {
+      mxid,
+      threepid: { medium: 'email', address },
+      sid,
+      client_secret: clientSecret,
+    });
     expect(again.status).toBe(404);
 
     // nothing secret reached the log: tokens, client secrets, the address
     const logs = srv.logs.join('\n');
     const mail = await readVerificationMail(smtp, address);
-    for (const secret of [mail.token, clientSecret, address, address.toLowerCase(), inv1.token, inv2.token]) expect(logs).not.toContain(secret);
+    for (const secret of [mail.token, clientSecret, address, address.toLowerCase(), inv1.token, inv2.token])
+      expect(logs).not.toContain(secret);
   });
 
   it('on v2: mxid must be the token user; unbind by the authenticated owner', async () => {
     const address = uniqueAddress('dora');
     const mxid = `@dora:${hs.serverName}`;
     const { sid, clientSecret } = await validate(address, { version: 'v2', mxid });
-    const spoof = await srv.call('POST', `${V2}/3pid/bind`, { sid, client_secret: clientSecret, mxid: '@mallory:hs.example' }, bearer(mxid));
+    const spoof = await srv.call(
+      'POST',
+      `${V2}/3pid/bind`,
+      { sid, client_secret: clientSecret, mxid: '@mallory:hs.example' },
+      bearer(mxid),
+    );
     expect(spoof.status).toBe(403);
     expect(spoof.body.errcode).toBe('M_UNAUTHORIZED');
     const noToken = await srv.call('POST', `${V2}/3pid/bind`, { sid, client_secret: clientSecret, mxid });
     expect(noToken.status).toBe(401);
     const ok = await srv.call('POST', `${V2}/3pid/bind`, { sid, client_secret: clientSecret, mxid }, bearer(mxid));
     expect(ok.status).toBe(200);
-    const stranger = await srv.call('POST', `${V2}/3pid/unbind`, { mxid, threepid: { medium: 'email', address } }, bearer('@eve:hs.example'));
+    const stranger = await srv.call(
+      'POST',
+      `${V2}/3pid/unbind`,
+      { mxid, threepid: { medium: 'email', address } },
+      bearer('@eve:hs.example'),
+    );
     expect(stranger.status).toBe(403);
     const v1NoSession = await srv.call('POST', `${V1}/3pid/unbind`, { mxid, threepid: { medium: 'email', address } });
     expect(v1NoSession.status).toBe(403);
@@ -223,7 +290,8 @@ describe.each(testDatabases())('binding on $name', (db) => {
 
   it('makes requestToken idempotent per send_attempt, and checks the address and next_link', async () => {
     const address = uniqueAddress('erin');
-    const count = async () => Number((await knex('mail_outbox').where({ kind: 'verification', recipient: address }).count({ n: '*' }))[0]!.n);
+    const count = async () =>
+      Number((await knex('mail_outbox').where({ kind: 'verification', recipient: address }).count({ n: '*' }))[0]!.n);
     const body = { client_secret: 'cs-erin', email: address, send_attempt: 1 };
     const a = await srv.call('POST', `${V1}/validate/email/requestToken`, body);
     const b = await srv.call('POST', `${V1}/validate/email/requestToken`, body);
@@ -272,17 +340,30 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const bindEarly = await srv.call('POST', `${V1}/3pid/bind`, { sid, client_secret: 'cs-gus', mxid: '@gus:hs.example' });
     expect(bindEarly.body.errcode).toBe('M_SESSION_NOT_VALIDATED');
     for (const base of [V1, V2]) {
-      const wrong = await srv.call('POST', `${base}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: 'wrong' }, bearer('@gus:hs.example'));
+      const wrong = await srv.call(
+        'POST',
+        `${base}/validate/email/submitToken`,
+        { sid, client_secret: 'cs-gus', token: 'wrong' },
+        bearer('@gus:hs.example'),
+      );
       expect(wrong.status, base).toBe(400);
       expect(wrong.body.errcode, base).toBe('M_TOKEN_INCORRECT');
     }
-    const wrongSecret = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-x', token: (await readVerificationMail(smtp, address)).token });
+    const wrongSecret = await srv.call('POST', `${V1}/validate/email/submitToken`, {
+      sid,
+      client_secret: 'cs-x',
+      token: (await readVerificationMail(smtp, address)).token,
+    });
     expect(wrongSecret.status).toBe(404);
     expect(wrongSecret.body.errcode).toBe('M_NO_VALID_SESSION');
     // the right token, expired (its session is not): M_TOKEN_INCORRECT too, and the session stays unvalidated
     offset = srv.service.deps.config.binding.tokenLifetimeMs + 1;
     expect(offset).toBeLessThan(srv.service.deps.config.binding.sessionLifetimeMs);
-    const late = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid, client_secret: 'cs-gus', token: (await readVerificationMail(smtp, address)).token });
+    const late = await srv.call('POST', `${V1}/validate/email/submitToken`, {
+      sid,
+      client_secret: 'cs-gus',
+      token: (await readVerificationMail(smtp, address)).token,
+    });
     expect(late.status).toBe(400);
     expect(late.body.errcode).toBe('M_TOKEN_INCORRECT');
     expect((await get(sid, 'cs-gus')).body.errcode).toBe('M_SESSION_NOT_VALIDATED');
@@ -301,7 +382,12 @@ describe.each(testDatabases())('binding on $name', (db) => {
 
   it('validates through the emailed GET link: a page, or a redirect only to the session next_link', async () => {
     const address = uniqueAddress('hana');
-    const req = await srv.call('POST', `${V2}/validate/email/requestToken`, { client_secret: 'cs-hana', email: address, send_attempt: 1, next_link: 'https://app.example.org/done?x=1' }, bearer('@hana:hs.example'));
+    const req = await srv.call(
+      'POST',
+      `${V2}/validate/email/requestToken`,
+      { client_secret: 'cs-hana', email: address, send_attempt: 1, next_link: 'https://app.example.org/done?x=1' },
+      bearer('@hana:hs.example'),
+    );
     const mail = await readVerificationMail(smtp, address);
     expect(mail.link.startsWith(`${srv.url}${V2}/validate/email/submitToken?`)).toBe(true);
     expect(new URL(mail.link).searchParams.get('next_link')).toBe('https://app.example.org/done?x=1');
@@ -314,7 +400,12 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const redirect = await fetch(mail.link, { redirect: 'manual' });
     expect(redirect.status).toBe(302);
     expect(redirect.headers.get('location')).toBe('https://app.example.org/done?x=1');
-    const got = await srv.call('GET', `${V2}/3pid/getValidated3pid?sid=${req.body.sid}&client_secret=cs-hana`, undefined, bearer('@hana:hs.example'));
+    const got = await srv.call(
+      'GET',
+      `${V2}/3pid/getValidated3pid?sid=${req.body.sid}&client_secret=cs-hana`,
+      undefined,
+      bearer('@hana:hs.example'),
+    );
     expect(got.status).toBe(200);
 
     const plainAddress = uniqueAddress('ivan');
@@ -390,7 +481,13 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const json = { 'content-type': 'application/json' };
     const posts: Variant[] = [
       ['an empty body', { body: '' }],
-      ['a valid-looking body', { body: JSON.stringify({ client_secret: 'x', country: 'GB', phone_number: '7700900000', send_attempt: 1, sid: 's', token: 't' }), headers: json }],
+      [
+        'a valid-looking body',
+        {
+          body: JSON.stringify({ client_secret: 'x', country: 'GB', phone_number: '7700900000', send_attempt: 1, sid: 's', token: 't' }),
+          headers: json,
+        },
+      ],
       ['a malformed JSON body', { body: '{"client_secret": ', headers: json }],
       ['a form body', { body: 'client_secret=x&send_attempt=abc', headers: { 'content-type': 'application/x-www-form-urlencoded' } }],
       ['a bad access token', { body: '{}', headers: { ...json, authorization: 'Bearer nope' } }],
@@ -405,7 +502,10 @@ describe.each(testDatabases())('binding on $name', (db) => {
         const res = await fetch(`${srv.url}${path}${req.query ?? ''}`, { method, body: req.body, headers: req.headers });
         const body = (await res.json()) as { errcode: string; error: string };
         expect(res.status, `${method} ${path} with ${what}`).toBe(404);
-        expect(body, `${method} ${path} with ${what}`).toEqual({ errcode: 'M_UNRECOGNIZED', error: 'This identity server does not validate phone numbers (msisdn); use email' });
+        expect(body, `${method} ${path} with ${what}`).toEqual({
+          errcode: 'M_UNRECOGNIZED',
+          error: 'This identity server does not validate phone numbers (msisdn); use email',
+        });
       }
     }
   });
@@ -416,18 +516,34 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const form = (path: string, fields: [string, string][], headers: Record<string, string> = {}) =>
       srv.call('POST', path, new URLSearchParams(fields).toString(), { 'content-type': 'application/x-www-form-urlencoded', ...headers });
     // send_attempt arrives as the string "1": it becomes the integer the schema asks for, and the email goes out
-    const req = await form(`${V1}/validate/email/requestToken`, [['client_secret', 'cs-form'], ['email', address], ['send_attempt', '1']]);
+    const req = await form(`${V1}/validate/email/requestToken`, [
+      ['client_secret', 'cs-form'],
+      ['email', address],
+      ['send_attempt', '1'],
+    ]);
     expect(req.status, JSON.stringify(req.body)).toBe(200);
     const sid = req.body.sid as string;
     const mail = await readVerificationMail(smtp, address);
     // the same send_attempt again, as a form: the same session, no second email
-    const again = await form(`${V1}/validate/email/requestToken`, [['client_secret', 'cs-form'], ['email', address], ['send_attempt', '1']]);
+    const again = await form(`${V1}/validate/email/requestToken`, [
+      ['client_secret', 'cs-form'],
+      ['email', address],
+      ['send_attempt', '1'],
+    ]);
     expect(again.body).toEqual({ sid });
     expect(Number((await knex('mail_outbox').where({ kind: 'verification', recipient: address }).count({ n: '*' }))[0]!.n)).toBe(1);
-    const sub = await form(`${V1}/validate/email/submitToken`, [['sid', sid], ['client_secret', 'cs-form'], ['token', mail.token]]);
+    const sub = await form(`${V1}/validate/email/submitToken`, [
+      ['sid', sid],
+      ['client_secret', 'cs-form'],
+      ['token', mail.token],
+    ]);
     expect(sub.status, JSON.stringify(sub.body)).toBe(200);
     expect(sub.body).toEqual({ success: true });
-    const bound = await form(`${V1}/3pid/bind`, [['sid', sid], ['client_secret', 'cs-form'], ['mxid', mxid]]);
+    const bound = await form(`${V1}/3pid/bind`, [
+      ['sid', sid],
+      ['client_secret', 'cs-form'],
+      ['mxid', mxid],
+    ]);
     expect(bound.status, JSON.stringify(bound.body)).toBe(200);
     expect(bound.body).toMatchObject({ medium: 'email', address: address.toLowerCase(), mxid });
     expect(verifyMatrixSignature(bound.body, 'is.test', 'ed25519:0', serverKey)).toBe(true);
@@ -435,9 +551,22 @@ describe.each(testDatabases())('binding on $name', (db) => {
 
     // what does not convert, or comes twice, is refused as the same value in JSON would be
     for (const fields of [
-      [['client_secret', 'cs-form2'], ['email', uniqueAddress('form2')], ['send_attempt', 'abc']],
-      [['client_secret', 'cs-form2'], ['email', uniqueAddress('form2')], ['send_attempt', '1.5']],
-      [['client_secret', 'cs-form2'], ['email', uniqueAddress('form2')], ['send_attempt', '1'], ['send_attempt', '2']],
+      [
+        ['client_secret', 'cs-form2'],
+        ['email', uniqueAddress('form2')],
+        ['send_attempt', 'abc'],
+      ],
+      [
+        ['client_secret', 'cs-form2'],
+        ['email', uniqueAddress('form2')],
+        ['send_attempt', '1.5'],
+      ],
+      [
+        ['client_secret', 'cs-form2'],
+        ['email', uniqueAddress('form2')],
+        ['send_attempt', '1'],
+        ['send_attempt', '2'],
+      ],
     ] as [string, string][][]) {
       const res = await form(`${V1}/validate/email/requestToken`, fields);
       expect(res.status, JSON.stringify(fields)).toBe(400);
@@ -449,13 +578,34 @@ describe.each(testDatabases())('binding on $name', (db) => {
 
     // routes that take JSON only answer a form as any other body that is not JSON
     const notJson = { errcode: 'M_NOT_JSON', error: 'Content not JSON.' };
-    const v2 = await form(`${V2}/validate/email/requestToken`, [['client_secret', 'cs-form4'], ['email', uniqueAddress('form4')], ['send_attempt', '1']], bearer(mxid));
+    const v2 = await form(
+      `${V2}/validate/email/requestToken`,
+      [
+        ['client_secret', 'cs-form4'],
+        ['email', uniqueAddress('form4')],
+        ['send_attempt', '1'],
+      ],
+      bearer(mxid),
+    );
     expect(v2.status).toBe(400);
     expect(v2.body).toEqual(notJson);
-    const invite = await form(`${V1}/store-invite`, [['medium', 'email'], ['address', uniqueAddress('form5')], ['room_id', '!room:hs.example'], ['sender', '@alice:hs.example']]);
+    const invite = await form(`${V1}/store-invite`, [
+      ['medium', 'email'],
+      ['address', uniqueAddress('form5')],
+      ['room_id', '!room:hs.example'],
+      ['sender', '@alice:hs.example'],
+    ]);
     expect(invite.status).toBe(400);
     expect(invite.body).toEqual(notJson);
-    const v2Bind = await form(`${V2}/3pid/bind`, [['sid', sid], ['client_secret', 'cs-form'], ['mxid', mxid]], bearer(mxid));
+    const v2Bind = await form(
+      `${V2}/3pid/bind`,
+      [
+        ['sid', sid],
+        ['client_secret', 'cs-form'],
+        ['mxid', mxid],
+      ],
+      bearer(mxid),
+    );
     expect(v2Bind.body).toEqual(notJson);
   });
 
@@ -466,7 +616,12 @@ describe.each(testDatabases())('binding on $name', (db) => {
     const privateKey = signurl.searchParams.get('private_key')!;
     expect(signurl.searchParams.get('token')).toBe(inv.token);
     const ephemeralPublic = inv.public_keys[1]!.public_key;
-    const res = await srv.call('POST', `${V2}/sign-ed25519`, { mxid: '@jo:hs.example', token: inv.token, private_key: privateKey }, bearer('@jo:hs.example'));
+    const res = await srv.call(
+      'POST',
+      `${V2}/sign-ed25519`,
+      { mxid: '@jo:hs.example', token: inv.token, private_key: privateKey },
+      bearer('@jo:hs.example'),
+    );
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ mxid: '@jo:hs.example', sender: '@alice:hs.example', token: inv.token });
     expect(verifyMatrixSignature(res.body, 'is.test', 'ed25519:0', ephemeralPublic)).toBe(true);
@@ -484,11 +639,17 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(unknown.body.errcode).toBe('M_UNRECOGNIZED');
     const missing = await srv.call('POST', `${V1}/sign-ed25519`, { mxid: '@jo:hs.example' });
     expect(missing.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: token,private_key' });
-    expect((await srv.call('POST', `${V1}/sign-ed25519?token=${inv.token}`)).body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: mxid,private_key' });
+    expect((await srv.call('POST', `${V1}/sign-ed25519?token=${inv.token}`)).body).toEqual({
+      errcode: 'M_MISSING_PARAMS',
+      error: 'Missing parameters: mxid,private_key',
+    });
     const v2Missing = await srv.call('POST', `${V2}/sign-ed25519?${q.toString()}`, { mxid: '@jo:hs.example' }, bearer('@jo:hs.example'));
     expect(v2Missing.body).toEqual({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: token,private_key' });
     // each value from the body or the query string; the body's value wins
-    const mixed = await srv.call('POST', `${V1}/sign-ed25519?mxid=%40ignored%3Ahs.example&token=${inv.token}`, { mxid: '@jo:hs.example', private_key: privateKey });
+    const mixed = await srv.call('POST', `${V1}/sign-ed25519?mxid=%40ignored%3Ahs.example&token=${inv.token}`, {
+      mxid: '@jo:hs.example',
+      private_key: privateKey,
+    });
     expect(mixed.status, JSON.stringify(mixed.body)).toBe(200);
     expect(mixed.body.mxid).toBe('@jo:hs.example');
     const bodyWins = await srv.call('POST', `${V1}/sign-ed25519?${q.toString()}`, { token: 'not-the-token' });
@@ -498,14 +659,23 @@ describe.each(testDatabases())('binding on $name', (db) => {
   it('signs through the invite email signurl exactly as a web client follows it: POST {mxid}, no access token', async () => {
     for (const version of ['v1', 'v2'] as const) {
       const address = uniqueAddress(`sign${version}`);
-      const res = await srv.call('POST', `${version === 'v1' ? V1 : V2}/store-invite`, { medium: 'email', address, room_id: '!sign:hs.example', sender: '@alice:hs.example' }, version === 'v2' ? bearer('@alice:hs.example') : {});
+      const res = await srv.call(
+        'POST',
+        `${version === 'v1' ? V1 : V2}/store-invite`,
+        { medium: 'email', address, room_id: '!sign:hs.example', sender: '@alice:hs.example' },
+        version === 'v2' ? bearer('@alice:hs.example') : {},
+      );
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       const ephemeral = res.body.public_keys[1].public_key as string;
       const { signurl } = await readInviteMail(smtp, address);
       // v1 is served, so even a v2 invitation's signurl is the v1 endpoint a token-less client can use
       expect(signurl.startsWith(`${srv.url}${V1}/sign-ed25519?`), signurl).toBe(true);
       const mxid = `@invitee-${version}:hs.example`;
-      const signed = await fetch(signurl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mxid }) });
+      const signed = await fetch(signurl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ mxid }),
+      });
       const body = (await signed.json()) as any;
       expect(signed.status, JSON.stringify(body)).toBe(200);
       expect(body).toMatchObject({ mxid, sender: '@alice:hs.example', token: res.body.token });
@@ -533,7 +703,8 @@ describe.each(testDatabases())('binding on $name', (db) => {
   });
 
   it('stops on a permanent 403 and records why', async () => {
-    onbind.respond = (c) => (c.body?.mxid?.startsWith('@lee:') ? { status: 403, body: { errcode: 'M_FORBIDDEN', error: 'no thanks' } } : { status: 200, body: {} });
+    onbind.respond = (c) =>
+      c.body?.mxid?.startsWith('@lee:') ? { status: 403, body: { errcode: 'M_FORBIDDEN', error: 'no thanks' } } : { status: 200, body: {} };
     const address = uniqueAddress('lee');
     const inv = await storeInvite(address);
     await bind(address, `@lee:${hs.serverName}`);
@@ -559,7 +730,12 @@ describe.each(testDatabases())('binding on $name', (db) => {
     onbind.respond = (c) => (c.body?.mxid?.startsWith('@pat-old:') ? { status: 503 } : { status: 200, body: {} });
     const first = await bind(address, `@pat-old:${hs.serverName}`);
     await onbind.waitForCalls(1);
-    const unbind = await srv.call('POST', `${V1}/3pid/unbind`, { mxid: `@pat-old:${hs.serverName}`, threepid: { medium: 'email', address }, sid: first.sid, client_secret: first.clientSecret });
+    const unbind = await srv.call('POST', `${V1}/3pid/unbind`, {
+      mxid: `@pat-old:${hs.serverName}`,
+      threepid: { medium: 'email', address },
+      sid: first.sid,
+      client_secret: first.clientSecret,
+    });
     expect(unbind.status).toBe(200);
     // the address goes to someone else, who is then invited
     const fresh = await storeInvite(address, { room_id: '!new:hs.example' });
@@ -570,7 +746,10 @@ describe.each(testDatabases())('binding on $name', (db) => {
     expect(toNew[0]!.body.invites.map((i: any) => i.token)).toEqual([fresh.token]);
     // the old invite is the first binder's only: its retries still go to the first binder
     onbind.respond = () => ({ status: 200, body: {} });
-    await until('old invite delivered to the first owner', async () => (await knex('invites').where({ token: old.token }).first()).delivered_at !== null);
+    await until(
+      'old invite delivered to the first owner',
+      async () => (await knex('invites').where({ token: old.token }).first()).delivered_at !== null,
+    );
     for (const c of onbind.calls) {
       const tokens = c.body.invites.map((i: any) => i.token);
       if (tokens.includes(old.token)) expect(c.body.mxid).toBe(`@pat-old:${hs.serverName}`);
@@ -586,12 +765,26 @@ describe.each(testDatabases())('binding on $name', (db) => {
       const token = `bulk${i.toString().padStart(4, '0')}${counter}x${'a'.repeat(20)}`;
       tokens.push(token);
       await store.insertInvite(
-        { medium: 'email', address: address.toLowerCase(), roomId: `!r${i}:hs.example`, sender: '@alice:hs.example', token, ephemeralPublicKey: `k${counter}${i}`.padEnd(43, 'A'), fields: {}, createdAt: now - 1000, expiresAt: now + 86_400_000 },
+        {
+          medium: 'email',
+          address: address.toLowerCase(),
+          roomId: `!r${i}:hs.example`,
+          sender: '@alice:hs.example',
+          token,
+          ephemeralPublicKey: `k${counter}${i}`.padEnd(43, 'A'),
+          fields: {},
+          createdAt: now - 1000,
+          expiresAt: now + 86_400_000,
+        },
         { kind: 'invite', recipient: address, payload: {}, createdAt: now },
       );
     }
     await bind(address, `@quinn:${hs.serverName}`);
-    await until('all 500 delivered', async () => Number((await knex('invites').whereIn('token', tokens).whereNotNull('delivered_at').count({ n: '*' }))[0]!.n) === 500, 60_000);
+    await until(
+      'all 500 delivered',
+      async () => Number((await knex('invites').whereIn('token', tokens).whereNotNull('delivered_at').count({ n: '*' }))[0]!.n) === 500,
+      60_000,
+    );
     const calls = onbind.calls.filter((c) => c.body.mxid.startsWith('@quinn:'));
     expect(calls).toHaveLength(5);
     for (const c of calls) {
@@ -634,22 +827,40 @@ describe.each(testDatabases())('the invite signurl with v1 disabled on $name', (
   it('points at v2, which signs only for a client holding an identity-server access token', async () => {
     const { url, dispose } = await db.create();
     const smtp = await startSmtp();
-    const srv = await startTestServer({ dbUrl: url, auth: testAuth, overrides: { ...smtpConfig(smtp.port), server: { v1Enabled: false } } });
+    const srv = await startTestServer({
+      dbUrl: url,
+      auth: testAuth,
+      overrides: { ...smtpConfig(smtp.port), server: { v1Enabled: false } },
+    });
     try {
       const address = uniqueAddress('nov1');
-      const res = await srv.call('POST', `${V2}/store-invite`, { medium: 'email', address, room_id: '!sign:hs.example', sender: '@alice:hs.example' }, bearer('@alice:hs.example'));
+      const res = await srv.call(
+        'POST',
+        `${V2}/store-invite`,
+        { medium: 'email', address, room_id: '!sign:hs.example', sender: '@alice:hs.example' },
+        bearer('@alice:hs.example'),
+      );
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       const { signurl } = await readInviteMail(smtp, address);
       expect(signurl.startsWith(`${srv.url}${V2}/sign-ed25519?`), signurl).toBe(true);
       const post = (headers: Record<string, string>) =>
-        fetch(signurl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ mxid: '@nov1:hs.example' }) });
+        fetch(signurl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ mxid: '@nov1:hs.example' }),
+        });
       // v2 reads the body only, so the signurl's query string does not help: the client must send all three, and
       // the body is checked before the access token (the wire contract's order)
       const partial = await post({});
       expect(partial.status).toBe(400);
       expect(await partial.json()).toMatchObject({ errcode: 'M_MISSING_PARAMS', error: 'Missing parameters: token,private_key' });
       const u = new URL(signurl);
-      const signed = await srv.call('POST', `${V2}/sign-ed25519`, { mxid: '@nov1:hs.example', token: u.searchParams.get('token'), private_key: u.searchParams.get('private_key') }, bearer('@nov1:hs.example'));
+      const signed = await srv.call(
+        'POST',
+        `${V2}/sign-ed25519`,
+        { mxid: '@nov1:hs.example', token: u.searchParams.get('token'), private_key: u.searchParams.get('private_key') },
+        bearer('@nov1:hs.example'),
+      );
       expect(signed.status, JSON.stringify(signed.body)).toBe(200);
       expect(verifyMatrixSignature(signed.body, 'is.test', 'ed25519:0', res.body.public_keys[1].public_key)).toBe(true);
       expect(srv.violations).toEqual([]);
@@ -670,10 +881,19 @@ describe.each(testDatabases())('lookup pepper rotation on $name', (db) => {
     let second;
     try {
       const now = Date.now();
-      await insertAssociation(first.service.deps, { medium: 'email', address: 'rot@example.org', mxid: '@rot:hs.example', ts: now, notBefore: now - 1, notAfter: now + 3_600_000 });
+      await insertAssociation(first.service.deps, {
+        medium: 'email',
+        address: 'rot@example.org',
+        mxid: '@rot:hs.example',
+        ts: now,
+        notBefore: now - 1,
+        notAfter: now + 3_600_000,
+      });
       const hashA = createHash('sha256').update('rot@example.org email pepperA').digest('base64url');
       expect((await first.call('GET', `${V2}/hash_details`, undefined, headers)).body.lookup_pepper).toBe('pepperA');
-      expect((await first.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperA', addresses: [hashA] }, headers)).body.mappings).toEqual({ [hashA]: '@rot:hs.example' });
+      expect(
+        (await first.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperA', addresses: [hashA] }, headers)).body.mappings,
+      ).toEqual({ [hashA]: '@rot:hs.example' });
       await first.service.stop();
       second = await startTestServer({ dbUrl: url, dataDir: first.dataDir, auth, overrides: { binding: { lookupPepper: 'pepperB' } } });
       expect((await second.call('GET', `${V2}/hash_details`, undefined, headers)).body.lookup_pepper).toBe('pepperB');
@@ -681,8 +901,13 @@ describe.each(testDatabases())('lookup pepper rotation on $name', (db) => {
       expect(stale.status).toBe(400);
       expect(stale.body.errcode).toBe('M_INVALID_PEPPER');
       const hashB = createHash('sha256').update('rot@example.org email pepperB').digest('base64url');
-      expect((await second.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperB', addresses: [hashB, hashA] }, headers)).body.mappings).toEqual({ [hashB]: '@rot:hs.example' });
-      expect((await second.call('POST', `${V1}/bulk_lookup`, { threepids: [['email', 'ROT@example.org']] })).body.threepids).toEqual([['email', 'ROT@example.org', '@rot:hs.example']]);
+      expect(
+        (await second.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperB', addresses: [hashB, hashA] }, headers)).body
+          .mappings,
+      ).toEqual({ [hashB]: '@rot:hs.example' });
+      expect((await second.call('POST', `${V1}/bulk_lookup`, { threepids: [['email', 'ROT@example.org']] })).body.threepids).toEqual([
+        ['email', 'ROT@example.org', '@rot:hs.example'],
+      ]);
       expect(second.violations).toEqual([]);
       expect(first.violations).toEqual([]);
     } finally {

@@ -86,7 +86,12 @@ describe('bulk look-up gate', () => {
     const first = g.srv.call('POST', `${V1}/bulk_lookup`, bulk(1)); // admitted, held inside the store
     await until(() => g.calls() === 1, 5000, 'the first look-up to reach the store');
     const leaving = new AbortController();
-    const gone = fetch(`${g.srv.url}${V1}/bulk_lookup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(bulk(2)), signal: leaving.signal }).catch((e: Error) => e);
+    const gone = fetch(`${g.srv.url}${V1}/bulk_lookup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(bulk(2)),
+      signal: leaving.signal,
+    }).catch((e: Error) => e);
     const third = g.srv.call('POST', `${V1}/bulk_lookup`, bulk(3));
     // Other operations pass while the gate is full.
     expect((await g.srv.call('GET', `${V1}/lookup?medium=email&address=x%40example.org`)).status).toBe(200);

@@ -21,7 +21,11 @@ const SESSION_LIFETIME = 3_600_000;
 const doc = parse(readFileSync(new URL('../../openapi/identity.yaml', import.meta.url), 'utf8'));
 const resolve = (node: any): any => {
   let cur = node;
-  while (cur?.$ref) cur = cur.$ref.slice(2).split('/').reduce((o: any, k: string) => o[k], doc);
+  while (cur?.$ref)
+    cur = cur.$ref
+      .slice(2)
+      .split('/')
+      .reduce((o: any, k: string) => o[k], doc);
   return cur;
 };
 
@@ -48,7 +52,11 @@ function documented(o: Operation, status: number): string[] {
 const pathOf = (o: Operation, value = 'ed25519:0') => o.path.replace(/\{[^}]+\}/g, encodeURIComponent(value));
 
 const bodySchema = (o: Operation) => resolve(resolve(o.op.requestBody)?.content?.['application/json']?.schema);
-const requiredQuery = (o: Operation): string[] => (o.op.parameters ?? []).map(resolve).filter((p: any) => p.in === 'query' && p.required).map((p: any) => p.name);
+const requiredQuery = (o: Operation): string[] =>
+  (o.op.parameters ?? [])
+    .map(resolve)
+    .filter((p: any) => p.in === 'query' && p.required)
+    .map((p: any) => p.name);
 
 /** Input that passes validation on the operations whose credentials or terms are tested (valid shape, unknown ids). */
 const VALID: Record<string, { body?: unknown; query?: string }> = {
@@ -122,7 +130,11 @@ describe.each(testDatabases())('errcodes on $name', (db) => {
   /** A raw request: `body` is sent as given (a string) or as JSON. */
   async function send(server: TestServer, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
     const raw = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const res = await fetch(`${server.url}${path}`, { method, headers: raw === undefined ? headers : { 'content-type': 'application/json', ...headers }, body: raw });
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: raw === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: raw,
+    });
     const text = await res.text();
     let parsed: any = text;
     try {
@@ -154,8 +166,10 @@ describe.each(testDatabases())('errcodes on $name', (db) => {
         const tooLong = query.map((q) => `${q}=${'x'.repeat(3000)}`).join('&');
         expectError(await send(srv, o.method, `${pathOf(o)}?${tooLong}`), 400, 'M_INVALID_PARAM');
       }
-      if (o.path.includes('{') && bad.includes('M_INVALID_PARAM')) expectError(await send(srv, o.method, pathOf(o, 'x'.repeat(200))), 400, 'M_INVALID_PARAM');
-      if (documented(o, 413).includes('M_TOO_LARGE')) expectError(await send(srv, o.method, pathOf(o), { padding: 'x'.repeat(BODY_LIMIT) }), 413, 'M_TOO_LARGE');
+      if (o.path.includes('{') && bad.includes('M_INVALID_PARAM'))
+        expectError(await send(srv, o.method, pathOf(o, 'x'.repeat(200))), 400, 'M_INVALID_PARAM');
+      if (documented(o, 413).includes('M_TOO_LARGE'))
+        expectError(await send(srv, o.method, pathOf(o), { padding: 'x'.repeat(BODY_LIMIT) }), 413, 'M_TOO_LARGE');
 
       const valid = VALID[o.id];
       const path = valid?.query ? `${pathOf(o)}?${valid.query}` : pathOf(o);
@@ -176,7 +190,10 @@ describe.each(testDatabases())('errcodes on $name', (db) => {
 
   it('answers a store-invite refused for its content with the errcode that says why', async () => {
     const invite = { medium: 'email', address: 'someone@example.org', room_id: '!r:hs.example', sender: '@alice:hs.example' };
-    for (const [path, headers] of [[`${V1}/store-invite`, {}], [`${V2}/store-invite`, bearer('tok:@alice:hs.example')]] as const) {
+    for (const [path, headers] of [
+      [`${V1}/store-invite`, {}],
+      [`${V2}/store-invite`, bearer('tok:@alice:hs.example')],
+    ] as const) {
       expectError(await send(srv, 'POST', path, { ...invite, medium: 'msisdn' }, headers), 400, 'M_UNRECOGNIZED');
       expectError(await send(srv, 'POST', path, { ...invite, address: 'Someone <someone@example.org>' }, headers), 400, 'M_INVALID_EMAIL');
     }
@@ -189,60 +206,158 @@ describe.each(testDatabases())('errcodes on $name', (db) => {
     expect(over.body.retry_after_ms).toBeGreaterThan(0);
   });
 
-  it('answers unknown keys and invitation tokens, and keys that are not the invitation\'s, as documented', async () => {
+  it("answers unknown keys and invitation tokens, and keys that are not the invitation's, as documented", async () => {
     expectError(await send(srv, 'GET', `${V1}/pubkey/ed25519:99`), 404, 'M_NOT_FOUND');
     expectError(await send(srv, 'GET', `${V2}/pubkey/ed25519:99`), 404, 'M_NOT_FOUND');
     const alice = bearer('tok:@alice:hs.example');
     const address = `sign.${Date.now()}@example.org`;
-    const stored = await send(srv, 'POST', `${V2}/store-invite`, { medium: 'email', address, room_id: '!r:hs.example', sender: '@alice:hs.example' }, alice);
+    const stored = await send(
+      srv,
+      'POST',
+      `${V2}/store-invite`,
+      { medium: 'email', address, room_id: '!r:hs.example', sender: '@alice:hs.example' },
+      alice,
+    );
     expect(stored.status).toBe(200);
     const signurl = new URL((await readInviteMail(smtp, address)).signurl);
     const token = signurl.searchParams.get('token')!;
     const someoneElsesKey = Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '');
     const bob = bearer('tok:@bob:hs.example');
-    expectError(await send(srv, 'POST', `${V2}/sign-ed25519`, { mxid: '@bob:hs.example', token: 'nosuch', private_key: someoneElsesKey }, bob), 404, 'M_UNRECOGNIZED');
-    expectError(await send(srv, 'POST', `${V2}/sign-ed25519`, { mxid: '@bob:hs.example', token, private_key: someoneElsesKey }, bob), 403, 'M_UNAUTHORIZED');
-    expectError(await send(srv, 'POST', `${V2}/sign-ed25519`, { mxid: '@bob:hs.example', token, private_key: 'short' }, bob), 400, 'M_INVALID_PARAM');
-    expectError(await send(srv, 'POST', `${V1}/sign-ed25519`, { mxid: '@bob:hs.example', token, private_key: 'short' }), 400, 'M_INVALID_PARAM');
+    expectError(
+      await send(srv, 'POST', `${V2}/sign-ed25519`, { mxid: '@bob:hs.example', token: 'nosuch', private_key: someoneElsesKey }, bob),
+      404,
+      'M_UNRECOGNIZED',
+    );
+    expectError(
+      await send(srv, 'POST', `${V2}/sign-ed25519`, { mxid: '@bob:hs.example', token, private_key: someoneElsesKey }, bob),
+      403,
+      'M_UNAUTHORIZED',
+    );
+    expectError(
+      await send(srv, 'POST', `${V2}/sign-ed25519`, { mxid: '@bob:hs.example', token, private_key: 'short' }, bob),
+      400,
+      'M_INVALID_PARAM',
+    );
+    expectError(
+      await send(srv, 'POST', `${V1}/sign-ed25519`, { mxid: '@bob:hs.example', token, private_key: 'short' }),
+      400,
+      'M_INVALID_PARAM',
+    );
   });
 
   it('answers each stage of a validation session with the errcode of that stage, on v1 and v2', async () => {
     const alice = bearer('tok:@alice:hs.example');
     const unknown = { sid: 'nosuch', client_secret: 'secret' };
     const threepid = (address: string) => ({ medium: 'email', address });
-    for (const [base, headers] of [[V1, {}], [V2, alice]] as const) {
+    for (const [base, headers] of [
+      [V1, {}],
+      [V2, alice],
+    ] as const) {
       // no such session
-      expectError(await send(srv, 'GET', `${base}/3pid/getValidated3pid?sid=nosuch&client_secret=secret`, undefined, headers), 404, 'M_NO_VALID_SESSION');
-      expectError(await send(srv, 'POST', `${base}/validate/email/submitToken`, { ...unknown, token: '123456' }, headers), 404, 'M_NO_VALID_SESSION');
-      expectError(await send(srv, 'POST', `${base}/3pid/bind`, { ...unknown, mxid: '@alice:hs.example' }, headers), 404, 'M_NO_VALID_SESSION');
-      expectError(await send(srv, 'POST', `${base}/3pid/unbind`, { ...unknown, mxid: '@alice:hs.example', threepid: threepid('a@example.org') }, headers), 404, 'M_NO_VALID_SESSION');
+      expectError(
+        await send(srv, 'GET', `${base}/3pid/getValidated3pid?sid=nosuch&client_secret=secret`, undefined, headers),
+        404,
+        'M_NO_VALID_SESSION',
+      );
+      expectError(
+        await send(srv, 'POST', `${base}/validate/email/submitToken`, { ...unknown, token: '123456' }, headers),
+        404,
+        'M_NO_VALID_SESSION',
+      );
+      expectError(
+        await send(srv, 'POST', `${base}/3pid/bind`, { ...unknown, mxid: '@alice:hs.example' }, headers),
+        404,
+        'M_NO_VALID_SESSION',
+      );
+      expectError(
+        await send(
+          srv,
+          'POST',
+          `${base}/3pid/unbind`,
+          { ...unknown, mxid: '@alice:hs.example', threepid: threepid('a@example.org') },
+          headers,
+        ),
+        404,
+        'M_NO_VALID_SESSION',
+      );
 
       // a session not validated yet
       const address = `stages.${base === V1 ? 'v1' : 'v2'}.${Date.now()}@example.org`;
       const client_secret = `secret${Date.now()}`;
-      const requested = await send(srv, 'POST', `${base}/validate/email/requestToken`, { client_secret, email: address, send_attempt: 1 }, headers);
+      const requested = await send(
+        srv,
+        'POST',
+        `${base}/validate/email/requestToken`,
+        { client_secret, email: address, send_attempt: 1 },
+        headers,
+      );
       expect(requested.status, JSON.stringify(requested.body)).toBe(200);
       const session = { sid: requested.body.sid, client_secret };
-      expectError(await send(srv, 'GET', `${base}/3pid/getValidated3pid?sid=${session.sid}&client_secret=${client_secret}`, undefined, headers), 400, 'M_SESSION_NOT_VALIDATED');
-      expectError(await send(srv, 'POST', `${base}/3pid/bind`, { ...session, mxid: '@alice:hs.example' }, headers), 400, 'M_SESSION_NOT_VALIDATED');
-      expectError(await send(srv, 'POST', `${base}/3pid/unbind`, { ...session, mxid: '@alice:hs.example', threepid: threepid(address) }, headers), 400, 'M_SESSION_NOT_VALIDATED');
-      if (base === V2) expectError(await send(srv, 'POST', `${base}/validate/email/requestToken`, { client_secret, email: 'not an address', send_attempt: 1 }, headers), 400, 'M_INVALID_EMAIL');
+      expectError(
+        await send(srv, 'GET', `${base}/3pid/getValidated3pid?sid=${session.sid}&client_secret=${client_secret}`, undefined, headers),
+        400,
+        'M_SESSION_NOT_VALIDATED',
+      );
+      expectError(
+        await send(srv, 'POST', `${base}/3pid/bind`, { ...session, mxid: '@alice:hs.example' }, headers),
+        400,
+        'M_SESSION_NOT_VALIDATED',
+      );
+      expectError(
+        await send(srv, 'POST', `${base}/3pid/unbind`, { ...session, mxid: '@alice:hs.example', threepid: threepid(address) }, headers),
+        400,
+        'M_SESSION_NOT_VALIDATED',
+      );
+      if (base === V2)
+        expectError(
+          await send(
+            srv,
+            'POST',
+            `${base}/validate/email/requestToken`,
+            { client_secret, email: 'not an address', send_attempt: 1 },
+            headers,
+          ),
+          400,
+          'M_INVALID_EMAIL',
+        );
 
       // validated and bound: a new invitation to the address is refused
       const { token } = await readVerificationMail(smtp, address);
       expect((await send(srv, 'POST', `${base}/validate/email/submitToken`, { ...session, token }, headers)).status).toBe(200);
       expect((await send(srv, 'POST', `${base}/3pid/bind`, { ...session, mxid: '@alice:hs.example' }, headers)).status).toBe(200);
-      const inUse = await send(srv, 'POST', `${V2}/store-invite`, { medium: 'email', address, room_id: '!r:hs.example', sender: '@alice:hs.example' }, alice);
+      const inUse = await send(
+        srv,
+        'POST',
+        `${V2}/store-invite`,
+        { medium: 'email', address, room_id: '!r:hs.example', sender: '@alice:hs.example' },
+        alice,
+      );
       expectError(inUse, 400, 'M_THREEPID_IN_USE');
       expect(inUse.body.mxid).toBe('@alice:hs.example');
 
       // the session outlives its lifetime
       offset = SESSION_LIFETIME + 60_000;
       try {
-        expectError(await send(srv, 'POST', `${base}/validate/email/submitToken`, { ...session, token }, headers), 400, 'M_SESSION_EXPIRED');
-        expectError(await send(srv, 'GET', `${base}/3pid/getValidated3pid?sid=${session.sid}&client_secret=${client_secret}`, undefined, headers), 400, 'M_SESSION_EXPIRED');
-        expectError(await send(srv, 'POST', `${base}/3pid/bind`, { ...session, mxid: '@alice:hs.example' }, headers), 400, 'M_SESSION_EXPIRED');
-        expectError(await send(srv, 'POST', `${base}/3pid/unbind`, { ...session, mxid: '@alice:hs.example', threepid: threepid(address) }, headers), 400, 'M_SESSION_EXPIRED');
+        expectError(
+          await send(srv, 'POST', `${base}/validate/email/submitToken`, { ...session, token }, headers),
+          400,
+          'M_SESSION_EXPIRED',
+        );
+        expectError(
+          await send(srv, 'GET', `${base}/3pid/getValidated3pid?sid=${session.sid}&client_secret=${client_secret}`, undefined, headers),
+          400,
+          'M_SESSION_EXPIRED',
+        );
+        expectError(
+          await send(srv, 'POST', `${base}/3pid/bind`, { ...session, mxid: '@alice:hs.example' }, headers),
+          400,
+          'M_SESSION_EXPIRED',
+        );
+        expectError(
+          await send(srv, 'POST', `${base}/3pid/unbind`, { ...session, mxid: '@alice:hs.example', threepid: threepid(address) }, headers),
+          400,
+          'M_SESSION_EXPIRED',
+        );
       } finally {
         offset = 0;
       }

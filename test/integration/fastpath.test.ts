@@ -38,7 +38,17 @@ async function counts(store: Target): Promise<number[]> {
 function newInvite(i: number, token = randomBytes(24).toString('base64url')): { invite: NewInvite; mail: NewMail } {
   const address = `gc${i}.${randomBytes(3).toString('hex')}@example.org`;
   return {
-    invite: { medium: 'email', address, roomId: '!r:hs.example', sender: '@s:hs.example', token, ephemeralPublicKey: randomBytes(32).toString('base64url'), fields: { address }, createdAt: 1, expiresAt: Date.now() + 3600_000 },
+    invite: {
+      medium: 'email',
+      address,
+      roomId: '!r:hs.example',
+      sender: '@s:hs.example',
+      token,
+      ephemeralPublicKey: randomBytes(32).toString('base64url'),
+      fields: { address },
+      createdAt: 1,
+      expiresAt: Date.now() + 3600_000,
+    },
     mail: { kind: 'invite', recipient: address, payload: { token }, createdAt: 1 },
   };
 }
@@ -64,13 +74,24 @@ describe.each(testDatabases())('fast path on $name', (db) => {
   it('answers 60 concurrent store-invites, each after its own rows are stored, with all rows there', async () => {
     const before = await counts(store());
     const answers = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `many${i}@example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+      Array.from({ length: 60 }, (_, i) =>
+        srv.call('POST', `${V1}/store-invite`, {
+          medium: 'email',
+          address: `many${i}@example.org`,
+          room_id: '!r:hs.example',
+          sender: '@s:hs.example',
+        }),
+      ),
     );
     expect(answers.map((a) => a.status)).toEqual(Array(60).fill(200));
     expect(await counts(store())).toEqual(before.map((n) => n + 60));
     for (const a of answers.slice(0, 5)) {
       const key = a.body.public_keys[1].public_key;
-      const row = await store().db.knex('ephemeral_keys').join('invites', 'invites.id', 'ephemeral_keys.invite_id').where('ephemeral_keys.public_key', key).first('invites.token');
+      const row = await store()
+        .db.knex('ephemeral_keys')
+        .join('invites', 'invites.id', 'ephemeral_keys.invite_id')
+        .where('ephemeral_keys.public_key', key)
+        .first('invites.token');
       expect(row.token).toBe(a.body.token); // each key is linked to its own invitation
     }
     expect(srv.violations).toEqual([]);
@@ -79,12 +100,33 @@ describe.each(testDatabases())('fast path on $name', (db) => {
   it('answers concurrent store-invites for bound and unbound addresses, each with its own answer (batched look-ups)', async () => {
     const bound = new Set([3, 7, 8, 20, 31]);
     for (const i of bound) {
-      await insertAssociation(srv.service.deps, { medium: 'email', address: `taken${i}@example.org`, mxid: `@owner${i}:hs.example`, ts: now, notBefore: now - 1000, notAfter: now + 3600_000 });
+      await insertAssociation(srv.service.deps, {
+        medium: 'email',
+        address: `taken${i}@example.org`,
+        mxid: `@owner${i}:hs.example`,
+        ts: now,
+        notBefore: now - 1000,
+        notAfter: now + 3600_000,
+      });
     }
     // an expired binding does not count
-    await insertAssociation(srv.service.deps, { medium: 'email', address: 'taken40@example.org', mxid: '@old:hs.example', ts: now, notBefore: now - 2000, notAfter: now - 1000 });
+    await insertAssociation(srv.service.deps, {
+      medium: 'email',
+      address: 'taken40@example.org',
+      mxid: '@old:hs.example',
+      ts: now,
+      notBefore: now - 2000,
+      notAfter: now - 1000,
+    });
     const answers = await Promise.all(
-      Array.from({ length: 41 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `Taken${i}@Example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+      Array.from({ length: 41 }, (_, i) =>
+        srv.call('POST', `${V1}/store-invite`, {
+          medium: 'email',
+          address: `Taken${i}@Example.org`,
+          room_id: '!r:hs.example',
+          sender: '@s:hs.example',
+        }),
+      ),
     );
     answers.forEach((a, i) => {
       if (bound.has(i)) expect(a).toMatchObject({ status: 400, body: { errcode: 'M_THREEPID_IN_USE', mxid: `@owner${i}:hs.example` } });
@@ -96,7 +138,14 @@ describe.each(testDatabases())('fast path on $name', (db) => {
   it('a burst of store-invites starts the key worker, and the next ones carry its pairs, each valid and distinct', async () => {
     const keys = srv.service.deps.ephemeralKeys as WorkerKeySource;
     const burst = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `burst${i}@example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+      Array.from({ length: 40 }, (_, i) =>
+        srv.call('POST', `${V1}/store-invite`, {
+          medium: 'email',
+          address: `burst${i}@example.org`,
+          room_id: '!r:hs.example',
+          sender: '@s:hs.example',
+        }),
+      ),
     );
     expect(burst.map((a) => a.status)).toEqual(Array(40).fill(200));
     expect(keys.running).toBe(true); // started by 32 pairs made on the request path within a second (this burst or the one before)
@@ -104,7 +153,14 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     while (keys.available === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const fallbacks = keys.fallbacks;
     const next = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `worker${i}@example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+      Array.from({ length: 10 }, (_, i) =>
+        srv.call('POST', `${V1}/store-invite`, {
+          medium: 'email',
+          address: `worker${i}@example.org`,
+          room_id: '!r:hs.example',
+          sender: '@s:hs.example',
+        }),
+      ),
     );
     expect(next.map((a) => a.status)).toEqual(Array(10).fill(200));
     expect(keys.fallbacks).toBe(fallbacks); // all ten from the worker's batch
@@ -121,10 +177,23 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     const items = Array.from({ length: 150 }, (_, i) => newInvite(1000 + i));
     await Promise.all(items.map((x) => store().invites.insertInvite(x.invite, x.mail)));
     expect(await counts(store())).toEqual(before.map((n) => n + 150));
-    const linked = (await store().db.knex('ephemeral_keys').join('invites', 'invites.id', 'ephemeral_keys.invite_id').whereIn('invites.token', items.map((x) => x.invite.token)).select('invites.token', 'ephemeral_keys.public_key')) as { token: string; public_key: string }[];
+    const linked = (await store()
+      .db.knex('ephemeral_keys')
+      .join('invites', 'invites.id', 'ephemeral_keys.invite_id')
+      .whereIn(
+        'invites.token',
+        items.map((x) => x.invite.token),
+      )
+      .select('invites.token', 'ephemeral_keys.public_key')) as { token: string; public_key: string }[];
     const keyOf = new Map(linked.map((r) => [r.token, r.public_key]));
     expect(items.every((x) => keyOf.get(x.invite.token) === x.invite.ephemeralPublicKey)).toBe(true);
-    const mails = await store().db.knex('mail_outbox').whereIn('recipient', items.map((x) => x.mail.recipient)).count({ n: '*' });
+    const mails = await store()
+      .db.knex('mail_outbox')
+      .whereIn(
+        'recipient',
+        items.map((x) => x.mail.recipient),
+      )
+      .count({ n: '*' });
     expect(Number(mails[0]!.n)).toBe(150);
   });
 
@@ -147,7 +216,9 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     try {
       const waves: Promise<void>[] = [];
       for (let w = 0; w < 6; w++) {
-        waves.push(...Array.from({ length: 10 }, (_, i) => newInvite(from + w * 10 + i)).map((x) => target.invites.insertInvite(x.invite, x.mail)));
+        waves.push(
+          ...Array.from({ length: 10 }, (_, i) => newInvite(from + w * 10 + i)).map((x) => target.invites.insertInvite(x.invite, x.mail)),
+        );
         await new Promise((r) => setImmediate(r));
       }
       await Promise.all(waves);
@@ -176,7 +247,7 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     }
   });
 
-  it('never gives group commits the MySQL pool\'s last connection: 4 asked of a pool of 2 run one at a time', async () => {
+  it("never gives group commits the MySQL pool's last connection: 4 asked of a pool of 2 run one at a time", async () => {
     const small = await openTarget({ url: dbUrl, poolMax: 2, commitConcurrency: 4 });
     try {
       expect((await overlapOf(small, 4000)).most).toBe(1);
@@ -199,11 +270,21 @@ describe.each(testDatabases())('fast path on $name', (db) => {
 
   it('isvalid: concurrent look-ups of uncached keys share one statement, each answered for its own key', async () => {
     const made = await Promise.all(
-      Array.from({ length: 6 }, (_, i) => srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: `batch${i}@example.org`, room_id: '!r:hs.example', sender: '@s:hs.example' })),
+      Array.from({ length: 6 }, (_, i) =>
+        srv.call('POST', `${V1}/store-invite`, {
+          medium: 'email',
+          address: `batch${i}@example.org`,
+          room_id: '!r:hs.example',
+          sender: '@s:hs.example',
+        }),
+      ),
     );
     const keys = made.map((m) => m.body.public_keys[1].public_key as string);
     // key 1 expired, key 2 gone; the unknown key differs from key 0 only in letter case (a different key)
-    await store().db.knex('ephemeral_keys').where('public_key', keys[1]!).update({ expires_at: now - 1 });
+    await store()
+      .db.knex('ephemeral_keys')
+      .where('public_key', keys[1]!)
+      .update({ expires_at: now - 1 });
     await store().db.knex('ephemeral_keys').where('public_key', keys[2]!).delete();
     const flip = (k: string) => k.replace(/[a-z]/, (c) => c.toUpperCase());
     const asked = [...keys, flip(keys[0]!), keys[0]!]; // 7 distinct keys: the statement is padded to 8
@@ -221,7 +302,12 @@ describe.each(testDatabases())('fast path on $name', (db) => {
   });
 
   it('isvalid: expiry takes effect at once even for a cached key', async () => {
-    const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'expiring@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
+    const res = await srv.call('POST', `${V1}/store-invite`, {
+      medium: 'email',
+      address: 'expiring@example.org',
+      room_id: '!r:hs.example',
+      sender: '@s:hs.example',
+    });
     const key = encodeURIComponent(res.body.public_keys[1].public_key);
     expect((await srv.call('GET', `${V2}/pubkey/ephemeral/isvalid?public_key=${key}`)).body).toEqual({ valid: true });
     const saved = now;
@@ -234,19 +320,32 @@ describe.each(testDatabases())('fast path on $name', (db) => {
   });
 
   it('isvalid: a key deleted through this process is invalid at once', async () => {
-    const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'revoked@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
+    const res = await srv.call('POST', `${V1}/store-invite`, {
+      medium: 'email',
+      address: 'revoked@example.org',
+      room_id: '!r:hs.example',
+      sender: '@s:hs.example',
+    });
     const key = res.body.public_keys[1].public_key as string;
     const url = `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`;
     expect((await srv.call('GET', url)).body).toEqual({ valid: true });
     // deleted the way this process deletes keys: the invitation's expiry moved back (the cached answer keeps the
     // old one), then the sweep removes it with its key
-    await store().db.knex('invites').where('token', res.body.token).update({ expires_at: now - 1 });
+    await store()
+      .db.knex('invites')
+      .where('token', res.body.token)
+      .update({ expires_at: now - 1 });
     await srv.service.deps.invites.deleteExpiredInvites(now, 1000);
     expect((await srv.call('GET', url)).body).toEqual({ valid: false });
   });
 
   it('isvalid: a key deleted by another process is invalid within one second', async () => {
-    const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'elsewhere@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
+    const res = await srv.call('POST', `${V1}/store-invite`, {
+      medium: 'email',
+      address: 'elsewhere@example.org',
+      room_id: '!r:hs.example',
+      sender: '@s:hs.example',
+    });
     const key = res.body.public_keys[1].public_key as string;
     const url = `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`;
     expect((await srv.call('GET', url)).body).toEqual({ valid: true });
@@ -281,7 +380,12 @@ describe('performance.keyValidityCacheMs', () => {
     const created = await testDatabases()[0]!.create();
     const srv = await startTestServer({ dbUrl: created.url, overrides: { performance: { keyValidityCacheMs: 0 } } });
     try {
-      const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address: 'nocache@example.org', room_id: '!r:hs.example', sender: '@s:hs.example' });
+      const res = await srv.call('POST', `${V1}/store-invite`, {
+        medium: 'email',
+        address: 'nocache@example.org',
+        room_id: '!r:hs.example',
+        sender: '@s:hs.example',
+      });
       const key = res.body.public_keys[1].public_key as string;
       expect((await srv.call('GET', `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`)).body).toEqual({ valid: true });
       expect((srv.service.deps.invites as KnexInviteStore).keyCache.size).toBe(0);

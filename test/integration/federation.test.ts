@@ -75,7 +75,9 @@ describe('discovery rules', () => {
   it('1: an IP literal with port goes to that port', async () => {
     const dest = await client(fakeDns({})).discovery.resolve('127.0.0.1:1234');
     expect(dest).toEqual([{ host: '127.0.0.1', port: 1234, hostHeader: '127.0.0.1:1234', tlsName: undefined }]);
-    expect(await client(fakeDns({})).discovery.resolve('[2001:db8::1]:99')).toEqual([{ host: '2001:db8::1', port: 99, hostHeader: '[2001:db8::1]:99', tlsName: undefined }]);
+    expect(await client(fakeDns({})).discovery.resolve('[2001:db8::1]:99')).toEqual([
+      { host: '2001:db8::1', port: 99, hostHeader: '[2001:db8::1]:99', tlsName: undefined },
+    ]);
   });
 
   it('2: a host name with an explicit port is used as is (no .well-known, no SRV)', async () => {
@@ -106,10 +108,17 @@ describe('discovery rules', () => {
 
   it('3: .well-known delegating to a bare host: SRV _matrix-fed._tcp on the delegated name; Host/SNI stay the delegated name', async () => {
     hs.route('GET', WK, { body: { 'm.server': 'delegated.test' } });
-    const dns = fakeDns({ 'hs.test': ['127.0.0.1'] }, {
-      '_matrix-fed._tcp.delegated.test': [srvRecord('backup.test.', 9000, 20), srvRecord('fed.test.', 8000, 10, 1), srvRecord('fed2.test', 8001, 10, 9)],
-      '_matrix._tcp.delegated.test': [srvRecord('old.test', 7000)],
-    });
+    const dns = fakeDns(
+      { 'hs.test': ['127.0.0.1'] },
+      {
+        '_matrix-fed._tcp.delegated.test': [
+          srvRecord('backup.test.', 9000, 20),
+          srvRecord('fed.test.', 8000, 10, 1),
+          srvRecord('fed2.test', 8001, 10, 9),
+        ],
+        '_matrix._tcp.delegated.test': [srvRecord('old.test', 7000)],
+      },
+    );
     const dest = await client(dns).discovery.resolve('hs.test');
     expect(dest).toEqual([
       { host: 'fed2.test', port: 8001, hostHeader: 'delegated.test', tlsName: 'delegated.test' },
@@ -121,35 +130,50 @@ describe('discovery rules', () => {
   it('3: delegated name with only the deprecated _matrix._tcp SRV', async () => {
     hs.route('GET', WK, { body: { 'm.server': 'delegated.test' } });
     const dns = fakeDns({ 'hs.test': ['127.0.0.1'] }, { '_matrix._tcp.delegated.test': [srvRecord('old.test', 7000)] });
-    expect(await client(dns).discovery.resolve('hs.test')).toEqual([{ host: 'old.test', port: 7000, hostHeader: 'delegated.test', tlsName: 'delegated.test' }]);
+    expect(await client(dns).discovery.resolve('hs.test')).toEqual([
+      { host: 'old.test', port: 7000, hostHeader: 'delegated.test', tlsName: 'delegated.test' },
+    ]);
     expect(dns.calls).toContain('SRV _matrix-fed._tcp.delegated.test');
   });
 
   it('3: delegated name without SRV goes to port 8448', async () => {
     hs.route('GET', WK, { body: { 'm.server': 'delegated.test' } });
     const dns = fakeDns({ 'hs.test': ['127.0.0.1'] }, { '_matrix-fed._tcp.delegated.test': [srvRecord('.', 0)] });
-    expect(await client(dns).discovery.resolve('hs.test')).toEqual([{ host: 'delegated.test', port: 8448, hostHeader: 'delegated.test', tlsName: 'delegated.test' }]);
+    expect(await client(dns).discovery.resolve('hs.test')).toEqual([
+      { host: 'delegated.test', port: 8448, hostHeader: 'delegated.test', tlsName: 'delegated.test' },
+    ]);
   });
 
   it('4: no .well-known: SRV _matrix-fed._tcp on the server name', async () => {
     hs.route('GET', WK, { status: 404, body: { errcode: 'M_NOT_FOUND', error: 'no' } });
-    const dns = fakeDns({ 'hs.test': ['127.0.0.1'] }, { '_matrix-fed._tcp.hs.test': [srvRecord('fed.test', 8000)], '_matrix._tcp.hs.test': [srvRecord('old.test', 7000)] });
-    expect(await client(dns).discovery.resolve('hs.test')).toEqual([{ host: 'fed.test', port: 8000, hostHeader: 'hs.test', tlsName: 'hs.test' }]);
+    const dns = fakeDns(
+      { 'hs.test': ['127.0.0.1'] },
+      { '_matrix-fed._tcp.hs.test': [srvRecord('fed.test', 8000)], '_matrix._tcp.hs.test': [srvRecord('old.test', 7000)] },
+    );
+    expect(await client(dns).discovery.resolve('hs.test')).toEqual([
+      { host: 'fed.test', port: 8000, hostHeader: 'hs.test', tlsName: 'hs.test' },
+    ]);
   });
 
   it('5: then the deprecated _matrix._tcp', async () => {
     const dns = fakeDns({}, { '_matrix._tcp.hs.test': [srvRecord('old.test', 7000)] });
-    expect(await client(dns).discovery.resolve('hs.test')).toEqual([{ host: 'old.test', port: 7000, hostHeader: 'hs.test', tlsName: 'hs.test' }]);
+    expect(await client(dns).discovery.resolve('hs.test')).toEqual([
+      { host: 'old.test', port: 7000, hostHeader: 'hs.test', tlsName: 'hs.test' },
+    ]);
     expect(dns.calls).toEqual(['A hs.test', 'SRV _matrix-fed._tcp.hs.test', 'SRV _matrix._tcp.hs.test']);
   });
 
   it('6: else <host>:8448', async () => {
     const dns = fakeDns({});
-    expect(await client(dns).discovery.resolve('hs.test')).toEqual([{ host: 'hs.test', port: 8448, hostHeader: 'hs.test', tlsName: 'hs.test' }]);
+    expect(await client(dns).discovery.resolve('hs.test')).toEqual([
+      { host: 'hs.test', port: 8448, hostHeader: 'hs.test', tlsName: 'hs.test' },
+    ]);
   });
 
   it('refuses a malformed server name permanently', async () => {
-    const err = await client(fakeDns({})).discovery.resolve('bad name:99999').catch((e: unknown) => e);
+    const err = await client(fakeDns({}))
+      .discovery.resolve('bad name:99999')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FederationError);
     expect((err as FederationError).permanent).toBe(true);
   });
@@ -192,7 +216,9 @@ describe('.well-known robustness', () => {
   it('follows a redirect, also to another host, through the same checks', async () => {
     hs.route('GET', WK, { status: 302, headers: { location: `https://other.test:${hs.port}/elsewhere` } });
     hs.route('GET', '/elsewhere', { body: { 'm.server': 'delegated.test:8443' } });
-    expect(await client(dns()).discovery.resolve('hs.test')).toEqual([{ host: 'delegated.test', port: 8443, hostHeader: 'delegated.test:8443', tlsName: 'delegated.test' }]);
+    expect(await client(dns()).discovery.resolve('hs.test')).toEqual([
+      { host: 'delegated.test', port: 8443, hostHeader: 'delegated.test:8443', tlsName: 'delegated.test' },
+    ]);
     expect(hs.requestsTo('/elsewhere')[0]!.sni).toBe('other.test');
   });
 
@@ -304,7 +330,10 @@ describe('calls', () => {
   it('sends SNI and Host of the delegated name while connecting to the SRV target', async () => {
     hs.route('GET', WK, { body: { 'm.server': 'delegated.test' } });
     hs.route('GET', '/ping', { body: { ok: true } });
-    const dns = fakeDns({ 'hs.test': ['127.0.0.1'], 'target.test': ['127.0.0.1'] }, { '_matrix-fed._tcp.delegated.test': [srvRecord('target.test', hs.port)] });
+    const dns = fakeDns(
+      { 'hs.test': ['127.0.0.1'], 'target.test': ['127.0.0.1'] },
+      { '_matrix-fed._tcp.delegated.test': [srvRecord('target.test', hs.port)] },
+    );
     const res = await client(dns).getJson('hs.test', '/ping');
     expect(res.status).toBe(200);
     const req = hs.requestsTo('/ping')[0]!;
@@ -324,15 +353,22 @@ describe('calls', () => {
 
   it('checks the certificate against the delegated name', async () => {
     hs.route('GET', WK, { body: { 'm.server': 'not-in-cert.example' } });
-    const dns = fakeDns({ 'hs.test': ['127.0.0.1'], 'not-in-cert.example': ['127.0.0.1'] }, { '_matrix-fed._tcp.not-in-cert.example': [srvRecord('hs.test', hs.port)] });
-    const err = await client(dns, { allow: ['127.0.0.1/32'] }).getJson('hs.test', '/ping').catch((e: unknown) => e);
+    const dns = fakeDns(
+      { 'hs.test': ['127.0.0.1'], 'not-in-cert.example': ['127.0.0.1'] },
+      { '_matrix-fed._tcp.not-in-cert.example': [srvRecord('hs.test', hs.port)] },
+    );
+    const err = await client(dns, { allow: ['127.0.0.1/32'] })
+      .getJson('hs.test', '/ping')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FederationError);
   });
 
   it('times out a slow homeserver (retryable)', async () => {
     hs.route('GET', '/slow', { body: {}, delayMs: 2000 });
     const started = Date.now();
-    const err = await client(fakeDns({}), { timeoutMs: 300 }).getJson(hs.serverName, '/slow').catch((e: unknown) => e);
+    const err = await client(fakeDns({}), { timeoutMs: 300 })
+      .getJson(hs.serverName, '/slow')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FederationError);
     expect((err as FederationError).permanent).toBe(false);
     expect(Date.now() - started).toBeLessThan(1500);
@@ -340,12 +376,16 @@ describe('calls', () => {
 
   it('caps the response size', async () => {
     hs.route('GET', '/big', { raw: JSON.stringify({ pad: 'x'.repeat(100_000) }) });
-    const err = await client(fakeDns({}), { maxResponseBytes: 10_000 }).getJson(hs.serverName, '/big').catch((e: unknown) => e);
+    const err = await client(fakeDns({}), { maxResponseBytes: 10_000 })
+      .getJson(hs.serverName, '/big')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FederationError);
   });
 
   it('a refused connection is retryable', async () => {
-    const err = await client(fakeDns({})).getJson('127.0.0.1:1', '/ping').catch((e: unknown) => e);
+    const err = await client(fakeDns({}))
+      .getJson('127.0.0.1:1', '/ping')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FederationError);
     expect((err as FederationError).permanent).toBe(false);
   });
@@ -363,17 +403,23 @@ describe('outbound deny list', () => {
 
   it('refuses a server name that resolves to a private address', async () => {
     const dns = fakeDns({ 'evil.test': ['10.0.0.5', '192.168.1.1', 'fd00::1', '169.254.169.254'] });
-    const err = await client(dns).getJson('evil.test:8448', '/ping').catch((e: unknown) => e);
+    const err = await client(dns)
+      .getJson('evil.test:8448', '/ping')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FederationError);
     expect((err as FederationError).permanent).toBe(true);
   });
 
   it('refuses a delegation (.well-known or SRV) that points into a private range', async () => {
     hs.route('GET', WK, { body: { 'm.server': '10.1.2.3:8448' } });
-    const err = await client(fakeDns({ 'hs.test': ['127.0.0.1'] })).getJson('hs.test', '/ping').catch((e: unknown) => e);
+    const err = await client(fakeDns({ 'hs.test': ['127.0.0.1'] }))
+      .getJson('hs.test', '/ping')
+      .catch((e: unknown) => e);
     expect((err as FederationError).permanent).toBe(true);
     const viaSrv = fakeDns({ 'internal.test': ['172.16.5.5'] }, { '_matrix-fed._tcp.hs.test': [srvRecord('internal.test', 443)] });
-    const err2 = await client(viaSrv).getJson('hs.test', '/ping').catch((e: unknown) => e);
+    const err2 = await client(viaSrv)
+      .getJson('hs.test', '/ping')
+      .catch((e: unknown) => e);
     expect((err2 as FederationError).permanent).toBe(true);
   });
 

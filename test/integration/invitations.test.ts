@@ -94,7 +94,11 @@ describe.each(testDatabases())('invitations on $name', (db) => {
   });
 
   it('accepts null for absent optional fields and unknown extra keys', async () => {
-    const res = await srv.call('POST', `${V1}/store-invite`, invite({ room_alias: null, room_avatar_url: null, room_type: null, extra_thing: 'kept' }));
+    const res = await srv.call(
+      'POST',
+      `${V1}/store-invite`,
+      invite({ room_alias: null, room_avatar_url: null, room_type: null, extra_thing: 'kept' }),
+    );
     expect(res.status).toBe(200);
   });
 
@@ -152,11 +156,25 @@ describe.each(testDatabases())('invitations on $name', (db) => {
   });
 
   it('answers M_THREEPID_IN_USE with the bound mxid, case-insensitively, before the medium check', async () => {
-    await insertAssociation(srv.service.deps, { medium: 'email', address: 'bound@example.org', mxid: '@carol:hs.example', ts: now, notBefore: now - 1000, notAfter: now + 3_600_000 });
+    await insertAssociation(srv.service.deps, {
+      medium: 'email',
+      address: 'bound@example.org',
+      mxid: '@carol:hs.example',
+      ts: now,
+      notBefore: now - 1000,
+      notAfter: now + 3_600_000,
+    });
     const res = await srv.call('POST', `${V1}/store-invite`, invite({ address: 'BOUND@example.org' }));
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ errcode: 'M_THREEPID_IN_USE', mxid: '@carol:hs.example' });
-    await insertAssociation(srv.service.deps, { medium: 'msisdn', address: '447700900001', mxid: '@dan:hs.example', ts: now, notBefore: now - 1000, notAfter: now + 3_600_000 });
+    await insertAssociation(srv.service.deps, {
+      medium: 'msisdn',
+      address: '447700900001',
+      mxid: '@dan:hs.example',
+      ts: now,
+      notBefore: now - 1000,
+      notAfter: now + 3_600_000,
+    });
     const phone = await srv.call('POST', `${V1}/store-invite`, invite({ medium: 'msisdn', address: '447700900001' }));
     expect(phone.body).toMatchObject({ errcode: 'M_THREEPID_IN_USE', mxid: '@dan:hs.example' });
   });
@@ -173,7 +191,9 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     const terms = await srv.call('POST', `${V2}/store-invite`, invite(), { authorization: 'Bearer no-terms' });
     expect(terms.status).toBe(403);
     expect(terms.body.errcode).toBe('M_TERMS_NOT_SIGNED');
-    const spoofed = await srv.call('POST', `${V2}/store-invite`, invite({ sender: '@mallory:hs.example' }), { authorization: 'Bearer good-token' });
+    const spoofed = await srv.call('POST', `${V2}/store-invite`, invite({ sender: '@mallory:hs.example' }), {
+      authorization: 'Bearer good-token',
+    });
     expect(spoofed.status).toBe(403);
     expect(spoofed.body.errcode).toBe('M_UNAUTHORIZED');
     const ok = await srv.call('POST', `${V2}/store-invite?access_token=good-token`, invite());
@@ -223,7 +243,9 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     const unknown = await srv.call('GET', `${V2}/pubkey/ed25519:7`);
     expect(unknown.status).toBe(404);
     expect(unknown.body.errcode).toBe('M_NOT_FOUND');
-    expect((await srv.call('GET', `${V2}/pubkey/isvalid?public_key=${encodeURIComponent(a.body.public_key)}`)).body).toEqual({ valid: true });
+    expect((await srv.call('GET', `${V2}/pubkey/isvalid?public_key=${encodeURIComponent(a.body.public_key)}`)).body).toEqual({
+      valid: true,
+    });
     expect((await srv.call('GET', `${V2}/pubkey/isvalid?public_key=${'B'.repeat(43)}`)).body).toEqual({ valid: false });
   });
 
@@ -244,7 +266,11 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     const preflight = await fetch(`${srv.url}${V2}/store-invite`, { method: 'OPTIONS' });
     expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
     // CORS headers on every answer, errors included (web clients read error bodies too)
-    for (const res of [await fetch(`${srv.url}${V1}/pubkey/ed25519:0`), await fetch(`${srv.url}${V2}/no-such-thing`), await fetch(`${srv.url}${V1}/store-invite`, { method: 'POST', body: '{' })]) {
+    for (const res of [
+      await fetch(`${srv.url}${V1}/pubkey/ed25519:0`),
+      await fetch(`${srv.url}${V2}/no-such-thing`),
+      await fetch(`${srv.url}${V1}/store-invite`, { method: 'POST', body: '{' }),
+    ]) {
       expect(res.headers.get('access-control-allow-origin')).toBe('*');
       expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, DELETE, OPTIONS');
       expect(res.headers.get('access-control-allow-headers')).toBe('Origin, X-Requested-With, Content-Type, Accept, Authorization');
@@ -252,9 +278,20 @@ describe.each(testDatabases())('invitations on $name', (db) => {
   });
 
   it('never answers 500 to malformed input', async () => {
-    const bodies: unknown[] = [null, 0, true, [], {}, { medium: [] }, { medium: 'email', address: {}, room_id: 1, sender: false },
-      invite({ room_id: '!'.padEnd(300, 'x') }), invite({ address: '\u0000@x.example' }), invite({ address: '😀@😀.example' }),
-      invite({ sender: '@a:b', room_alias: 5 }), invite({ 'org.matrix.web_client_location': ['x'] })];
+    const bodies: unknown[] = [
+      null,
+      0,
+      true,
+      [],
+      {},
+      { medium: [] },
+      { medium: 'email', address: {}, room_id: 1, sender: false },
+      invite({ room_id: '!'.padEnd(300, 'x') }),
+      invite({ address: '\u0000@x.example' }),
+      invite({ address: '😀@😀.example' }),
+      invite({ sender: '@a:b', room_alias: 5 }),
+      invite({ 'org.matrix.web_client_location': ['x'] }),
+    ];
     for (const b of bodies) {
       const res = await srv.call('POST', `${V1}/store-invite`, JSON.stringify(b), { 'content-type': 'application/json' });
       expect(res.status, JSON.stringify(b)).toBeLessThan(500);
@@ -267,7 +304,11 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     expect(big.status).toBe(200);
     const longSender = await srv.call('POST', `${V1}/store-invite`, invite({ sender: `@${'s'.repeat(240)}:hs.example` }));
     expect(longSender.status).toBe(200);
-    const folded = await srv.call('POST', `${V1}/store-invite`, invite({ address: `a@${'ß'.repeat(60)}.${'ß'.repeat(60)}.${'ß'.repeat(60)}.example` }));
+    const folded = await srv.call(
+      'POST',
+      `${V1}/store-invite`,
+      invite({ address: `a@${'ß'.repeat(60)}.${'ß'.repeat(60)}.${'ß'.repeat(60)}.example` }),
+    );
     expect(folded.status).toBe(400);
     expect(folded.body.errcode).toBe('M_INVALID_EMAIL');
   });
@@ -276,7 +317,10 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     const path = await srv.call('GET', `${V2}/pubkey/%E0%A4%A`);
     expect(path.status).toBe(400);
     expect(path.body.errcode).toBe('M_INVALID_PARAM');
-    const gz = await srv.call('POST', `${V1}/store-invite`, 'not gzip at all', { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    const gz = await srv.call('POST', `${V1}/store-invite`, 'not gzip at all', {
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+    });
     expect(gz.status).toBe(400);
     expect(gz.body.errcode).toBe('M_NOT_JSON');
   });
@@ -301,7 +345,6 @@ describe.each(testDatabases())('invitations on $name', (db) => {
     expect(joined).not.toContain('secret.person@private.example');
     expect(joined).not.toContain('secret.person');
   });
-
 });
 
 describe('restarts and configuration', () => {
@@ -347,7 +390,10 @@ describe('restarts and configuration', () => {
   it('refuses invitations the operator blocked', async () => {
     const [db] = testDatabases();
     const { url, dispose } = await db!.create();
-    const srv = await startTestServer({ dbUrl: url, overrides: { invites: { blockedServers: ['Spam.Example'], blockedRooms: ['!bad:hs.example'], blockedKeywords: ['Free Crypto'] } } });
+    const srv = await startTestServer({
+      dbUrl: url,
+      overrides: { invites: { blockedServers: ['Spam.Example'], blockedRooms: ['!bad:hs.example'], blockedKeywords: ['Free Crypto'] } },
+    });
     try {
       for (const sender of ['@x:spam.example', '@x:SPAM.example:8448']) {
         const a = await srv.call('POST', `${V1}/store-invite`, invite({ sender }));

@@ -44,7 +44,10 @@ describe.each(testDatabases())('lookup pepper safety on $name', (db) => {
       const now = Date.now();
       const addresses = ['c1@example.org', 'c2@example.org', 'c3@example.org'];
       for (const [i, address] of addresses.entries()) {
-        await insertAssociation({ associations: store }, { medium: 'email', address, mxid: `@c${i + 1}:hs.example`, ts: now, notBefore: now - 1, notAfter: now + 3_600_000 });
+        await insertAssociation(
+          { associations: store },
+          { medium: 'email', address, mxid: `@c${i + 1}:hs.example`, ts: now, notBefore: now - 1, notAfter: now + 3_600_000 },
+        );
       }
       // The process dies after the first batch of the rehash to pepperB: one row moved, two still on pepperA.
       const dying = Object.create(store) as AssociationStore;
@@ -57,7 +60,14 @@ describe.each(testDatabases())('lookup pepper safety on $name', (db) => {
       };
       await expect(ensureLookupPepper(depsFor(dying, 'pepperB'))).rejects.toThrow('killed');
       expect(await store.getBindingSetting('lookup_pepper')).toBe('pepperB');
-      expect((await store.findMxidsByHash(addresses.map((a) => hashOf(a, 'pepperB')), Date.now())).length).toBe(1);
+      expect(
+        (
+          await store.findMxidsByHash(
+            addresses.map((a) => hashOf(a, 'pepperB')),
+            Date.now(),
+          )
+        ).length,
+      ).toBe(1);
 
       // Meanwhile (another instance still serving): server-side hashing finds every row, whatever pepper it carries.
       const running = depsFor(store, 'pepperA');
@@ -75,7 +85,12 @@ describe.each(testDatabases())('lookup pepper safety on $name', (db) => {
       const bulk = await srv.call('POST', `${V1}/bulk_lookup`, { threepids: all });
       expect(bulk.body.threepids).toEqual(all.map(([m, a], i) => [m, a, `@c${i + 1}:hs.example`]));
       const hashes = addresses.map((a) => hashOf(a, 'pepperB'));
-      const v2 = await srv.call('POST', `${V2}/lookup`, { algorithm: 'sha256', pepper: 'pepperB', addresses: hashes }, { authorization: 'Bearer x' });
+      const v2 = await srv.call(
+        'POST',
+        `${V2}/lookup`,
+        { algorithm: 'sha256', pepper: 'pepperB', addresses: hashes },
+        { authorization: 'Bearer x' },
+      );
       expect(Object.keys(v2.body.mappings).sort()).toEqual([...hashes].sort());
       expect(await store.getBindingSetting('lookup_pepper_hashed')).toBe('pepperB');
       expect(srv.violations).toEqual([]);

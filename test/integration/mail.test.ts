@@ -103,7 +103,12 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
     // the private key in the link is the one whose public half store-invite answered
     const seed = Buffer.from(sign.searchParams.get('private_key')!, 'base64url');
     expect(Buffer.from(nacl.sign.keyPair.fromSeed(seed).publicKey).toString('base64url')).toBe(res.body.public_keys[1].public_key);
-    expect(p.html).toContain(`href="${mail!.parsed.text!.split('\n').find((l) => l.startsWith('https://app.element.io/'))!.replace(/&/g, '&amp;')}"`);
+    expect(p.html).toContain(
+      `href="${mail!.parsed
+        .text!.split('\n')
+        .find((l) => l.startsWith('https://app.element.io/'))!
+        .replace(/&/g, '&amp;')}"`,
+    );
 
     const row = await until(async () => {
       const r = await outboxRow(srv, 'first@example.org');
@@ -119,7 +124,9 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
   });
 
   it('points a v2 invite at the v1 sign endpoint (v1 is served; v2 needs a token), names the verified sender, and words spaces', async () => {
-    const res = await srv.call('POST', `${V2}/store-invite`, invite('second@example.org', { room_type: 'm.space' }), { authorization: 'Bearer good-token' });
+    const res = await srv.call('POST', `${V2}/store-invite`, invite('second@example.org', { room_type: 'm.space' }), {
+      authorization: 'Bearer good-token',
+    });
     expect(res.status).toBe(200);
     const [mail] = await until(() => (to('second@example.org').length ? to('second@example.org') : undefined));
     const link = linkOf(mail!);
@@ -154,12 +161,16 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
   it('escapes and truncates hostile names, and no input adds a header or a recipient', async () => {
     const displayName = 'Mallory\r\nBcc: evil@example.net\r\nX-Injected: yes <script>alert(1)</script>';
     const roomName = '<b onmouseover="x">Hi</b>\r\n\r\n--boundary\r\nContent-Type: text/html\r\n\r\n<script>' + 'Ω'.repeat(50);
-    const res = await srv.call('POST', `${V1}/store-invite`, invite('hostile@example.org', {
-      sender_display_name: displayName,
-      room_name: roomName,
-      room_alias: '#"><img src=x>:hs.example',
-      'org.matrix.web_client_location': 'https://evil.example',
-    }));
+    const res = await srv.call(
+      'POST',
+      `${V1}/store-invite`,
+      invite('hostile@example.org', {
+        sender_display_name: displayName,
+        room_name: roomName,
+        room_alias: '#"><img src=x>:hs.example',
+        'org.matrix.web_client_location': 'https://evil.example',
+      }),
+    );
     expect(res.status).toBe(200);
     const [mail] = await until(() => (to('hostile@example.org').length ? to('hostile@example.org') : undefined));
     expect(mail!.envelope.to).toEqual(['hostile@example.org']);
@@ -179,7 +190,11 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
     expect(link.searchParams.get('inviter_name')).toBe('Mallory  Bcc: evil@e...');
     expect(link.searchParams.get('room_name')).toBe('<b onmouseover="x">Hi</b>    -...');
     // a non-Latin name is cut on code points and survives the trip intact
-    const res2 = await srv.call('POST', `${V1}/store-invite`, invite('greek@example.org', { sender_display_name: 'Ωμέγα'.repeat(8), room_name: '茶会'.repeat(20) }));
+    const res2 = await srv.call(
+      'POST',
+      `${V1}/store-invite`,
+      invite('greek@example.org', { sender_display_name: 'Ωμέγα'.repeat(8), room_name: '茶会'.repeat(20) }),
+    );
     expect(res2.status).toBe(200);
     const [greek] = await until(() => (to('greek@example.org').length ? to('greek@example.org') : undefined));
     expect(greek!.parsed.subject).toBe(`${'Ωμέγα'.repeat(4)}... has invited you to chat`);
@@ -241,12 +256,24 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
   it('deletes sent and failed rows after the retention period, and only those', async () => {
     const knex = knexOf(srv);
     await until(async () => (await knex('mail_outbox').where('status', 'pending').count({ n: '*' }))[0]!.n == 0);
-    const pendingId = (await knex('mail_outbox').insert({ kind: 'invite', recipient: 'later@example.org', payload: '{}', status: 'pending', attempts: 0, next_attempt_at: Date.now() + 3_600_000, created_at: Date.now() }))[0];
+    const pendingId = (
+      await knex('mail_outbox').insert({
+        kind: 'invite',
+        recipient: 'later@example.org',
+        payload: '{}',
+        status: 'pending',
+        attempts: 0,
+        next_attempt_at: Date.now() + 3_600_000,
+        created_at: Date.now(),
+      })
+    )[0];
     const finished = Number((await knex('mail_outbox').whereIn('status', ['sent', 'failed']).count({ n: '*' }))[0]!.n);
     expect(finished).toBeGreaterThan(2);
     await srv.service.mailWorker.sweepNow(); // inside the retention period: nothing goes
     expect(Number((await knex('mail_outbox').count({ n: '*' }))[0]!.n)).toBe(finished + 1);
-    await knex('mail_outbox').whereIn('status', ['sent', 'failed']).update({ finished_at: Date.now() - srv.service.deps.config.mail.retentionMs - 1 });
+    await knex('mail_outbox')
+      .whereIn('status', ['sent', 'failed'])
+      .update({ finished_at: Date.now() - srv.service.deps.config.mail.retentionMs - 1 });
     await srv.service.mailWorker.sweepNow();
     const left = await knex('mail_outbox').select('id', 'status');
     expect(left).toEqual([{ id: pendingId, status: 'pending' }]);
@@ -344,7 +371,10 @@ describe('SMTP TLS modes', () => {
       const db = testDatabases()[0]!;
       const { url, dispose } = await db.create();
       const smtp = await startSmtp({ tls });
-      let strict: TestServer | undefined = await startTestServer({ dbUrl: url, overrides: smtpConfig(smtp.port, { smtp: { host: '127.0.0.1', port: smtp.port, tls } }) });
+      let strict: TestServer | undefined = await startTestServer({
+        dbUrl: url,
+        overrides: smtpConfig(smtp.port, { smtp: { host: '127.0.0.1', port: smtp.port, tls } }),
+      });
       let relaxed: TestServer | undefined;
       try {
         await strict.call('POST', `${V1}/store-invite`, invite(`${tls}@example.org`));

@@ -16,11 +16,22 @@ describe.each(testDatabases())('mail outbox shared by instances on $name', (db: 
     const servers: TestServer[] = [];
     try {
       for (let i = 0; i < instances; i++) {
-        servers.push(await startTestServer({
-          dbUrl: url,
-          // small batches and a short poll make the instances' claims interleave as much as possible
-          overrides: { mail: { from: 'is@is.test', smtp: { host: '127.0.0.1', port: smtp.port, tls: 'none' }, batchSize: 3, pollIntervalMs: 50, retryBaseMs: 50, retryMaxMs: 200 } },
-        }));
+        servers.push(
+          await startTestServer({
+            dbUrl: url,
+            // small batches and a short poll make the instances' claims interleave as much as possible
+            overrides: {
+              mail: {
+                from: 'is@is.test',
+                smtp: { host: '127.0.0.1', port: smtp.port, tls: 'none' },
+                batchSize: 3,
+                pollIntervalMs: 50,
+                retryBaseMs: 50,
+                retryMaxMs: 200,
+              },
+            },
+          }),
+        );
       }
       const tokens = new Map<string, string>();
       let next = 0;
@@ -30,7 +41,11 @@ describe.each(testDatabases())('mail outbox shared by instances on $name', (db: 
           const srv = servers[i % servers.length]!;
           const address = `user${i}@example.org`;
           const res = await srv.call('POST', '/_matrix/identity/api/v1/store-invite', {
-            medium: 'email', address, room_id: '!room:hs.example', sender: '@bob:hs.example', room_name: `Room ${i}`,
+            medium: 'email',
+            address,
+            room_id: '!room:hs.example',
+            sender: '@bob:hs.example',
+            room_name: `Room ${i}`,
           });
           expect(res.status).toBe(200);
           tokens.set(address, res.body.token);
@@ -39,7 +54,11 @@ describe.each(testDatabases())('mail outbox shared by instances on $name', (db: 
       await Promise.all(Array.from({ length: 16 }, worker));
       await smtp.waitFor(INVITES, 60_000);
       const knex = servers[0]!.service.db.knex;
-      await until(async () => Number((await knex('mail_outbox').where('status', 'sent').count({ n: '*' }))[0]!.n) === INVITES, 30_000, 'all rows sent');
+      await until(
+        async () => Number((await knex('mail_outbox').where('status', 'sent').count({ n: '*' }))[0]!.n) === INVITES,
+        30_000,
+        'all rows sent',
+      );
       for (const s of servers) {
         s.service.mailWorker.wake();
         await s.service.mailWorker.idle();

@@ -17,10 +17,20 @@ describe.each(testDatabases())('mail files without SMTP on $name', (db) => {
     const srv = await startTestServer({ dbUrl: url, clock: () => Date.now() + offset, overrides: { mail: { retentionMs: HOUR } } });
     try {
       const dir = join(srv.dataDir, 'mail');
-      const emls = () => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.eml')).sort() : []);
+      const emls = () =>
+        existsSync(dir)
+          ? readdirSync(dir)
+              .filter((f) => f.endsWith('.eml'))
+              .sort()
+          : [];
       const send = async (address: string) => {
         const before = emls().length;
-        const res = await srv.call('POST', `${V1}/store-invite`, { medium: 'email', address, room_id: '!r:hs.example', sender: '@s:hs.example' });
+        const res = await srv.call('POST', `${V1}/store-invite`, {
+          medium: 'email',
+          address,
+          room_id: '!r:hs.example',
+          sender: '@s:hs.example',
+        });
         expect(res.status).toBe(200);
         await until(() => emls().length > before, 10_000, 'the .eml file');
       };

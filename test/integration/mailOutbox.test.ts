@@ -26,13 +26,26 @@ describe.each(testDatabases())('mail outbox on $name', (db: TestDatabase) => {
   async function queue(n: number): Promise<void> {
     for (let i = 0; i < n; i++) {
       await store.sessions.insertSession(
-        { sid: `sid${i}`, medium: 'email', address: `a${i}@example.org`, clientSecret: 's', token: `t${i}`, sendAttempt: 1, nextLink: null, createdAt: NOW, tokenExpiresAt: NOW + 1e6, validatedAt: null, expiresAt: NOW + 1e6 },
+        {
+          sid: `sid${i}`,
+          medium: 'email',
+          address: `a${i}@example.org`,
+          clientSecret: 's',
+          token: `t${i}`,
+          sendAttempt: 1,
+          nextLink: null,
+          createdAt: NOW,
+          tokenExpiresAt: NOW + 1e6,
+          validatedAt: null,
+          expiresAt: NOW + 1e6,
+        },
         { kind: 'verification', recipient: `a${i}@example.org`, payload: { token: `t${i}`, link: 'https://x' }, createdAt: NOW },
       );
     }
   }
 
-  const rows = () => database.knex('mail_outbox').select('id', 'status', 'payload', 'last_error', 'next_attempt_at', 'locked_by', 'sent_at').orderBy('id');
+  const rows = () =>
+    database.knex('mail_outbox').select('id', 'status', 'payload', 'last_error', 'next_attempt_at', 'locked_by', 'sent_at').orderBy('id');
 
   it('writes sent, failed and retry outcomes of one batch, dropping secrets from final rows', async () => {
     await queue(3);
@@ -60,10 +73,17 @@ describe.each(testDatabases())('mail outbox on $name', (db: TestDatabase) => {
     await queue(230);
     const jobs = await store.mailOutbox.claim('w1', NOW, 60_000, 500);
     expect(jobs).toHaveLength(230);
-    const lost = await store.mailOutbox.finish('w1', jobs.map((j, i) => ({ id: j.id, status: 'done' as const, at: NOW + i, payload: { messageId: `<${i}@x>` } })));
+    const lost = await store.mailOutbox.finish(
+      'w1',
+      jobs.map((j, i) => ({ id: j.id, status: 'done' as const, at: NOW + i, payload: { messageId: `<${i}@x>` } })),
+    );
     expect(lost).toEqual([]);
     const all = await rows();
-    expect(all.every((r, i) => r.status === 'sent' && r.payload === `{"messageId":"<${i}@x>"}` && Number(r.sent_at) === NOW + i && r.locked_by === null)).toBe(true);
+    expect(
+      all.every(
+        (r, i) => r.status === 'sent' && r.payload === `{"messageId":"<${i}@x>"}` && Number(r.sent_at) === NOW + i && r.locked_by === null,
+      ),
+    ).toBe(true);
   });
 
   it('writes nothing for a row whose lease another worker took over, and reports it', async () => {

@@ -3,7 +3,18 @@ import { describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
 import { migrateDown, migrateLatest, openDatabase } from '../../src/platform/db/db.js';
 
-const TABLES = ['invites', 'ephemeral_keys', 'associations', 'mail_outbox', 'account_tokens', 'accepted_terms', 'validation_sessions', 'onbind_outbox', 'binding_settings', 'rate_limits'];
+const TABLES = [
+  'invites',
+  'ephemeral_keys',
+  'associations',
+  'mail_outbox',
+  'account_tokens',
+  'accepted_terms',
+  'validation_sessions',
+  'onbind_outbox',
+  'binding_settings',
+  'rate_limits',
+];
 
 describe.each(testDatabases())('migrations on $name', (db) => {
   it('go up, down and up again', async () => {

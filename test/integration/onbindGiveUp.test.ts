@@ -53,12 +53,35 @@ describe.each(testDatabases())('onbind give-up on $name', (db) => {
 
   const queue = async (destination: string, tag: string) => {
     const now = Date.now() + offset;
-    const a = { medium: 'email', address: `${tag}@example.org`, mxid: `@${tag}:${destination}`, ts: now, notBefore: now, notAfter: now + 1e9 };
+    const a = {
+      medium: 'email',
+      address: `${tag}@example.org`,
+      mxid: `@${tag}:${destination}`,
+      ts: now,
+      notBefore: now,
+      notAfter: now + 1e9,
+    };
     await srv.service.deps.invites.insertInvite(
-      { medium: 'email', address: a.address, roomId: '!r:hs', sender: '@s:hs', token: `${tag}`.padEnd(32, 't'), ephemeralPublicKey: `${tag}`.padEnd(43, 'k'), fields: {}, createdAt: now - 1, expiresAt: now + 1e9 },
+      {
+        medium: 'email',
+        address: a.address,
+        roomId: '!r:hs',
+        sender: '@s:hs',
+        token: `${tag}`.padEnd(32, 't'),
+        ephemeralPublicKey: `${tag}`.padEnd(43, 'k'),
+        fields: {},
+        createdAt: now - 1,
+        expiresAt: now + 1e9,
+      },
       { kind: 'invite', recipient: a.address, payload: {}, createdAt: now - 1 },
     );
-    await bindClaimingInvites(srv.service.deps, a, { lookupHash: tag, destination, invitesPerCall: 10, now, buildBody: (x) => ({ mxid: x.mxid, medium: 'email', address: x.address }) });
+    await bindClaimingInvites(srv.service.deps, a, {
+      lookupHash: tag,
+      destination,
+      invitesPerCall: 10,
+      now,
+      buildBody: (x) => ({ mxid: x.mxid, medium: 'email', address: x.address }),
+    });
     srv.service.deps.signals.onbindQueued();
   };
   const row = async (destination: string) => knex('onbind_outbox').where({ destination }).first();

@@ -25,10 +25,30 @@ describe.each(testDatabases())('onbind outbox on $name', (db) => {
 
   const invite = (address: string, i: number, createdAt = now - 10) =>
     stores.invites.insertInvite(
-      { medium: 'email', address, roomId: `!r${i}:hs`, sender: '@s:hs', token: `${address}-${i}`.replace(/[^A-Za-z0-9]/g, '').padEnd(32, 'x'), ephemeralPublicKey: `${address}${i}`.replace(/[^A-Za-z0-9]/g, '').padEnd(43, 'k').slice(0, 43), fields: {}, createdAt, expiresAt: now + 1e9 },
+      {
+        medium: 'email',
+        address,
+        roomId: `!r${i}:hs`,
+        sender: '@s:hs',
+        token: `${address}-${i}`.replace(/[^A-Za-z0-9]/g, '').padEnd(32, 'x'),
+        ephemeralPublicKey: `${address}${i}`
+          .replace(/[^A-Za-z0-9]/g, '')
+          .padEnd(43, 'k')
+          .slice(0, 43),
+        fields: {},
+        createdAt,
+        expiresAt: now + 1e9,
+      },
       { kind: 'invite', recipient: address, payload: {}, createdAt },
     );
-  const assoc = (address: string, mxid: string): Association => ({ medium: 'email', address, mxid, ts: now, notBefore: now, notAfter: now + 1e9 });
+  const assoc = (address: string, mxid: string): Association => ({
+    medium: 'email',
+    address,
+    mxid,
+    ts: now,
+    notBefore: now,
+    notAfter: now + 1e9,
+  });
   const opts = (over: Partial<ClaimOptions> = {}): ClaimOptions => ({
     lookupHash: 'h',
     destination: 'hs',
@@ -57,7 +77,11 @@ describe.each(testDatabases())('onbind outbox on $name', (db) => {
     await database.knex('onbind_outbox').delete();
     for (let i = 0; i < 12; i++) await invite('b@example.org', i);
     await bindClaimingInvites(stores, assoc('b@example.org', '@b:hs'), opts({ invitesPerCall: 1 }));
-    const [x, y, z] = await Promise.all([stores.onbindOutbox.claim('w1', now, 5000, 5), stores.onbindOutbox.claim('w2', now, 5000, 5), stores.onbindOutbox.claim('w3', now, 5000, 5)]);
+    const [x, y, z] = await Promise.all([
+      stores.onbindOutbox.claim('w1', now, 5000, 5),
+      stores.onbindOutbox.claim('w2', now, 5000, 5),
+      stores.onbindOutbox.claim('w3', now, 5000, 5),
+    ]);
     const ids = [...x!, ...y!, ...z!].map((j) => j.id);
     expect(ids).toHaveLength(12);
     expect(new Set(ids).size).toBe(12);
@@ -65,7 +89,9 @@ describe.each(testDatabases())('onbind outbox on $name', (db) => {
     const takeover = await stores.onbindOutbox.claim('w4', now + 6000, 5000, 50);
     expect(takeover).toHaveLength(12);
     // a worker whose lease was taken over cannot reschedule the row
-    await stores.onbindOutbox.finish('w1', [{ id: x![0]!.id, status: 'retry', nextAttemptAt: now + 99_999, error: 'late', httpStatus: 500 }]);
+    await stores.onbindOutbox.finish('w1', [
+      { id: x![0]!.id, status: 'retry', nextAttemptAt: now + 99_999, error: 'late', httpStatus: 500 },
+    ]);
     const row = await database.knex('onbind_outbox').where({ id: x![0]!.id }).first();
     expect(row.locked_by).toBe('w4');
     await stores.onbindOutbox.finish('w4', [{ id: x![0]!.id, status: 'done', at: now + 7000, httpStatus: 200 }]);
@@ -80,7 +106,9 @@ describe.each(testDatabases())('onbind outbox on $name', (db) => {
     for (const [i, a] of addresses.entries()) await invite(a, i);
     const results = await Promise.allSettled(addresses.map((a, i) => bindClaimingInvites(stores, assoc(a, `@m${i}:hs`), opts())));
     expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
-    expect(results.map((r) => (r as PromiseFulfilledResult<{ claimedInvites: number }>).value.claimedInvites)).toEqual(addresses.map(() => 1));
+    expect(results.map((r) => (r as PromiseFulfilledResult<{ claimedInvites: number }>).value.claimedInvites)).toEqual(
+      addresses.map(() => 1),
+    );
     const bound = await database.knex('associations').whereIn('address', addresses).count({ n: '*' });
     expect(Number(bound[0]!.n)).toBe(300);
   });

@@ -29,7 +29,9 @@ describe.each(testDatabases())('onbind across a SIGKILL on $name', (db) => {
         accepted++;
         return { status: 200, body: {} };
       }
-      return i === 0 ? { status: 500, body: { errcode: 'M_UNKNOWN', error: 'down' } } : { status: 500, body: { errcode: 'M_UNKNOWN', error: 'late' }, delayMs: 5_000 };
+      return i === 0
+        ? { status: 500, body: { errcode: 'M_UNKNOWN', error: 'down' } }
+        : { status: 500, body: { errcode: 'M_UNKNOWN', error: 'late' }, delayMs: 5_000 };
     });
     const { knex } = openDatabase({ url });
     const port = await freePort();
@@ -53,7 +55,11 @@ describe.each(testDatabases())('onbind across a SIGKILL on $name', (db) => {
       procs.push(first);
       await first.waitFor(/tessera listening/, 60_000);
       const post = async (path: string, body: unknown) => {
-        const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const res = await fetch(`${base}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
         return { status: res.status, body: (await res.json()) as any };
       };
       const address = 'kill.test@example.org';
@@ -81,7 +87,11 @@ describe.each(testDatabases())('onbind across a SIGKILL on $name', (db) => {
       procs.push(second);
       await second.waitFor(/tessera listening/, 60_000);
       await until(async () => (await knex('onbind_outbox').first()).status === 'delivered', 30_000, 'the onbind row delivered');
-      await until(async () => (await knex('invites').where({ token: invite.body.token }).first()).delivered_at !== null, 10_000, 'the invite marked delivered');
+      await until(
+        async () => (await knex('invites').where({ token: invite.body.token }).first()).delivered_at !== null,
+        10_000,
+        'the invite marked delivered',
+      );
       const serverKey = ((await (await fetch(`${base}/_matrix/identity/v2/pubkey/ed25519:0`)).json()) as { public_key: string }).public_key;
       // stop the second process cleanly: afterwards nothing more can be sent, so the count below is final
       second.child.kill('SIGTERM');

@@ -46,7 +46,16 @@ describe('SQLite query plans of the outboxes', () => {
   }
 
   const mails = (n: number, status: string, extra: Record<string, unknown> = {}) =>
-    Array.from({ length: n }, (_, i) => ({ kind: 'invite', recipient: `r${i}@example.org`, payload: '{}', status, attempts: 0, next_attempt_at: NOW, created_at: NOW, ...extra }));
+    Array.from({ length: n }, (_, i) => ({
+      kind: 'invite',
+      recipient: `r${i}@example.org`,
+      payload: '{}',
+      status,
+      attempts: 0,
+      next_attempt_at: NOW,
+      created_at: NOW,
+      ...extra,
+    }));
 
   it('claims, finishes and deletes mail batches through the primary key', async () => {
     await database.knex.batchInsert('mail_outbox', mails(3 * BATCH, 'pending'), 100);
@@ -54,28 +63,55 @@ describe('SQLite query plans of the outboxes', () => {
     seen = [];
     const jobs = await store.mailOutbox.claim('w1', NOW, 60_000, BATCH);
     expect(jobs).toHaveLength(BATCH);
-    expect(await store.mailOutbox.finish('w1', jobs.map((j) => ({ id: j.id, status: 'done' as const, at: NOW + 1, payload: {} })))).toEqual([]);
+    expect(
+      await store.mailOutbox.finish(
+        'w1',
+        jobs.map((j) => ({ id: j.id, status: 'done' as const, at: NOW + 1, payload: {} })),
+      ),
+    ).toEqual([]);
     expect(await store.mailOutbox.deleteFinished(NOW + 1, BATCH)).toBe(BATCH);
     // claim: update + read back; finish: ownership read + one update; delete: one
     const plans = await plansById(5);
     for (const p of plans) expect(p.plan, p.sql).toMatch(/USING INTEGER PRIMARY KEY/);
     for (const p of plans) expect(p.plan, p.sql).not.toMatch(/mail_outbox_due/);
     // ... and what they did is what the outbox promises
-    const counts = (await database.knex('mail_outbox').select('status').count({ n: '*' }).groupBy('status').orderBy('status')) as { status: string; n: number | string }[];
-    expect(counts.map((c) => [c.status, Number(c.n)])).toEqual([['pending', 2 * BATCH], ['sent', 3 * BATCH]]);
+    const counts = (await database.knex('mail_outbox').select('status').count({ n: '*' }).groupBy('status').orderBy('status')) as {
+      status: string;
+      n: number | string;
+    }[];
+    expect(counts.map((c) => [c.status, Number(c.n)])).toEqual([
+      ['pending', 2 * BATCH],
+      ['sent', 3 * BATCH],
+    ]);
   });
 
   it('finds the finished rows of both retention sweeps through their finished_at index', async () => {
     await database.knex.batchInsert('mail_outbox', mails(3 * BATCH, 'sent', { sent_at: NOW, finished_at: NOW }), 100);
-    const onbind = (status: string, finished: number | null) => ({ destination: 'hs.example', association_id: 1, body: '{}', invite_ids: '[]', status, attempts: 1, next_attempt_at: NOW, created_at: NOW, finished_at: finished });
-    await database.knex.batchInsert('onbind_outbox', [...Array.from({ length: 2 * BATCH }, () => onbind('delivered', NOW)), onbind('failed', NOW), onbind('pending', null)], 100);
+    const onbind = (status: string, finished: number | null) => ({
+      destination: 'hs.example',
+      association_id: 1,
+      body: '{}',
+      invite_ids: '[]',
+      status,
+      attempts: 1,
+      next_attempt_at: NOW,
+      created_at: NOW,
+      finished_at: finished,
+    });
+    await database.knex.batchInsert(
+      'onbind_outbox',
+      [...Array.from({ length: 2 * BATCH }, () => onbind('delivered', NOW)), onbind('failed', NOW), onbind('pending', null)],
+      100,
+    );
     seen = [];
     expect(await store.mailOutbox.deleteFinished(NOW + 1, 1000)).toBe(3 * BATCH);
     expect(await store.onbindOutbox.deleteFinished(NOW + 1, 1000)).toBe(2 * BATCH + 1);
     const finders = seen.filter((q) => /^select `id` from `\w+_outbox` where/.test(q.sql));
     expect(finders).toHaveLength(2);
     for (const q of finders) {
-      const plan = ((await database.knex.raw(`EXPLAIN QUERY PLAN ${q.sql}`, q.bindings as never)) as { detail: string }[]).map((r) => r.detail).join(' | ');
+      const plan = ((await database.knex.raw(`EXPLAIN QUERY PLAN ${q.sql}`, q.bindings as never)) as { detail: string }[])
+        .map((r) => r.detail)
+        .join(' | ');
       expect(plan, q.sql).toMatch(/_outbox_finished_at \(finished_at<\?\)/);
     }
     expect(await database.knex('onbind_outbox').pluck('status')).toEqual(['pending']); // the one unfinished row stays
@@ -90,7 +126,9 @@ describe('SQLite query plans of the outboxes', () => {
     database.knex.on('query', (q: { sql: string }) => {
       if (interleaved || !/^update `mail_outbox` set `locked_by`/.test(q.sql)) return;
       interleaved = true; // after our SELECT, before our UPDATE: another process claims them all
-      other.prepare("UPDATE mail_outbox SET locked_by = 'w2', locked_until = ?, next_attempt_at = ? WHERE status = 'pending'").run(NOW + 60_000, NOW + 60_000);
+      other
+        .prepare("UPDATE mail_outbox SET locked_by = 'w2', locked_until = ?, next_attempt_at = ? WHERE status = 'pending'")
+        .run(NOW + 60_000, NOW + 60_000);
     });
     try {
       await expect(store.mailOutbox.claim('w1', NOW, 60_000, BATCH)).rejects.toMatchObject({ code: expect.stringMatching(/^SQLITE_BUSY/) });
@@ -117,7 +155,16 @@ describe('SQLite query plans of the outboxes', () => {
   });
 
   it('claims onbind batches through the primary key', async () => {
-    const rows = Array.from({ length: 3 * BATCH }, (_, i) => ({ destination: 'hs.example', association_id: i, body: '{}', invite_ids: '[]', status: 'pending', attempts: 0, next_attempt_at: NOW, created_at: NOW }));
+    const rows = Array.from({ length: 3 * BATCH }, (_, i) => ({
+      destination: 'hs.example',
+      association_id: i,
+      body: '{}',
+      invite_ids: '[]',
+      status: 'pending',
+      attempts: 0,
+      next_attempt_at: NOW,
+      created_at: NOW,
+    }));
     await database.knex.batchInsert('onbind_outbox', rows, 100);
     seen = [];
     expect(await store.onbindOutbox.claim('w1', NOW, 60_000, BATCH)).toHaveLength(BATCH);

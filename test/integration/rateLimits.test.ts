@@ -60,7 +60,14 @@ describe.each(testDatabases())('rate limits on $name', (db) => {
   it('answers 429 before M_THREEPID_IN_USE, and the sweeper drops finished windows', async () => {
     let now = 1_700_000_000_000;
     const [a] = await pair({ windowMs: 60_000, storeInvitePerAddress: 1 }, () => now);
-    await insertAssociation(a.service.deps, { medium: 'email', address: 'bound@example.org', mxid: '@c:hs.example', ts: now, notBefore: 0, notAfter: now * 2 });
+    await insertAssociation(a.service.deps, {
+      medium: 'email',
+      address: 'bound@example.org',
+      mxid: '@c:hs.example',
+      ts: now,
+      notBefore: 0,
+      notAfter: now * 2,
+    });
     expect((await a.call('POST', `${V1}/store-invite`, invite('bound@example.org'))).body.errcode).toBe('M_THREEPID_IN_USE');
     expect((await a.call('POST', `${V1}/store-invite`, invite('bound@example.org'))).body.errcode).toBe('M_LIMIT_EXCEEDED');
     now += 120_000;
@@ -71,9 +78,14 @@ describe.each(testDatabases())('rate limits on $name', (db) => {
     for (const trustProxy of [false, true]) {
       const { url, dispose } = await db.create();
       cleanup.push(dispose);
-      const srv = await startTestServer({ dbUrl: url, clock: () => WINDOW_START, overrides: { server: { trustProxy }, rateLimits: { storeInvitePerIp: 1 } } });
+      const srv = await startTestServer({
+        dbUrl: url,
+        clock: () => WINDOW_START,
+        overrides: { server: { trustProxy }, rateLimits: { storeInvitePerIp: 1 } },
+      });
       cleanup.push(() => srv.stop());
-      const from = (ip: string, n: number) => srv.call('POST', `${V1}/store-invite`, invite(`p${n}@example.org`, `@s${n}:hs.example`), { 'x-forwarded-for': ip });
+      const from = (ip: string, n: number) =>
+        srv.call('POST', `${V1}/store-invite`, invite(`p${n}@example.org`, `@s${n}:hs.example`), { 'x-forwarded-for': ip });
       expect((await from('203.0.113.1', 1)).status).toBe(200);
       // another claimed client: a separate bucket behind a trusted proxy, the same socket address otherwise
       expect((await from('203.0.113.2', 2)).status, `trustProxy=${trustProxy}`).toBe(trustProxy ? 200 : 429);

@@ -26,7 +26,9 @@ describe('request timeout', () => {
     const { answer, closedAfterMs } = await new Promise<{ answer: string; closedAfterMs: number }>((resolve, reject) => {
       let answer = '';
       const s = connect(Number(port), '127.0.0.1', () => {
-        s.write('POST /_matrix/identity/api/v1/bulk_lookup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"thr');
+        s.write(
+          'POST /_matrix/identity/api/v1/bulk_lookup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"thr',
+        );
       });
       s.setEncoding('latin1');
       s.on('data', (d: string) => (answer += d));

@@ -16,7 +16,10 @@ const START = 1_699_999_980_000 + 15_000;
 describe('requestToken rate-limit settings', () => {
   it('default to 60 per IP and 5 per address a window, from TESSERA_RATELIMIT_REQUEST_TOKEN_*', () => {
     expect(loadConfig({ argv: [], env: {} }).rateLimits).toMatchObject({ requestTokenPerIp: 60, requestTokenPerAddress: 5 });
-    const c = loadConfig({ argv: [], env: { TESSERA_RATELIMIT_REQUEST_TOKEN_PER_IP: '0', TESSERA_RATELIMIT_REQUEST_TOKEN_PER_ADDRESS: '7' } });
+    const c = loadConfig({
+      argv: [],
+      env: { TESSERA_RATELIMIT_REQUEST_TOKEN_PER_IP: '0', TESSERA_RATELIMIT_REQUEST_TOKEN_PER_ADDRESS: '7' },
+    });
     expect(c.rateLimits).toMatchObject({ requestTokenPerIp: 0, requestTokenPerAddress: 7 });
   });
 });
@@ -47,8 +50,14 @@ describe.each(testDatabases())('requestToken rate limits on $name', (db) => {
   });
 
   const request = (email: string, clientSecret: string, sendAttempt = 1, version: 'v1' | 'v2' = 'v1') =>
-    srv.call('POST', `${version === 'v2' ? V2 : V1}/validate/email/requestToken`, { client_secret: clientSecret, email, send_attempt: sendAttempt }, version === 'v2' ? { authorization: 'Bearer x' } : {});
-  const drained = () => until(async () => (await knex('mail_outbox').where('status', 'pending')).length === 0, 10_000, 'mail outbox drained');
+    srv.call(
+      'POST',
+      `${version === 'v2' ? V2 : V1}/validate/email/requestToken`,
+      { client_secret: clientSecret, email, send_attempt: sendAttempt },
+      version === 'v2' ? { authorization: 'Bearer x' } : {},
+    );
+  const drained = () =>
+    until(async () => (await knex('mail_outbox').where('status', 'pending')).length === 0, 10_000, 'mail outbox drained');
 
   it('sends one victim at most requestTokenPerAddress emails a window, whatever the client_secrets', async () => {
     const statuses: number[] = [];

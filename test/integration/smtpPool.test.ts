@@ -47,7 +47,9 @@ async function server(extra: Partial<SMTPServerOptions> = {}): Promise<Server> {
  * A scripted SMTP server for failure cases smtp-server cannot be told to produce (a connection dropped at a
  * chosen command). `answer` gets each command line (and `.` at the end of DATA) and writes the reply.
  */
-async function scripted(answer: (sock: Socket, line: string, state: { mails: number; data: boolean }) => void): Promise<{ port: number; stop(): Promise<void> }> {
+async function scripted(
+  answer: (sock: Socket, line: string, state: { mails: number; data: boolean }) => void,
+): Promise<{ port: number; stop(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const srv = createTcpServer((sock) => {
     sockets.add(sock);
@@ -69,10 +71,11 @@ async function scripted(answer: (sock: Socket, line: string, state: { mails: num
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
   return {
     port: (srv.address() as AddressInfo).port,
-    stop: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      srv.close(() => resolve());
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        srv.close(() => resolve());
+      }),
   };
 }
 
@@ -95,14 +98,29 @@ function replies(special: (sock: Socket, line: string, state: { mails: number; d
 
 /** Settles within `ms`, or says it hung. */
 const within = <T>(p: Promise<T>, ms = 3000) =>
-  Promise.race([p.then((v) => ({ settled: 'resolved', v }), (e: unknown) => ({ settled: 'rejected', e })), new Promise<{ settled: 'hung' }>((r) => setTimeout(() => r({ settled: 'hung' }), ms))]);
+  Promise.race([
+    p.then(
+      (v) => ({ settled: 'resolved', v }),
+      (e: unknown) => ({ settled: 'rejected', e }),
+    ),
+    new Promise<{ settled: 'hung' }>((r) => setTimeout(() => r({ settled: 'hung' }), ms)),
+  ]);
 
 const RAW = Buffer.from('From: a@is.test\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nhello\r\n.leading dot\r\n');
 
 function pool(port: number, over: Partial<SmtpPoolOptions> = {}): SmtpPool {
   return new SmtpPool({
-    host: '127.0.0.1', port, secure: false, requireTLS: false, ignoreTLS: true, rejectUnauthorized: true, name: 'is.test',
-    connectionTimeoutMs: 2000, greetingTimeoutMs: 2000, socketTimeoutMs: 5000, ...over,
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    requireTLS: false,
+    ignoreTLS: true,
+    rejectUnauthorized: true,
+    name: 'is.test',
+    connectionTimeoutMs: 2000,
+    greetingTimeoutMs: 2000,
+    socketTimeoutMs: 5000,
+    ...over,
   });
 }
 
@@ -116,7 +134,10 @@ describe('SmtpPool', () => {
   it('sends many messages over at most maxConnections connections', async () => {
     const s = await server();
     const p = pool(s.port, { maxConnections: 3 });
-    cleanup.push(() => s.stop(), () => p.close());
+    cleanup.push(
+      () => s.stop(),
+      () => p.close(),
+    );
     const infos = await Promise.all(Array.from({ length: 40 }, (_, i) => p.send({ from: 'a@is.test', to: `u${i}@example.org` }, RAW)));
     expect(infos.every((i) => /^250/.test(i.response))).toBe(true);
     expect(s.received.sort()).toEqual(Array.from({ length: 40 }, (_, i) => `u${i}@example.org`).sort());
@@ -126,7 +147,10 @@ describe('SmtpPool', () => {
   it('reports a refused recipient as EENVELOPE 550 and keeps using the connection', async () => {
     const s = await server();
     const p = pool(s.port, { maxConnections: 1 });
-    cleanup.push(() => s.stop(), () => p.close());
+    cleanup.push(
+      () => s.stop(),
+      () => p.close(),
+    );
     const refused = await p.send({ from: 'a@is.test', to: 'refuse@example.org' }, RAW).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'EENVELOPE', responseCode: 550 });
     await p.send({ from: 'a@is.test', to: 'ok@example.org' }, RAW);
@@ -137,7 +161,10 @@ describe('SmtpPool', () => {
   it('opens a fresh connection when the server dropped the idle one', async () => {
     const s = await server({ socketTimeout: 300 });
     const p = pool(s.port, { maxConnections: 1 });
-    cleanup.push(() => s.stop(), () => p.close());
+    cleanup.push(
+      () => s.stop(),
+      () => p.close(),
+    );
     await p.send({ from: 'a@is.test', to: 'first@example.org' }, RAW);
     await new Promise((r) => setTimeout(r, 700)); // the server times the idle session out
     await p.send({ from: 'a@is.test', to: 'second@example.org' }, RAW);
@@ -148,7 +175,10 @@ describe('SmtpPool', () => {
   it('closes a connection after maxMessages and carries on with a new one', async () => {
     const s = await server();
     const p = pool(s.port, { maxConnections: 1, maxMessages: 2 });
-    cleanup.push(() => s.stop(), () => p.close());
+    cleanup.push(
+      () => s.stop(),
+      () => p.close(),
+    );
     for (let i = 0; i < 5; i++) await p.send({ from: 'a@is.test', to: `m${i}@example.org` }, RAW);
     expect(s.received).toHaveLength(5);
     expect(s.connections).toBe(3);
@@ -166,7 +196,11 @@ describe('SmtpPool', () => {
     });
     const good = pool(s.port, { user: 'tessera', password: 'secret' });
     const bad = pool(s.port, { user: 'tessera', password: 'wrong' });
-    cleanup.push(() => s.stop(), () => good.close(), () => bad.close());
+    cleanup.push(
+      () => s.stop(),
+      () => good.close(),
+      () => bad.close(),
+    );
     await good.send({ from: 'a@is.test', to: 'authed@example.org' }, RAW);
     expect(s.received).toEqual(['authed@example.org']);
     await expect(bad.send({ from: 'a@is.test', to: 'x@example.org' }, RAW)).rejects.toMatchObject({ code: 'EAUTH' });
@@ -175,24 +209,31 @@ describe('SmtpPool', () => {
   });
 
   it('frees the slot of a connection that dies during the RSET after a refusal', async () => {
-    const s = await scripted(replies((sock, line) => {
-      if (!line.toUpperCase().startsWith('RSET')) return false;
-      sock.destroy();
-      return true;
-    }));
+    const s = await scripted(
+      replies((sock, line) => {
+        if (!line.toUpperCase().startsWith('RSET')) return false;
+        sock.destroy();
+        return true;
+      }),
+    );
     const p = pool(s.port, { maxConnections: 1 });
-    cleanup.push(() => s.stop(), () => p.close());
+    cleanup.push(
+      () => s.stop(),
+      () => p.close(),
+    );
     await expect(p.send({ from: 'a@is.test', to: 'refuse@example.org' }, RAW)).rejects.toMatchObject({ code: 'EENVELOPE' });
     // With the only slot leaked, this would wait forever.
     expect(await within(p.send({ from: 'a@is.test', to: 'ok@example.org' }, RAW))).toMatchObject({ settled: 'resolved' });
   });
 
   it('settles a message whose reused connection drops after close() was called', async () => {
-    const s = await scripted(replies((sock, line, state) => {
-      if (!line.toUpperCase().startsWith('MAIL') || ++state.mails !== 2) return false;
-      setTimeout(() => sock.destroy(), 100); // the second message: no answer, then the connection drops
-      return true;
-    }));
+    const s = await scripted(
+      replies((sock, line, state) => {
+        if (!line.toUpperCase().startsWith('MAIL') || ++state.mails !== 2) return false;
+        setTimeout(() => sock.destroy(), 100); // the second message: no answer, then the connection drops
+        return true;
+      }),
+    );
     const p = pool(s.port, { maxConnections: 1 });
     cleanup.push(() => s.stop());
     await p.send({ from: 'a@is.test', to: 'first@example.org' }, RAW);
@@ -205,7 +246,10 @@ describe('SmtpPool', () => {
     const silent = createTcpServer((sock) => sock.end()); // accepts, then hangs up without a greeting
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const p = pool((silent.address() as AddressInfo).port, { user: 'tessera', password: 'x' });
-    cleanup.push(() => new Promise<void>((r) => silent.close(() => r())), () => p.close());
+    cleanup.push(
+      () => new Promise<void>((r) => silent.close(() => r())),
+      () => p.close(),
+    );
     const err = (await p.send({ from: 'a@is.test', to: 'x@example.org' }, RAW).catch((e: unknown) => e)) as Error & { code?: string };
     expect(err).toBeInstanceOf(Error);
     expect(err.code).not.toBe('EAUTH'); // not "the server does not offer AUTH": it never got that far

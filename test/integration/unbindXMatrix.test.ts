@@ -6,7 +6,13 @@ import { testDatabases } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { readVerificationMail, verificationMailCount } from '../helpers/verificationMail.js';
 import { smtpConfig, startSmtp, type TestSmtp } from '../helpers/smtp.js';
-import { serveSigningKey, startFakeHomeserver, synapseAuthHeader, type FakeHomeserver, type HomeserverSigningKey } from '../helpers/fakeHomeserver.js';
+import {
+  serveSigningKey,
+  startFakeHomeserver,
+  synapseAuthHeader,
+  type FakeHomeserver,
+  type HomeserverSigningKey,
+} from '../helpers/fakeHomeserver.js';
 import type { Authenticator } from '../../src/platform/http/security.js';
 
 const V1 = '/_matrix/identity/api/v1';
@@ -65,10 +71,18 @@ describe.each(testDatabases())('X-Matrix unbind on $name', (db) => {
   const bind = async (address: string, mxid: string) => {
     const clientSecret = `secret-${counter++}`;
     const sent = verificationMailCount(smtp, address);
-    const req = await srv.call('POST', `${V1}/validate/email/requestToken`, { client_secret: clientSecret, email: address, send_attempt: 1 });
+    const req = await srv.call('POST', `${V1}/validate/email/requestToken`, {
+      client_secret: clientSecret,
+      email: address,
+      send_attempt: 1,
+    });
     expect(req.status, JSON.stringify(req.body)).toBe(200);
     const mail = await readVerificationMail(smtp, address, { count: sent + 1 });
-    const sub = await srv.call('POST', `${V1}/validate/email/submitToken`, { sid: req.body.sid, client_secret: clientSecret, token: mail.token });
+    const sub = await srv.call('POST', `${V1}/validate/email/submitToken`, {
+      sid: req.body.sid,
+      client_secret: clientSecret,
+      token: mail.token,
+    });
     expect(sub.body).toEqual({ success: true });
     const res = await srv.call('POST', `${V1}/3pid/bind`, { sid: req.body.sid, client_secret: clientSecret, mxid });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -84,7 +98,15 @@ describe.each(testDatabases())('X-Matrix unbind on $name', (db) => {
   const signedUnbind = (
     base: string,
     content: Record<string, unknown>,
-    opts: { signer?: HomeserverSigningKey; origin?: string; headerDestination?: string; signedDestination?: 'destination_is' | 'destination'; signedUri?: string; signedContent?: unknown; header?: string } = {},
+    opts: {
+      signer?: HomeserverSigningKey;
+      origin?: string;
+      headerDestination?: string;
+      signedDestination?: 'destination_is' | 'destination';
+      signedUri?: string;
+      signedContent?: unknown;
+      header?: string;
+    } = {},
   ) => {
     const uri = `${base}/3pid/unbind`;
     const authorization =
@@ -127,7 +149,15 @@ describe.each(testDatabases())('X-Matrix unbind on $name', (db) => {
       const mxid = `@fedform:${hs.serverName}`;
       await bind(address, mxid);
       const content = { mxid, threepid: { medium: 'email', address } };
-      const quoted = synapseAuthHeader(key, { origin: hs.serverName, identityServer: IS_NAME, method: 'POST', uri: `${base}/3pid/unbind`, content, signedDestination: 'destination', headerDestination: IS_NAME });
+      const quoted = synapseAuthHeader(key, {
+        origin: hs.serverName,
+        identityServer: IS_NAME,
+        method: 'POST',
+        uri: `${base}/3pid/unbind`,
+        content,
+        signedDestination: 'destination',
+        headerDestination: IS_NAME,
+      });
       const unquoted = quoted.replace(/"/g, '').replace(/,/g, ', ');
       const res = await signedUnbind(base, content, { header: unquoted });
       expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -150,7 +180,9 @@ describe.each(testDatabases())('X-Matrix unbind on $name', (db) => {
       const mxid = `@tamper:${hs.serverName}`;
       await bind(address, mxid);
       const content = { mxid, threepid: { medium: 'email', address } };
-      const otherContent = await signedUnbind(base, content, { signedContent: { mxid, threepid: { medium: 'email', address: 'other@example.org' } } });
+      const otherContent = await signedUnbind(base, content, {
+        signedContent: { mxid, threepid: { medium: 'email', address: 'other@example.org' } },
+      });
       expect(otherContent.status).toBe(403);
       expect(otherContent.body.errcode).toBe('M_UNAUTHORIZED');
       const otherUri = await signedUnbind(base, content, { signedUri: `${base === V1 ? V2 : V1}/3pid/unbind` });
@@ -172,7 +204,11 @@ describe.each(testDatabases())('X-Matrix unbind on $name', (db) => {
       const address = uniqueAddress('expired');
       const mxid = `@expired:${expiredHs.serverName}`;
       await bind(address, mxid);
-      const res = await signedUnbind(base, { mxid, threepid: { medium: 'email', address } }, { signer: expiredKey, origin: expiredHs.serverName });
+      const res = await signedUnbind(
+        base,
+        { mxid, threepid: { medium: 'email', address } },
+        { signer: expiredKey, origin: expiredHs.serverName },
+      );
       expect(res.status).toBe(403);
       expect(res.body.errcode).toBe('M_UNAUTHORIZED');
       expect(expiredHs.requestsTo(KEYS).length).toBeGreaterThanOrEqual(1);
@@ -188,7 +224,13 @@ describe.each(testDatabases())('X-Matrix unbind on $name', (db) => {
       expect(header.status).toBe(403);
       expect(header.body.errcode).toBe('M_UNAUTHORIZED');
       // signed for another identity server (no destination in the header)
-      const signedFor = synapseAuthHeader(key, { origin: hs.serverName, identityServer: 'other-is.example', method: 'POST', uri: `${base}/3pid/unbind`, content });
+      const signedFor = synapseAuthHeader(key, {
+        origin: hs.serverName,
+        identityServer: 'other-is.example',
+        method: 'POST',
+        uri: `${base}/3pid/unbind`,
+        content,
+      });
       const signed = await signedUnbind(base, content, { header: signedFor });
       expect(signed.status).toBe(403);
       expect(await boundTo(address)).toBe(mxid);
@@ -200,7 +242,12 @@ describe.each(testDatabases())('X-Matrix unbind on $name', (db) => {
       await bind(address, mxid);
       const before = hs.requests.length;
       const content = { mxid, threepid: { medium: 'email', address } };
-      for (const header of ['X-Matrix', 'X-Matrix origin="a"', `X-Matrix origin="${hs.serverName}",key="ed25519:a_test",sig="!!!"`, `X-Matrix origin="bad host",key="ed25519:a_test",sig="${'A'.repeat(86)}"`]) {
+      for (const header of [
+        'X-Matrix',
+        'X-Matrix origin="a"',
+        `X-Matrix origin="${hs.serverName}",key="ed25519:a_test",sig="!!!"`,
+        `X-Matrix origin="bad host",key="ed25519:a_test",sig="${'A'.repeat(86)}"`,
+      ]) {
         const res = await signedUnbind(base, content, { header });
         expect(res.status, header).toBe(403);
         expect(res.body.errcode).toBe('M_UNAUTHORIZED');

@@ -52,7 +52,9 @@ describe('SQLite commits with sqliteSynchronous=full', () => {
 
   it('resolves an autocommitted write only after a WAL flush; reads wait for it, and never flush', async () => {
     const done = await started(knex('t').insert({ id: 1, v: 'a' }));
-    const read = knex('t').select('v').then((rows) => rows);
+    const read = knex('t')
+      .select('v')
+      .then((rows) => rows);
     const readDone = await started(read);
     expect(flushes).toHaveLength(1);
     expect(done()).toBe(false);
@@ -95,13 +97,14 @@ describe('SQLite commits with sqliteSynchronous=full', () => {
 
   it('flushes for real through one descriptor per connection, closed with the database', async () => {
     const path = join(dir, 'real.sqlite');
-    const walOpen = () => readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`) === `${path}-wal`;
-      } catch {
-        return false; // closed meanwhile
-      }
-    }).length;
+    const walOpen = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === `${path}-wal`;
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
     const real = openDatabase({ url: path }).knex;
     await real.raw('create table t (id integer primary key)');
     for (let i = 0; i < 5; i++) await real('t').insert({ id: i });

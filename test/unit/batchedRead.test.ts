@@ -11,7 +11,10 @@ describe('BatchedReader', () => {
     }, 4);
     const answers = await Promise.all([1, 2, 3, 4, 5, 6].map((k) => reader.get(k)));
     expect(answers).toEqual(['v1', 'v2', 'v3', 'v4', 'v5', 'v6']);
-    expect(calls).toEqual([[1, 2, 3, 4], [5, 6]]);
+    expect(calls).toEqual([
+      [1, 2, 3, 4],
+      [5, 6],
+    ]);
     expect(await reader.get(9)).toBe('v9'); // a later turn: a read of its own
     expect(calls).toHaveLength(3);
   });

@@ -28,7 +28,16 @@ describe('onbind backoff (the outbox backoff)', () => {
 describe('next_link', () => {
   it('accepts only absolute http(s) URLs without credentials', () => {
     for (const ok of ['https://app.example.org/x?y=1', 'http://localhost:8080/']) expect(isValidNextLink(ok), ok).toBe(true);
-    for (const bad of ['javascript:alert(1)', 'data:text/html,hi', '/relative', '//evil.example/', 'https://u:p@example.org/', 'ftp://example.org/', 'https://example.org/\nx', '']) {
+    for (const bad of [
+      'javascript:alert(1)',
+      'data:text/html,hi',
+      '/relative',
+      '//evil.example/',
+      'https://u:p@example.org/',
+      'ftp://example.org/',
+      'https://example.org/\nx',
+      '',
+    ]) {
       expect(isValidNextLink(bad), bad).toBe(false);
     }
   });
@@ -48,7 +57,12 @@ describe('secrets', () => {
 
 describe('lookup hash', () => {
   it('is unpadded URL-safe base64 of sha256("<address> <medium> <pepper>")', () => {
-    const expected = createHash('sha256').update('alice@example.org email matrixrocks').digest('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    const expected = createHash('sha256')
+      .update('alice@example.org email matrixrocks')
+      .digest('base64')
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_')
+      .replace(/=+$/, '');
     expect(lookupHash('alice@example.org', 'email', 'matrixrocks')).toBe(expected);
     expect(expected).toHaveLength(43);
   });
@@ -58,7 +72,18 @@ describe('onbind body', () => {
   const keys = new KeyRing('is.example', 'ed25519:0', generateKeyPair());
   const deps = { config: { server: { name: 'is.example' } } as Config, keys };
   const association = { id: 1, medium: 'email', address: 'bob@example.org', mxid: '@bob:hs.example', ts: 1, notBefore: 1, notAfter: 2 };
-  const invite = (token: string) => ({ id: 1, medium: 'email', address: 'bob@example.org', roomId: '!r:hs.example', sender: '@a:hs.example', token, ephemeralPublicKey: '', fields: {}, createdAt: 0, expiresAt: 9 });
+  const invite = (token: string) => ({
+    id: 1,
+    medium: 'email',
+    address: 'bob@example.org',
+    roomId: '!r:hs.example',
+    sender: '@a:hs.example',
+    token,
+    ephemeralPublicKey: '',
+    fields: {},
+    createdAt: 0,
+    expiresAt: 9,
+  });
 
   it('matches openapi/homeserver.yaml and is signed as a whole and per invite', () => {
     const body = buildOnbindBody(deps, association, [invite('tok1'), invite('tok2')]) as any;

@@ -19,7 +19,13 @@ describe('MySQL URLs', () => {
   });
 
   it('keeps host names and IPv4 addresses as written, and decodes the credentials', async () => {
-    expect(await connectionOf('mariadb://tess%40ra:p%3Ass@db.example.org/ids')).toMatchObject({ host: 'db.example.org', port: 3306, user: 'tess@ra', password: 'p:ss', database: 'ids' });
+    expect(await connectionOf('mariadb://tess%40ra:p%3Ass@db.example.org/ids')).toMatchObject({
+      host: 'db.example.org',
+      port: 3306,
+      user: 'tess@ra',
+      password: 'p:ss',
+      database: 'ids',
+    });
     expect(await connectionOf('mysql://root@127.0.0.1:3306/test')).toMatchObject({ host: '127.0.0.1', user: 'root', password: '' });
   });
 });

@@ -2,7 +2,13 @@
 // request path taking over whenever no pair is ready or the worker cannot be trusted.
 import { afterEach, describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';
-import { inlineKeySource, WORKER_SOURCE, WorkerKeySource, type EncodedKeyPair, type WorkerKeySourceOptions } from '../../src/invitations/ephemeralKeys.js';
+import {
+  inlineKeySource,
+  WORKER_SOURCE,
+  WorkerKeySource,
+  type EncodedKeyPair,
+  type WorkerKeySourceOptions,
+} from '../../src/invitations/ephemeralKeys.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { pooledRandomBytes } from '../../src/platform/random.js';
 
@@ -14,7 +20,12 @@ afterEach(async () => {
 function source(opts: Partial<Omit<WorkerKeySourceOptions, 'log' | 'random'>> = {}): { keys: WorkerKeySource; lines: string[] } {
   const lines: string[] = [];
   // startAfter 1: the worker starts at the first take, unless a test is about the burst rule
-  const keys = new WorkerKeySource({ log: createLogger('debug', (l) => lines.push(l)), random: pooledRandomBytes(), startAfter: 1, ...opts });
+  const keys = new WorkerKeySource({
+    log: createLogger('debug', (l) => lines.push(l)),
+    random: pooledRandomBytes(),
+    startAfter: 1,
+    ...opts,
+  });
   sources.push(keys);
   return { keys, lines };
 }

@@ -10,7 +10,10 @@ describe('federation config', () => {
   });
 
   it('reads TESSERA_FEDERATION_VERIFY_TLS and TESSERA_FEDERATION_ALLOW', () => {
-    const c = loadConfig({ argv: [], env: { TESSERA_FEDERATION_VERIFY_TLS: 'false', TESSERA_FEDERATION_ALLOW: '127.0.0.1/32, hs.internal,::1' } });
+    const c = loadConfig({
+      argv: [],
+      env: { TESSERA_FEDERATION_VERIFY_TLS: 'false', TESSERA_FEDERATION_ALLOW: '127.0.0.1/32, hs.internal,::1' },
+    });
     expect(c.federation.verifyTls).toBe(false);
     expect(c.federation.allow).toEqual(['127.0.0.1/32', 'hs.internal', '::1']);
     const client = federationClientFromConfig(c);

@@ -51,7 +51,11 @@ describe('GroupCommitter', () => {
     const db = fakeDb();
     const gc = new GroupCommitter(db.commit);
     const results = await Promise.allSettled(['bad1', 'a', 'bad2'].map((x) => gc.submit(x)));
-    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'ok'))).toEqual(['constraint failed: bad1', 'ok', 'constraint failed: bad2']);
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'ok'))).toEqual([
+      'constraint failed: bad1',
+      'ok',
+      'constraint failed: bad2',
+    ]);
     expect(db.committed).toEqual(['a']);
   });
 
@@ -109,12 +113,16 @@ describe('GroupCommitter', () => {
     let inFlight = 0;
     let most = 0;
     const sizes: number[] = [];
-    const gc = new GroupCommitter<number>(async (items) => {
-      sizes.push(items.length);
-      most = Math.max(most, ++inFlight);
-      await new Promise((r) => setTimeout(r, 2));
-      inFlight--;
-    }, 2, 10);
+    const gc = new GroupCommitter<number>(
+      async (items) => {
+        sizes.push(items.length);
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 2));
+        inFlight--;
+      },
+      2,
+      10,
+    );
     await Promise.all(Array.from({ length: 45 }, (_, i) => gc.submit(i)));
     expect(Math.max(...sizes)).toBeLessThanOrEqual(10);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(45);

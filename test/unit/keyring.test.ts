@@ -20,7 +20,13 @@ describe('KeyRing', () => {
 
   it('trusts rotated-out keys for validity and lookup, in either alphabet', () => {
     const old = { keyId: 'ed25519:old', publicKey: '+/+/AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxw' };
-    const ring = KeyRing.load({ serverName: 's', keyText: 'ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1', keyFile: '/nonexistent', oldKeys: [old], log });
+    const ring = KeyRing.load({
+      serverName: 's',
+      keyText: 'ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1',
+      keyFile: '/nonexistent',
+      oldKeys: [old],
+      log,
+    });
     expect(ring.signingKey.keyId).toBe('ed25519:1');
     expect(ring.publicKeyFor('ed25519:old')).toBe(old.publicKey);
     expect(ring.isValid('-_-_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxw')).toBe(true);

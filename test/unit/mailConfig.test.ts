@@ -34,7 +34,15 @@ describe('mail configuration', () => {
         TESSERA_PUBLIC_BASE_URL: 'https://is.example.org',
       },
     });
-    expect(c.mail.smtp).toEqual({ host: 'smtp.example.org', port: 465, tls: 'tls', verifyCertificates: false, user: 'mailer', password: 'secret', maxConnections: 3 });
+    expect(c.mail.smtp).toEqual({
+      host: 'smtp.example.org',
+      port: 465,
+      tls: 'tls',
+      verifyCertificates: false,
+      user: 'mailer',
+      password: 'secret',
+      maxConnections: 3,
+    });
     expect(c.mail.from).toBe('Example <is@example.org>');
     expect(c.mail.templatesDir).toMatch(/\/test\/fixtures\/templates$/);
     expect(c.mail.brand).toBe('acme');
@@ -51,7 +59,15 @@ describe('mail configuration', () => {
     }
     expect(loadConfig({ argv: [], env: { TESSERA_MAIL_FROM: 'is@example.org' } }).mail.from).toBe('is@example.org');
     try {
-      loadConfig({ argv: [], env: { TESSERA_SMTP_TLS: 'ssl', TESSERA_WEB_CLIENT_URL: 'javascript:alert(1)', TESSERA_BRAND: '../x', TESSERA_MAIL_FROM: 'a@b.example\r\nBcc: c@d.example' } });
+      loadConfig({
+        argv: [],
+        env: {
+          TESSERA_SMTP_TLS: 'ssl',
+          TESSERA_WEB_CLIENT_URL: 'javascript:alert(1)',
+          TESSERA_BRAND: '../x',
+          TESSERA_MAIL_FROM: 'a@b.example\r\nBcc: c@d.example',
+        },
+      });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
@@ -74,11 +90,17 @@ describe('retry policy', () => {
   });
 
   it('treats 5xx to the envelope or message as permanent and everything else as transient', () => {
-    expect(classifySendError({ code: 'EENVELOPE', responseCode: 550, response: '550 5.1.1 no such user' })).toEqual({ permanent: true, reason: 'EENVELOPE 550: 550 5.1.1 no such user' });
+    expect(classifySendError({ code: 'EENVELOPE', responseCode: 550, response: '550 5.1.1 no such user' })).toEqual({
+      permanent: true,
+      reason: 'EENVELOPE 550: 550 5.1.1 no such user',
+    });
     expect(classifySendError({ code: 'EMESSAGE', responseCode: 554, response: '554 spam' }).permanent).toBe(true);
     expect(classifySendError({ code: 'EENVELOPE', responseCode: 451, response: '451 later' }).permanent).toBe(false);
     expect(classifySendError({ code: 'EAUTH', responseCode: 535, response: '535 bad credentials' }).permanent).toBe(false);
-    expect(classifySendError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ESOCKET' }))).toEqual({ permanent: false, reason: 'ESOCKET: connect ECONNREFUSED' });
+    expect(classifySendError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ESOCKET' }))).toEqual({
+      permanent: false,
+      reason: 'ESOCKET: connect ECONNREFUSED',
+    });
     expect(classifySendError('weird').permanent).toBe(false);
   });
 });

@@ -75,13 +75,21 @@ const verification = (extra: Record<string, unknown> = {}): MailJob => ({
   recipient: 'carol@example.org',
   attempts: 1,
   createdAt: NOW,
-  payload: { token: '123456', link: 'https://is.example/_matrix/identity/v2/validate/email/submitToken?token=123456&client_secret=cs&sid=9', ipaddress: '192.0.2.7', brand: null, ...extra },
+  payload: {
+    token: '123456',
+    link: 'https://is.example/_matrix/identity/v2/validate/email/submitToken?token=123456&client_secret=cs&sid=9',
+    ipaddress: '192.0.2.7',
+    brand: null,
+    ...extra,
+  },
 });
 
 describe('Sydent-layout templates', () => {
   it('render the invite as a raw message, byte for byte', async () => {
     const r = renderer({ templatesDir: TEMPLATES });
-    const out = await r.render(invite({ room_name: 'Thé à la crème', com_example_note: 'kept' }, { verifiedSender: '@bob:hs.example', version: 'v2' }));
+    const out = await r.render(
+      invite({ room_name: 'Thé à la crème', com_example_note: 'kept' }, { verifiedSender: '@bob:hs.example', version: 'v2' }),
+    );
     expect(out.template).toBe('matrix-org/invite_template.eml.j2');
     expect(out.to).toBe('alice@example.org');
     expect(out.envelopeFrom).toBe('noreply@is.example');
@@ -96,7 +104,9 @@ describe('Sydent-layout templates', () => {
   });
 
   it('parse as a multipart message with the encoded subject and the values in both parts', async () => {
-    const out = await renderer({ templatesDir: TEMPLATES }).render(invite({ sender_display_name: 'Zoë <b>', room_name: '<script>x</script>' }));
+    const out = await renderer({ templatesDir: TEMPLATES }).render(
+      invite({ sender_display_name: 'Zoë <b>', room_name: '<script>x</script>' }),
+    );
     const parsed = await simpleParser(out.raw);
     expect(parsed.subject).toBe('Zoë <b> has invited you to chat');
     expect(parsed.text).toContain('Zoë <b> invited you to a room\n(<script>x</script>) on Example Chat');
@@ -108,7 +118,9 @@ describe('Sydent-layout templates', () => {
 
   it('never let a value add a header, whatever the template does with it', async () => {
     const hostile = 'Eve\r\nBcc: victim@example.net\r\nX-Evil: 1\n\n<b>body</b>';
-    const out = await renderer({ templatesDir: TEMPLATES }).render(invite({ sender_display_name: hostile, room_name: hostile, com_example_note: hostile }));
+    const out = await renderer({ templatesDir: TEMPLATES }).render(
+      invite({ sender_display_name: hostile, room_name: hostile, com_example_note: hostile }),
+    );
     const parsed = await simpleParser(out.raw);
     expect(parsed.headers.has('bcc')).toBe(false);
     expect(parsed.headers.has('x-evil')).toBe(false);
@@ -149,7 +161,8 @@ describe('the built-in invite email', () => {
     expect(parsed.text).toContain('Space avatar: mxc://hs.example/abc');
     const link = parsed.text!.split('\n').find((l) => l.startsWith('https://'))!;
     // a v2 invitation still gets the v1 signurl: v1 is served, and v2 sign-ed25519 needs a token web clients lack
-    const signurl = 'https://is.example/_matrix/identity/api/v1/sign-ed25519?token=TOKENtokenTOKENtokenTOKENtoken12&private_key=cHJpdmF0ZS1rZXktc2VlZC1mb3ItdGVzdHMtb25seS0';
+    const signurl =
+      'https://is.example/_matrix/identity/api/v1/sign-ed25519?token=TOKENtokenTOKENtokenTOKENtoken12&private_key=cHJpdmF0ZS1rZXktc2VlZC1mb3ItdGVzdHMtb25seS0';
     expect(link).toBe(
       `https://app.element.io/#/room/!tea%3Ahs.example?email=alice%40example.org&signurl=${encodeURIComponent(signurl)}` +
         '&room_name=Tea%20party&room_avatar_url=mxc%3A%2F%2Fhs.example%2Fabc&inviter_name=Bob&room_type=m.space',
@@ -174,15 +187,27 @@ describe('the built-in invite email', () => {
     const v2 = 'https://is.example/_matrix/identity/v2/sign-ed25519?token=TOKENtokenTOKENtokenTOKENtoken12&private_key=' + key;
     expect(await signurlOf(r, 'v1')).toBe(v2);
     expect(await signurlOf(r, 'v2')).toBe(v2);
-    expect(signUrl({ publicBaseUrl: 'https://is.example', v1Enabled: true }, 'a+b&c', 'k/=')).toBe('https://is.example/_matrix/identity/api/v1/sign-ed25519?token=a%2Bb%26c&private_key=k%2F%3D');
+    expect(signUrl({ publicBaseUrl: 'https://is.example', v1Enabled: true }, 'a+b&c', 'k/=')).toBe(
+      'https://is.example/_matrix/identity/api/v1/sign-ed25519?token=a%2Bb%26c&private_key=k%2F%3D',
+    );
   });
 
   it('honours org.matrix.web_client_location only for allow-listed https hosts', async () => {
     const mail = config().mail;
     expect(webClientLocation(mail, 'https://chat.example.org/app/')).toBe('https://chat.example.org/app');
     expect(webClientLocation(mail, 'https://CHAT.example.org')).toBe('https://chat.example.org');
-    for (const bad of ['http://chat.example.org', 'https://evil.example', 'https://chat.example.org.evil.example', 'https://u:p@chat.example.org',
-      'https://chat.example.org/?x=1', 'https://chat.example.org/#x', 'javascript:alert(1)', 'not a url', 42, undefined]) {
+    for (const bad of [
+      'http://chat.example.org',
+      'https://evil.example',
+      'https://chat.example.org.evil.example',
+      'https://u:p@chat.example.org',
+      'https://chat.example.org/?x=1',
+      'https://chat.example.org/#x',
+      'javascript:alert(1)',
+      'not a url',
+      42,
+      undefined,
+    ]) {
       expect(webClientLocation(mail, bad), String(bad)).toBe('https://app.element.io');
     }
     const out = await renderer().render(invite({ 'org.matrix.web_client_location': 'https://chat.example.org' }));
@@ -227,7 +252,12 @@ describe('helpers', () => {
     expect(encodeSubject('Hi')).toBe('=?UTF-8?B?SGk=?=');
     const long = encodeSubject('Ωμέγα '.repeat(20));
     expect(long.split('\n').length).toBeGreaterThan(1);
-    expect(long.split('\n').slice(1).every((l) => l.startsWith(' =?UTF-8?B?'))).toBe(true);
+    expect(
+      long
+        .split('\n')
+        .slice(1)
+        .every((l) => l.startsWith(' =?UTF-8?B?')),
+    ).toBe(true);
     expect(encodeSubject('a\r\nBcc: x')).not.toMatch(/[\r\n]Bcc/);
   });
 
@@ -244,7 +274,9 @@ describe('the verify response page', () => {
   it('renders the brand template with the message escaped', () => {
     const page = renderVerifyResponsePage(deps({ templatesDir: TEMPLATES }), { message: 'Done <b>& dusted</b>' });
     expect(page).toContain('<div class="message">Done &lt;b&gt;&amp; dusted&lt;/b&gt;</div>');
-    expect(renderVerifyResponsePage(deps({ templatesDir: TEMPLATES }), { brand: 'acme', message: 'ok' })).toContain('<h1>ACME</h1><p>ok</p>');
+    expect(renderVerifyResponsePage(deps({ templatesDir: TEMPLATES }), { brand: 'acme', message: 'ok' })).toContain(
+      '<h1>ACME</h1><p>ok</p>',
+    );
     expect(renderVerifyResponsePage(deps({ templatesDir: TEMPLATES }), { brand: 'missing', message: 'ok' })).toContain('Example Chat');
   });
 
@@ -263,7 +295,10 @@ describe('hostile input in fields that are not truncated', () => {
     sender: '@x:hs.example\r\nCc: evil@example.net',
     com_example_note: '\r\n\r\n--boundary\r\nX-Injected: yes',
   };
-  for (const [path, mail] of [['built-in', {}], ['Sydent template', { templatesDir: TEMPLATES }]] as const) {
+  for (const [path, mail] of [
+    ['built-in', {}],
+    ['Sydent template', { templatesDir: TEMPLATES }],
+  ] as const) {
     it(`adds no header and no recipient (${path})`, async () => {
       const out = await renderer(mail).render(invite(hostile));
       expect(out.to).toBe('alice@example.org');

@@ -35,7 +35,9 @@ describe('buildMultipart', () => {
   });
 
   it('writes CRLF only and no line longer than 78 characters', () => {
-    const raw = message({ subject: 'x'.repeat(300), text: `${'word '.repeat(100)}\n${'é'.repeat(200)}`, html: 'h'.repeat(500) }).toString('utf8');
+    const raw = message({ subject: 'x'.repeat(300), text: `${'word '.repeat(100)}\n${'é'.repeat(200)}`, html: 'h'.repeat(500) }).toString(
+      'utf8',
+    );
     expect(raw).not.toMatch(/[^\r]\n/);
     for (const line of raw.split('\r\n')) expect(line.length).toBeLessThanOrEqual(78);
   });
@@ -77,7 +79,10 @@ describe('quotedPrintable', () => {
 
 describe('fromHeader and headerAddress', () => {
   it('quotes an ASCII name that needs it and encodes a non-ASCII one', async () => {
-    expect(fromHeader('Tessera, Inc. <noreply@is.example>')).toEqual({ header: '"Tessera, Inc." <noreply@is.example>', address: 'noreply@is.example' });
+    expect(fromHeader('Tessera, Inc. <noreply@is.example>')).toEqual({
+      header: '"Tessera, Inc." <noreply@is.example>',
+      address: 'noreply@is.example',
+    });
     expect(fromHeader('noreply@is.example')).toEqual({ header: 'noreply@is.example', address: 'noreply@is.example' });
     const encoded = fromHeader('Équipe Tessera <noreply@is.example>');
     expect(encoded.header).toMatch(/^=\?UTF-8\?B\?[A-Za-z0-9+/=]+\?= <noreply@is\.example>$/);

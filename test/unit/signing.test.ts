@@ -10,8 +10,22 @@ describe('canonical JSON (Matrix specification appendix vectors)', () => {
     [{}, '{}'],
     [{ one: 1, two: 'Two' }, '{"one":1,"two":"Two"}'],
     [{ b: '2', a: '1' }, '{"a":"1","b":"2"}'],
-    [{ auth: { success: true, mxid: '@john.doe:example.com', profile: { display_name: 'John Doe', three_pids: [{ medium: 'email', address: 'john.doe@example.org' }, { medium: 'msisdn', address: '123456789' }] } } },
-      '{"auth":{"mxid":"@john.doe:example.com","profile":{"display_name":"John Doe","three_pids":[{"address":"john.doe@example.org","medium":"email"},{"address":"123456789","medium":"msisdn"}]},"success":true}}'],
+    [
+      {
+        auth: {
+          success: true,
+          mxid: '@john.doe:example.com',
+          profile: {
+            display_name: 'John Doe',
+            three_pids: [
+              { medium: 'email', address: 'john.doe@example.org' },
+              { medium: 'msisdn', address: '123456789' },
+            ],
+          },
+        },
+      },
+      '{"auth":{"mxid":"@john.doe:example.com","profile":{"display_name":"John Doe","three_pids":[{"address":"john.doe@example.org","medium":"email"},{"address":"123456789","medium":"msisdn"}]},"success":true}}',
+    ],
     [{ a: '日本語' }, '{"a":"日本語"}'],
     [{ 本: 2, 日: 1 }, '{"日":1,"本":2}'],
     [{ a: '\u1234' }, '{"a":"ሴ"}'],

@@ -28,7 +28,11 @@ describe('Terms', () => {
     expect(t.masterVersion).toBe('1.0');
     expect(t.toResponse()).toEqual({
       policies: {
-        terms_of_service: { version: '2.0', en: { name: 'Terms', url: 'https://x/tos-2.0-en' }, fr: { name: 'Conditions', url: 'https://x/tos-2.0-fr' } },
+        terms_of_service: {
+          version: '2.0',
+          en: { name: 'Terms', url: 'https://x/tos-2.0-en' },
+          fr: { name: 'Conditions', url: 'https://x/tos-2.0-fr' },
+        },
         privacy: { version: '1.2', en: { name: 'Privacy', url: 'https://x/privacy-1.2-en' } },
       },
     });
@@ -36,16 +40,28 @@ describe('Terms', () => {
 
   it('maps URLs of any language to their policy version and ignores unknown URLs', () => {
     const t = Terms.parse(SYDENT);
-    expect(t.acceptancesFor(['https://x/tos-2.0-fr', 'https://x/tos-2.0-en', 'https://nope'])).toEqual([{ policy: 'terms_of_service', version: '2.0' }]);
+    expect(t.acceptancesFor(['https://x/tos-2.0-fr', 'https://x/tos-2.0-en', 'https://nope'])).toEqual([
+      { policy: 'terms_of_service', version: '2.0' },
+    ]);
   });
 
   it('is satisfied only by every current policy version', () => {
     const t = Terms.parse(SYDENT);
     expect(t.allAccepted([])).toBe(false);
     expect(t.allAccepted([{ policy: 'terms_of_service', version: '2.0' }])).toBe(false);
-    expect(t.allAccepted([{ policy: 'terms_of_service', version: '2.0' }, { policy: 'privacy', version: '1.2' }])).toBe(true);
+    expect(
+      t.allAccepted([
+        { policy: 'terms_of_service', version: '2.0' },
+        { policy: 'privacy', version: '1.2' },
+      ]),
+    ).toBe(true);
     // an older version of a policy does not count once the file moves on
-    expect(t.allAccepted([{ policy: 'terms_of_service', version: '1.0' }, { policy: 'privacy', version: '1.2' }])).toBe(false);
+    expect(
+      t.allAccepted([
+        { policy: 'terms_of_service', version: '1.0' },
+        { policy: 'privacy', version: '1.2' },
+      ]),
+    ).toBe(false);
   });
 
   it('no file, an empty file, or no docs: no policies and no gate', () => {

@@ -7,19 +7,40 @@ import { canonical } from '../helpers/signatures.js';
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64').replace(/=+$/, '');
 
-function keyAnswer(server: string, opts: { keyId?: string; validUntil?: number; signer?: nacl.SignKeyPair; pair?: nacl.SignKeyPair; serverName?: string } = {}) {
+function keyAnswer(
+  server: string,
+  opts: { keyId?: string; validUntil?: number; signer?: nacl.SignKeyPair; pair?: nacl.SignKeyPair; serverName?: string } = {},
+) {
   const pair = opts.pair ?? nacl.sign.keyPair();
   const keyId = opts.keyId ?? 'ed25519:k1';
-  const body = { server_name: opts.serverName ?? server, valid_until_ts: opts.validUntil ?? 2_000_000, verify_keys: { [keyId]: { key: b64(pair.publicKey) } }, old_verify_keys: {} };
+  const body = {
+    server_name: opts.serverName ?? server,
+    valid_until_ts: opts.validUntil ?? 2_000_000,
+    verify_keys: { [keyId]: { key: b64(pair.publicKey) } },
+    old_verify_keys: {},
+  };
   const sig = b64(nacl.sign.detached(Buffer.from(canonical(body)), (opts.signer ?? pair).secretKey));
   return { pair, body: { ...body, signatures: { [opts.serverName ?? server]: { [keyId]: sig } } } };
 }
 
 describe('parseXMatrix', () => {
   it('reads quoted, unquoted and escaped parameters in any order, with or without destination', () => {
-    expect(parseXMatrix('X-Matrix origin="hs.example",destination="is.example",key="ed25519:abc",sig="c2ln"')).toEqual({ origin: 'hs.example', destination: 'is.example', key: 'ed25519:abc', sig: 'c2ln' });
-    expect(parseXMatrix('X-Matrix origin=hs.example, key=ed25519:abc, sig=c2ln+/')).toEqual({ origin: 'hs.example', key: 'ed25519:abc', sig: 'c2ln+/' });
-    expect(parseXMatrix('x-matrix  SIG="c2ln" , Key="ed25519:abc",ORIGIN="hs\\.example",extra=1')).toEqual({ origin: 'hs.example', key: 'ed25519:abc', sig: 'c2ln' });
+    expect(parseXMatrix('X-Matrix origin="hs.example",destination="is.example",key="ed25519:abc",sig="c2ln"')).toEqual({
+      origin: 'hs.example',
+      destination: 'is.example',
+      key: 'ed25519:abc',
+      sig: 'c2ln',
+    });
+    expect(parseXMatrix('X-Matrix origin=hs.example, key=ed25519:abc, sig=c2ln+/')).toEqual({
+      origin: 'hs.example',
+      key: 'ed25519:abc',
+      sig: 'c2ln+/',
+    });
+    expect(parseXMatrix('x-matrix  SIG="c2ln" , Key="ed25519:abc",ORIGIN="hs\\.example",extra=1')).toEqual({
+      origin: 'hs.example',
+      key: 'ed25519:abc',
+      sig: 'c2ln',
+    });
   });
 
   it.each([
@@ -50,10 +71,18 @@ describe('verifyKeyResponse', () => {
   });
 
   it('refuses another server name, an expired answer, a key not signing itself, and a malformed answer', () => {
-    expect(verifyKeyResponse(keyAnswer('hs.example', { serverName: 'evil.example' }).body, 'hs.example', 1_000_000)).toEqual({ error: 'server_name is not the origin' });
-    expect(verifyKeyResponse(keyAnswer('hs.example', { validUntil: 999 }).body, 'hs.example', 1_000_000)).toEqual({ error: 'valid_until_ts has passed' });
-    expect(verifyKeyResponse(keyAnswer('hs.example', { signer: nacl.sign.keyPair() }).body, 'hs.example', 1_000_000)).toEqual({ error: 'no verify key signed the answer' });
-    expect(verifyKeyResponse({ server_name: 'hs.example' }, 'hs.example', 1_000_000)).toEqual({ error: 'answer does not match the schema' });
+    expect(verifyKeyResponse(keyAnswer('hs.example', { serverName: 'evil.example' }).body, 'hs.example', 1_000_000)).toEqual({
+      error: 'server_name is not the origin',
+    });
+    expect(verifyKeyResponse(keyAnswer('hs.example', { validUntil: 999 }).body, 'hs.example', 1_000_000)).toEqual({
+      error: 'valid_until_ts has passed',
+    });
+    expect(verifyKeyResponse(keyAnswer('hs.example', { signer: nacl.sign.keyPair() }).body, 'hs.example', 1_000_000)).toEqual({
+      error: 'no verify key signed the answer',
+    });
+    expect(verifyKeyResponse({ server_name: 'hs.example' }, 'hs.example', 1_000_000)).toEqual({
+      error: 'answer does not match the schema',
+    });
     // a signature over a different answer (verify_keys swapped after signing)
     const { body } = keyAnswer('hs.example');
     const swapped = { ...body, verify_keys: { 'ed25519:k1': { key: b64(nacl.sign.keyPair().publicKey) } } };
@@ -79,7 +108,9 @@ describe('ServerKeyCache', () => {
   it('caches keys until the shorter of valid_until_ts and its own lifetime', async () => {
     let now = 1_000_000;
     const pair = nacl.sign.keyPair();
-    const { federation, calls } = stubFederation({ 'hs.example': () => keyAnswer('hs.example', { pair, validUntil: now + 10_000_000 }).body });
+    const { federation, calls } = stubFederation({
+      'hs.example': () => keyAnswer('hs.example', { pair, validUntil: now + 10_000_000 }).body,
+    });
     const cache = new ServerKeyCache({ federation, clock: () => now, maxLifetimeMs: 5000 });
     expect(await cache.key('hs.example', 'ed25519:k1')).toBeDefined();
     now += 4000;
@@ -94,7 +125,11 @@ describe('ServerKeyCache', () => {
     let now = 1_000_000;
     const { federation, calls } = stubFederation({ 'hs.example': () => keyAnswer('hs.example', { validUntil: now + 10_000_000 }).body });
     const cache = new ServerKeyCache({ federation, clock: () => now, retryAfterMs: 1000 });
-    await Promise.all([cache.key('hs.example', 'ed25519:k1'), cache.key('hs.example', 'ed25519:k1'), cache.key('hs.example', 'ed25519:k1')]);
+    await Promise.all([
+      cache.key('hs.example', 'ed25519:k1'),
+      cache.key('hs.example', 'ed25519:k1'),
+      cache.key('hs.example', 'ed25519:k1'),
+    ]);
     expect(calls).toHaveLength(1);
     for (let i = 0; i < 5; i++) expect(await cache.key('hs.example', `ed25519:nope${i}`)).toBeUndefined();
     expect(calls).toHaveLength(1);

@@ -214,7 +214,7 @@ export const ConfigSchema = Section('Tessera configuration.', {
     poolMax: Int(8, { description: 'MySQL/MariaDB connection pool size.', minimum: 1, maximum: 256, aliases: ['TESSERA_DB_POOL_MAX'] }),
     commitConcurrency: Int(4, {
       description:
-        "MySQL/MariaDB: store-invite group commits in flight at once; at most poolMax - 1. 1 makes the largest batches and lets email fall behind least under full load, at fewer invitations a second.",
+        'MySQL/MariaDB: store-invite group commits in flight at once; at most poolMax - 1. 1 makes the largest batches and lets email fall behind least under full load, at fewer invitations a second.',
       minimum: 1,
       maximum: 16,
       aliases: ['TESSERA_DB_COMMIT_CONCURRENCY'],

@@ -98,7 +98,11 @@ export async function createApi(deps: Deps, table: HandlerTable, xMatrix: Reques
   const definition = parseYaml(readFileSync(IDENTITY_DOCUMENT, 'utf8')) as Document;
   const api = new OpenAPIBackend({ definition, validate: false, quick: true, strict: true, ignoreTrailingSlashes: true });
   await api.init();
-  const documentOps = new Set(Object.values(api.definition.paths ?? {}).flatMap((item) => Object.values(item ?? {}).map((o) => (o as { operationId?: string }).operationId)).filter(Boolean));
+  const documentOps = new Set(
+    Object.values(api.definition.paths ?? {})
+      .flatMap((item) => Object.values(item ?? {}).map((o) => (o as { operationId?: string }).operationId))
+      .filter(Boolean),
+  );
   const stale = [...documentOps].filter((op) => !(op! in operations));
   if (stale.length > 0) throw new Error(`generated/ is stale (no validators for ${stale.join(', ')}); run npm run generate`);
   const route = memoizedRouter(api);
@@ -127,7 +131,11 @@ export async function createApi(deps: Deps, table: HandlerTable, xMatrix: Reques
     if (meta.xMatrix && isXMatrix(req.headers.authorization)) {
       // A homeserver's signature stands in for the access token; it is checked here, and a bad one is refused
       // (never passed on as an anonymous request). Which users it may act for is the handler's decision.
-      const result = await xMatrix.verify(req.headers.authorization, { method: req.method.toUpperCase(), uri: req.url ?? rawUrlOf(req), content: req.body });
+      const result = await xMatrix.verify(req.headers.authorization, {
+        method: req.method.toUpperCase(),
+        uri: req.url ?? rawUrlOf(req),
+        content: req.body,
+      });
       if ('error' in result) {
         deps.log.info('X-Matrix request refused', { op, reason: result.error });
         // Credentials were given and are invalid: 403, as the spec says for unbind (401 is for missing ones).
@@ -172,7 +180,8 @@ export async function createApi(deps: Deps, table: HandlerTable, xMatrix: Reques
     const status = String(res.status);
     // An HTML page (the emailed link's answers; a redirect's empty body is no page: it is checked as no content).
     if (res.contentType?.startsWith('text/html') && res.body !== '') {
-      if (!operations[op].text.includes(status)) deps.responseViolations.push(`${op}: an HTML answer with status ${status} is not documented`);
+      if (!operations[op].text.includes(status))
+        deps.responseViolations.push(`${op}: an HTML answer with status ${status} is not documented`);
       return;
     }
     const validate = operations[op].responses[status];

@@ -75,10 +75,16 @@ function fieldOf(e: ErrorObject): string {
  */
 export function validationError(errors: ErrorObject[] | null | undefined): MatrixError {
   const list = errors ?? [];
-  const missing = list.filter((e) => e.keyword === 'required' && e.instancePath === '').map((e) => (e.params as { missingProperty: string }).missingProperty);
+  const missing = list
+    .filter((e) => e.keyword === 'required' && e.instancePath === '')
+    .map((e) => (e.params as { missingProperty: string }).missingProperty);
   if (missing.length > 0) return new MatrixError(400, 'M_MISSING_PARAMS', `Missing parameters: ${missing.join(',')}`);
   const first = list[0];
   if (!first) return new MatrixError(400, 'M_INVALID_PARAM', 'Invalid parameters');
   const field = fieldOf(first);
-  return new MatrixError(400, 'M_INVALID_PARAM', field ? `Invalid parameter '${field}': ${first.message ?? 'invalid'}` : `Invalid request: ${first.message ?? 'invalid'}`);
+  return new MatrixError(
+    400,
+    'M_INVALID_PARAM',
+    field ? `Invalid parameter '${field}': ${first.message ?? 'invalid'}` : `Invalid request: ${first.message ?? 'invalid'}`,
+  );
 }

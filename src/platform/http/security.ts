@@ -15,7 +15,6 @@ export interface Authenticator {
   authenticate(token: string): Promise<AuthResult | undefined>;
 }
 
-
 /** True when an Authorization header value uses the X-Matrix scheme (whatever its parameters). */
 export function isXMatrix(value: unknown): value is string {
   return typeof value === 'string' && /^X-Matrix(?:\s|$)/i.test(value);

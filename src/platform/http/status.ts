@@ -3,9 +3,29 @@ import type { Reply, Req } from './types.js';
 
 /** Specification versions whose identity API we serve, oldest first. */
 export const SUPPORTED_VERSIONS = [
-  'r0.1.0', 'r0.2.0', 'r0.2.1', 'r0.3.0',
-  'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8', 'v1.9', 'v1.10',
-  'v1.11', 'v1.12', 'v1.13', 'v1.14', 'v1.15', 'v1.16', 'v1.17', 'v1.18', 'v1.19',
+  'r0.1.0',
+  'r0.2.0',
+  'r0.2.1',
+  'r0.3.0',
+  'v1.1',
+  'v1.2',
+  'v1.3',
+  'v1.4',
+  'v1.5',
+  'v1.6',
+  'v1.7',
+  'v1.8',
+  'v1.9',
+  'v1.10',
+  'v1.11',
+  'v1.12',
+  'v1.13',
+  'v1.14',
+  'v1.15',
+  'v1.16',
+  'v1.17',
+  'v1.18',
+  'v1.19',
 ];
 
 export async function handleGetVersions(_req: Req<'getVersions'>): Promise<Reply<'getVersions'>> {

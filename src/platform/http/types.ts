@@ -11,7 +11,8 @@ type JsonOf<T> = T extends { content: { 'application/json': infer B } } ? B : ne
 type Params<Op extends OperationId> = operations[Op]['parameters'];
 
 export type BodyOf<Op extends OperationId> = operations[Op] extends { requestBody: infer R } ? JsonOf<NonNullable<R>> : never;
-export type QueryOf<Op extends OperationId> = Params<Op> extends { query?: infer Q } ? ([Q] extends [never] ? Record<string, never> : NonNullable<Q>) : Record<string, never>;
+export type QueryOf<Op extends OperationId> =
+  Params<Op> extends { query?: infer Q } ? ([Q] extends [never] ? Record<string, never> : NonNullable<Q>) : Record<string, never>;
 export type PathOf<Op extends OperationId> = Params<Op> extends { path: infer P } ? P : Record<string, never>;
 export type OkBody<Op extends OperationId> = operations[Op]['responses'] extends { 200: infer R } ? JsonOf<R> : never;
 

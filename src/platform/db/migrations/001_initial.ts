@@ -16,8 +16,13 @@ export async function up(knex: Knex): Promise<void> {
   });
   await knex.schema.createTable('ephemeral_keys', (t) => {
     t.string('public_key', 64).primary();
-    t.integer('invite_id').unsigned().notNullable().unique('ephemeral_keys_invite_unique')
-      .references('id').inTable('invites').onDelete('CASCADE');
+    t.integer('invite_id')
+      .unsigned()
+      .notNullable()
+      .unique('ephemeral_keys_invite_unique')
+      .references('id')
+      .inTable('invites')
+      .onDelete('CASCADE');
     t.bigInteger('created_at').notNullable();
     t.bigInteger('expires_at').notNullable();
   });
