@@ -38,9 +38,22 @@ export interface LoadOptions {
   overrides?: ConfigInput;
 }
 
-const ajv = new Ajv({ allErrors: true });
-ajv.addVocabulary([...ANNOTATIONS]);
-const validate = ajv.compile(ConfigSchema);
+type Validator = ReturnType<Ajv['compile']>;
+let cachedValidator: WeakRef<Validator> | undefined;
+
+/**
+ * The schema's validator, held weakly: a server loads its configuration once, and a compiled validator kept for
+ * the process's life would hold several MiB for nothing; a process that loads often (tests) reuses it while alive.
+ */
+function compileValidator(): Validator {
+  const cached = cachedValidator?.deref();
+  if (cached) return cached;
+  const ajv = new Ajv({ allErrors: true });
+  ajv.addVocabulary([...ANNOTATIONS]);
+  const validate = ajv.compile(ConfigSchema);
+  cachedValidator = new WeakRef(validate);
+  return validate;
+}
 
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
@@ -126,6 +139,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   let merged = merge(defaults() as unknown as Record<string, unknown>, fileConfig);
   merged = merge(merged, fromEnv(env, problems, sources));
   merged = merge(merged, (opts.overrides ?? {}) as Record<string, unknown>);
+  const validate = compileValidator();
   if (!validate(merged)) for (const e of validate.errors ?? []) problems.push(problemOf(e, sources));
   problems.push(...mailProblems(merged));
   if (problems.length > 0) throw new ConfigError(problems);
