@@ -53,7 +53,8 @@ function defaultValue(k: ConfigKey): string {
 }
 
 function envCell(k: ConfigKey): string {
-  return [code(k.env), ...k.aliases.map((a) => `alias ${code(a)}`)].join('<br>');
+  const former = k.formerly ? [`file key formerly ${code(k.formerly)}`] : [];
+  return [code(k.env), ...k.aliases.map((a) => `alias ${code(a)}`), ...former].join('<br>');
 }
 
 const INTRO = `# Configuration reference

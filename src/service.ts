@@ -66,13 +66,13 @@ export function createStores(db: Database, opts: { keyValidityCacheMs?: number }
 export function mailOutboxSettings(config: Config): OutboxSettings {
   const m = config.mail;
   return {
-    initialBackoffMs: m.retryBaseMs,
-    maxBackoffMs: m.retryMaxMs,
+    initialBackoffMs: m.initialBackoffMs,
+    maxBackoffMs: m.maxBackoffMs,
     giveUpAfterMs: m.giveUpAfterMs,
     leaseMs: m.leaseMs,
     pollIntervalMs: m.pollIntervalMs,
-    concurrency: m.batchSize,
-    keepFinishedMs: m.retentionMs,
+    concurrency: m.concurrency,
+    keepFinishedMs: m.keepFinishedMs,
   };
 }
 

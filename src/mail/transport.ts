@@ -56,7 +56,7 @@ export function smtpTransport(mail: MailConfig): MailTransport {
 
 /**
  * The embedded default: each message as a complete .eml file (mode 0600: it holds the invitation's key), deleted
- * by the mail worker's retention sweep once older than mail.retentionMs.
+ * by the mail worker's retention sweep once older than mail.keepFinishedMs.
  */
 export function fileTransport(dir: string): MailTransport {
   return {

@@ -97,6 +97,19 @@ function fileDurations(file: Record<string, unknown>, problems: string[]): void 
   }
 }
 
+/** Moves values given under a key's former path (`formerly` in the schema) to its path; the current name wins. */
+function renameFormerKeys(input: Record<string, unknown>): void {
+  for (const key of CONFIG_KEYS) {
+    if (!key.formerly) continue;
+    const value = getPath(input, key.formerly);
+    if (value === undefined) continue;
+    const [parent, leaf] = [key.formerly.split('.').slice(0, -1).join('.'), key.formerly.split('.').pop()!];
+    const holder = (parent ? getPath(input, parent) : input) as Record<string, unknown>;
+    delete holder[leaf];
+    if (getPath(input, key.path) === undefined) setPath(input, key.path, value);
+  }
+}
+
 /** One ajv error as `path (VARIABLE): message`, in the key's own terms. */
 function problemOf(e: ErrorObject, sources: Map<string, string>): string {
   const where = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
@@ -135,10 +148,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       problems.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
+  renameFormerKeys(fileConfig);
   fileDurations(fileConfig, problems);
   let merged = merge(defaults() as unknown as Record<string, unknown>, fileConfig);
   merged = merge(merged, fromEnv(env, problems, sources));
-  merged = merge(merged, (opts.overrides ?? {}) as Record<string, unknown>);
+  const overrides = structuredClone((opts.overrides ?? {}) as Record<string, unknown>);
+  renameFormerKeys(overrides);
+  merged = merge(merged, overrides);
   const validate = compileValidator();
   if (!validate(merged)) for (const e of validate.errors ?? []) problems.push(problemOf(e, sources));
   problems.push(...mailProblems(merged));

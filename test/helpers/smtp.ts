@@ -111,8 +111,8 @@ export function smtpConfig(port: number, extra: NonNullable<ConfigInput['mail']>
     mail: {
       from: 'Tessera Test <is@is.test>',
       smtp: { host: '127.0.0.1', port, tls: 'none' },
-      retryBaseMs: 50,
-      retryMaxMs: 200,
+      initialBackoffMs: 50,
+      maxBackoffMs: 200,
       ...extra,
     },
   };

@@ -273,7 +273,7 @@ describe.each(testDatabases())('mail delivery on $name', (db: TestDatabase) => {
     expect(Number((await knex('mail_outbox').count({ n: '*' }))[0]!.n)).toBe(finished + 1);
     await knex('mail_outbox')
       .whereIn('status', ['sent', 'failed'])
-      .update({ finished_at: Date.now() - srv.service.deps.config.mail.retentionMs - 1 });
+      .update({ finished_at: Date.now() - srv.service.deps.config.mail.keepFinishedMs - 1 });
     await srv.service.mailWorker.sweepNow();
     const left = await knex('mail_outbox').select('id', 'status');
     expect(left).toEqual([{ id: pendingId, status: 'pending' }]);

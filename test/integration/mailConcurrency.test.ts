@@ -24,10 +24,10 @@ describe.each(testDatabases())('mail outbox shared by instances on $name', (db: 
               mail: {
                 from: 'is@is.test',
                 smtp: { host: '127.0.0.1', port: smtp.port, tls: 'none' },
-                batchSize: 3,
+                concurrency: 3,
                 pollIntervalMs: 50,
-                retryBaseMs: 50,
-                retryMaxMs: 200,
+                initialBackoffMs: 50,
+                maxBackoffMs: 200,
               },
             },
           }),

@@ -1,5 +1,5 @@
 // Without SMTP, .eml files (holding invitation private keys) do not pile up: the mail worker's
-// retention sweep deletes those older than mail.retentionMs, and only those.
+// retention sweep deletes those older than mail.keepFinishedMs, and only those.
 import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,10 +11,10 @@ const V1 = '/_matrix/identity/api/v1';
 const HOUR = 3600 * 1000;
 
 describe.each(testDatabases())('mail files without SMTP on $name', (db) => {
-  it('deletes .eml files older than mail.retentionMs at the retention sweep, and keeps newer ones', async () => {
+  it('deletes .eml files older than mail.keepFinishedMs at the retention sweep, and keeps newer ones', async () => {
     const { url, dispose } = await db.create();
     let offset = 0;
-    const srv = await startTestServer({ dbUrl: url, clock: () => Date.now() + offset, overrides: { mail: { retentionMs: HOUR } } });
+    const srv = await startTestServer({ dbUrl: url, clock: () => Date.now() + offset, overrides: { mail: { keepFinishedMs: HOUR } } });
     try {
       const dir = join(srv.dataDir, 'mail');
       const emls = () =>

@@ -45,6 +45,40 @@ describe('loadConfig', () => {
     expect(loadConfig({ argv: [], env: { TESSERA_CONFIG: file } }).server.port).toBe(9000);
   });
 
+  it('accepts the mail outbox settings under their former names, the current name winning', () => {
+    const c = loadConfig({
+      argv: [],
+      env: {},
+      overrides: { mail: { retryBaseMs: 7, retryMaxMs: 70, batchSize: 3, retentionMs: 9 } } as never,
+    });
+    expect([c.mail.initialBackoffMs, c.mail.maxBackoffMs, c.mail.concurrency, c.mail.keepFinishedMs]).toEqual([7, 70, 3, 9]);
+    const both = loadConfig({ argv: [], env: {}, overrides: { mail: { retryBaseMs: 7, initialBackoffMs: 8 } } as never });
+    expect(both.mail.initialBackoffMs).toBe(8);
+    // the two outboxes share one set of names
+    expect(Object.keys(c.onbind)).toEqual(
+      expect.arrayContaining([
+        'initialBackoffMs',
+        'maxBackoffMs',
+        'giveUpAfterMs',
+        'leaseMs',
+        'pollIntervalMs',
+        'concurrency',
+        'keepFinishedMs',
+      ]),
+    );
+    expect(Object.keys(c.mail)).toEqual(
+      expect.arrayContaining([
+        'initialBackoffMs',
+        'maxBackoffMs',
+        'giveUpAfterMs',
+        'leaseMs',
+        'pollIntervalMs',
+        'concurrency',
+        'keepFinishedMs',
+      ]),
+    );
+  });
+
   it('lists every problem in one error', () => {
     try {
       loadConfig({

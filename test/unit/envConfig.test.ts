@@ -67,7 +67,7 @@ const OLD_NAMES: [string, string][] = [
   ['TESSERA_BRAND', 'mail.brand'],
   ['TESSERA_WEB_CLIENT_URL', 'mail.webClientUrl'],
   ['TESSERA_WEB_CLIENT_ALLOWED_HOSTS', 'mail.webClientAllowedHosts'],
-  ['TESSERA_MAIL_RETENTION_MS', 'mail.retentionMs'],
+  ['TESSERA_MAIL_RETENTION_MS', 'mail.keepFinishedMs'],
 ];
 
 /** String keys whose pattern or derivation a generic value would not survive. */
@@ -216,7 +216,8 @@ describe('durations', () => {
     expect(c.server.requestTimeoutMs).toBe(45_000);
     expect(c.invites.lifetimeMs).toBe(30 * 86_400_000);
     expect(c.invites.sweepIntervalMs).toBe(120_000);
-    expect(c.mail.retryBaseMs).toBe(500);
+    // retryBaseMs is mail.initialBackoffMs's former name, still accepted
+    expect(c.mail.initialBackoffMs).toBe(500);
     expect(c.mail.leaseMs).toBe(60_000);
     expect(c.onbind.leaseMs).toBe(600_000);
     expect(c.accounts.tokenLifetimeMs).toBe(3 * 3_600_000);
@@ -227,7 +228,7 @@ describe('durations', () => {
 
   it('reports every bad duration, from the file and the environment, in one ConfigError', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'tessera-cfg-')), 'c.yaml');
-    writeFileSync(file, 'invites:\n  lifetimeMs: 3 days\nmail:\n  retryMaxMs: 1.5h\n  leaseMs: true\nserver:\n  requestTimeoutMs: 500ms\n');
+    writeFileSync(file, 'invites:\n  lifetimeMs: 3 days\nmail:\n  maxBackoffMs: 1.5h\n  leaseMs: true\nserver:\n  requestTimeoutMs: 500ms\n');
     try {
       loadConfig({
         argv: ['--config', file],
@@ -242,7 +243,7 @@ describe('durations', () => {
       expect(text).toContain(
         'invites.lifetimeMs: must be a whole number of milliseconds or a duration such as 500ms, 30s, 10m, 3h, 3d, got "3 days"',
       );
-      expect(text).toContain('mail.retryMaxMs: must be');
+      expect(text).toContain('mail.maxBackoffMs: must be');
       expect(text).toContain('mail.leaseMs: must be a whole number of milliseconds or a duration');
       expect(text).toContain('server.requestTimeoutMs: must be at least 1s (1000 ms)');
       expect(text).toContain(

@@ -48,7 +48,7 @@ describe('mail configuration', () => {
     expect(c.mail.brand).toBe('acme');
     expect(c.mail.webClientUrl).toBe('https://chat.example.org');
     expect(c.mail.webClientAllowedHosts).toEqual(['chat.example.org', 'other.example:8443']);
-    expect(c.mail.retentionMs).toBe(1000);
+    expect(c.mail.keepFinishedMs).toBe(1000);
     expect(c.mail.messageIdDomain).toBe('is.example.org');
   });
 

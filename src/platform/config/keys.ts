@@ -17,6 +17,8 @@ export interface ConfigKey {
   default: unknown;
   /** How an empty default is filled in from other keys. */
   derived?: string;
+  /** The key's former path, still accepted in files and overrides. */
+  formerly?: string;
   description: string;
   schema: TSchema;
 }
@@ -49,6 +51,7 @@ function collect(section: TSchema, prefix: string, out: ConfigKey[]): ConfigKey[
       kind: kindOf(s),
       default: s.default,
       derived: s.derived as string | undefined,
+      formerly: s.formerly as string | undefined,
       description: s.description ?? '',
       schema: s,
     });

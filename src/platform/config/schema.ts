@@ -13,13 +13,15 @@ interface Meta {
   aliases?: string[];
   /** When the default is filled in from other keys, how (shown as the default in the reference). */
   derived?: string;
+  /** The key's former path, still accepted in files and overrides (the two outboxes' settings share one set of names). */
+  formerly?: string;
 }
 type Limits = { minimum?: number; maximum?: number; pattern?: string; minLength?: number; maxLength?: number };
 
 const DAY = 24 * 3600 * 1000;
 
 /** JSON Schema keywords of ours; ajv is told about them (platform/config.ts) so that its strict mode accepts them. */
-export const ANNOTATIONS = ['aliases', 'derived', 'unit'] as const;
+export const ANNOTATIONS = ['aliases', 'derived', 'unit', 'formerly'] as const;
 
 const Str = (dflt: string, meta: Meta & Limits) => Type.String({ default: dflt, ...meta });
 const Int = (dflt: number, meta: Meta & Limits) => Type.Integer({ default: dflt, ...meta });
@@ -109,11 +111,12 @@ const mail = Section(
       derived: 'host of server.publicBaseUrl',
       pattern: '^[A-Za-z0-9.-]*$',
     }),
-    retryBaseMs: Ms(5000, {
-      description: 'First retry delay of an undelivered email; doubles per attempt up to retryMaxMs, with jitter.',
+    initialBackoffMs: Ms(5000, {
+      description: 'First retry delay of an undelivered email; doubles per attempt up to maxBackoffMs, with jitter.',
       minimum: 1,
+      formerly: 'mail.retryBaseMs',
     }),
-    retryMaxMs: Ms(3600 * 1000, { description: 'Longest retry delay.', minimum: 1 }),
+    maxBackoffMs: Ms(3600 * 1000, { description: 'Longest retry delay.', minimum: 1, formerly: 'mail.retryMaxMs' }),
     giveUpAfterMs: Ms(3 * DAY, {
       description: 'An email still undelivered this long after it was queued is marked failed.',
       minimum: 1000,
@@ -126,15 +129,18 @@ const mail = Section(
       description: 'How long a claimed email stays reserved for one worker; longer than any SMTP timeout.',
       minimum: 1000,
     }),
-    batchSize: Int(100, {
+    concurrency: Int(100, {
       description:
         'Emails claimed per database round trip; they are sent in parallel (over up to smtp.maxConnections connections) and their outcomes recorded in one transaction.',
       minimum: 1,
       maximum: 500,
+      formerly: 'mail.batchSize',
     }),
-    retentionMs: Ms(7 * DAY, {
+    keepFinishedMs: Ms(7 * DAY, {
       description: 'Sent and failed emails are deleted from the outbox after this long, and so are the .eml files written without SMTP.',
       minimum: 0,
+      aliases: ['TESSERA_MAIL_RETENTION_MS'],
+      formerly: 'mail.retentionMs',
     }),
   },
 );
