@@ -228,7 +228,10 @@ describe('durations', () => {
 
   it('reports every bad duration, from the file and the environment, in one ConfigError', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'tessera-cfg-')), 'c.yaml');
-    writeFileSync(file, 'invites:\n  lifetimeMs: 3 days\nmail:\n  maxBackoffMs: 1.5h\n  leaseMs: true\nserver:\n  requestTimeoutMs: 500ms\n');
+    writeFileSync(
+      file,
+      'invites:\n  lifetimeMs: 3 days\nmail:\n  maxBackoffMs: 1.5h\n  leaseMs: true\nserver:\n  requestTimeoutMs: 500ms\n',
+    );
     try {
       loadConfig({
         argv: ['--config', file],
