@@ -1,4 +1,4 @@
-// Issue 6's fast path on real databases: group commit of concurrent store-invites, and the ephemeral-key
+// store-invite's fast path on real databases: group commit of concurrent store-invites, and the ephemeral-key
 // validity cache (expiry exact, deletes seen at once in-process and within one second from elsewhere).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
