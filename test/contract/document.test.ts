@@ -1,34 +1,13 @@
 // The OpenAPI document is valid, every operation has a handler, and generated/ matches the document.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { errcodesOf, identityDocument, resolveRef } from '../helpers/identityDocument.js';
 import { handlers } from '../../src/handlers.js';
 import { operations } from '../../generated/identity.validators.js';
 
-const doc = parse(readFileSync(new URL('../../openapi/identity.yaml', import.meta.url), 'utf8'));
-
-function resolve(node: any): any {
-  let cur = node;
-  while (cur?.$ref)
-    cur = cur.$ref
-      .slice(2)
-      .split('/')
-      .reduce((o: any, k: string) => o[k], doc);
-  return cur;
-}
-
-/** The errcode enum of an error schema (directly, or in one branch of its allOf). */
-function errcodesOf(schema: any): string[] | undefined {
-  const s = resolve(schema);
-  if (s?.properties?.errcode?.enum) return s.properties.errcode.enum;
-  for (const branch of s?.allOf ?? []) {
-    const codes = resolve(branch)?.properties?.errcode?.enum;
-    if (codes) return codes;
-  }
-  return undefined;
-}
+const doc = identityDocument;
+const resolve = (node: any): any => resolveRef(node);
 
 function documentOperations(): { id: string; op: any }[] {
   const out: { id: string; op: any }[] = [];

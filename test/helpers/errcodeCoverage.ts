@@ -9,7 +9,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { parse } from 'yaml';
+import { errcodesAt, identityDocument } from './identityDocument.js';
 import type { TestProject } from 'vitest/node';
 
 declare module 'vitest' {
@@ -23,24 +23,11 @@ const EXEMPT = new Set(['500 M_UNKNOWN']);
 
 /** `<operationId> <status> <errcode>` for every errcode the document lists on an error response. */
 export function documentedErrcodes(): Set<string> {
-  const doc = parse(readFileSync(join(ROOT, 'openapi/identity.yaml'), 'utf8'));
-  const resolveRef = (node: any): any => {
-    let cur = node;
-    while (cur?.$ref)
-      cur = cur.$ref
-        .slice(2)
-        .split('/')
-        .reduce((o: any, k: string) => o[k], doc);
-    return cur;
-  };
   const out = new Set<string>();
-  for (const item of Object.values<any>(doc.paths)) {
+  for (const item of Object.values<any>(identityDocument.paths)) {
     for (const op of Object.values<any>(item)) {
-      for (const [status, response] of Object.entries<any>(op.responses ?? {})) {
-        const schema = resolveRef(resolveRef(response).content?.['application/json']?.schema);
-        const branches = [schema, ...(schema?.allOf ?? [])].map(resolveRef);
-        const codes: string[] = branches.find((b) => b?.properties?.errcode?.enum)?.properties.errcode.enum ?? [];
-        for (const code of codes) if (!EXEMPT.has(`${status} ${code}`)) out.add(`${op.operationId} ${status} ${code}`);
+      for (const status of Object.keys(op.responses ?? {})) {
+        for (const code of errcodesAt(op, status)) if (!EXEMPT.has(`${status} ${code}`)) out.add(`${op.operationId} ${status} ${code}`);
       }
     }
   }

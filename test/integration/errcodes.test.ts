@@ -4,10 +4,9 @@
 // The test server rejects any answer the document does not list; test/helpers/errcodeCoverage.ts fails a whole run
 // in which some documented errcode was never answered.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
 import { operations } from '../../generated/identity.validators.js';
 import { testDatabases } from '../helpers/databases.js';
+import { errcodesAt, identityDocument, resolveRef } from '../helpers/identityDocument.js';
 import { settle, startTestServer, type TestServer } from '../helpers/server.js';
 import { smtpConfig, startSmtp, type TestSmtp } from '../helpers/smtp.js';
 import { readInviteMail, readVerificationMail } from '../helpers/verificationMail.js';
@@ -18,16 +17,8 @@ const V2 = '/_matrix/identity/v2';
 const BODY_LIMIT = 4096;
 const SESSION_LIFETIME = 3_600_000;
 
-const doc = parse(readFileSync(new URL('../../openapi/identity.yaml', import.meta.url), 'utf8'));
-const resolve = (node: any): any => {
-  let cur = node;
-  while (cur?.$ref)
-    cur = cur.$ref
-      .slice(2)
-      .split('/')
-      .reduce((o: any, k: string) => o[k], doc);
-  return cur;
-};
+const doc = identityDocument;
+const resolve = (node: any): any => resolveRef(node);
 
 interface Operation {
   id: keyof typeof operations;
@@ -41,12 +32,7 @@ const ALL: Operation[] = Object.entries<any>(doc.paths).flatMap(([path, item]) =
 );
 
 /** The errcodes the document lists for an operation at a status. */
-function documented(o: Operation, status: number): string[] {
-  const response = resolve(o.op.responses[String(status)]);
-  const schema = resolve(response?.content?.['application/json']?.schema);
-  const branches = [schema, ...(schema?.allOf ?? [])].map(resolve);
-  return branches.find((b) => b?.properties?.errcode?.enum)?.properties.errcode.enum ?? [];
-}
+const documented = (o: Operation, status: number): string[] => errcodesAt(o.op, status);
 
 /** A concrete path: path parameters filled with `value`. */
 const pathOf = (o: Operation, value = 'ed25519:0') => o.path.replace(/\{[^}]+\}/g, encodeURIComponent(value));
