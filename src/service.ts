@@ -62,32 +62,10 @@ export function createStores(db: Database, opts: { keyValidityCacheMs?: number }
   };
 }
 
-/** The mail outbox's settings, from the mail section. */
-export function mailOutboxSettings(config: Config): OutboxSettings {
-  const m = config.mail;
-  return {
-    initialBackoffMs: m.initialBackoffMs,
-    maxBackoffMs: m.maxBackoffMs,
-    giveUpAfterMs: m.giveUpAfterMs,
-    leaseMs: m.leaseMs,
-    pollIntervalMs: m.pollIntervalMs,
-    concurrency: m.concurrency,
-    keepFinishedMs: m.keepFinishedMs,
-  };
-}
-
-/** The onbind outbox's settings, from the onbind section. */
-export function onbindOutboxSettings(config: Config): OutboxSettings {
-  const o = config.onbind;
-  return {
-    initialBackoffMs: o.initialBackoffMs,
-    maxBackoffMs: o.maxBackoffMs,
-    giveUpAfterMs: o.giveUpAfterMs,
-    leaseMs: o.leaseMs,
-    pollIntervalMs: o.pollIntervalMs,
-    concurrency: o.concurrency,
-    keepFinishedMs: o.keepFinishedMs,
-  };
+/** An outbox's settings from its config section: mail and onbind name them alike. */
+export function outboxSettings(section: OutboxSettings): OutboxSettings {
+  const { initialBackoffMs, maxBackoffMs, giveUpAfterMs, leaseMs, pollIntervalMs, concurrency, keepFinishedMs } = section;
+  return { initialBackoffMs, maxBackoffMs, giveUpAfterMs, leaseMs, pollIntervalMs, concurrency, keepFinishedMs };
 }
 
 export interface Service {
@@ -204,7 +182,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     log,
     clock,
     random: jitter,
-    settings: mailOutboxSettings(config),
+    settings: outboxSettings(config.mail),
     renderer: new MailRenderer(deps),
     transport,
   });
@@ -215,7 +193,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     log,
     clock,
     random: jitter,
-    settings: onbindOutboxSettings(config),
+    settings: outboxSettings(config.onbind),
   });
   // Requests that committed outbox rows wake their worker at once, rather than on its next poll.
   deps.signals.mailQueued = () => mailWorker.wake();

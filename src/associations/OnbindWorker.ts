@@ -4,22 +4,14 @@
 // failed, anything else retried.
 import type { FederationClient } from '../federation/types.js';
 import { FederationError } from '../federation/types.js';
-import type { Logger } from '../platform/logger.js';
-import type { Scheduler } from '../platform/scheduler.js';
-import { OutboxWorker, type Attempt, type OutboxSettings } from '../outbox/OutboxWorker.js';
+import { OutboxWorker, type Attempt, type OutboxWorkerEnv } from '../outbox/OutboxWorker.js';
 import type { OnbindDetail, OnbindJob, OnbindOutboxStore } from './OnbindOutboxStore.js';
 
 export const ONBIND_PATH = '/_matrix/federation/v1/3pid/onbind';
 
-export interface OnbindWorkerDeps {
+export interface OnbindWorkerDeps extends OutboxWorkerEnv {
   queue: OnbindOutboxStore;
   federation: FederationClient;
-  scheduler: Scheduler;
-  log: Logger;
-  clock: () => number;
-  /** Uniform in [0, 1): the retry backoff's jitter. */
-  random: () => number;
-  settings: OutboxSettings;
 }
 
 export type OnbindWorker = OutboxWorker<OnbindJob, OnbindDetail>;

@@ -1,20 +1,13 @@
 // Delivers the mail outbox: renders each claimed row and sends it. Claiming, retries with backoff, give-up and
 // retention are the outbox's (src/outbox/); this file decides what a send's failure means.
 import type { MailDetail, MailJob, MailOutboxStore } from './MailOutboxStore.js';
-import { redactForLog, type Logger } from '../platform/logger.js';
-import type { Scheduler } from '../platform/scheduler.js';
-import { OutboxWorker, type Attempt, type OutboxSettings } from '../outbox/OutboxWorker.js';
+import { redactForLog } from '../platform/logger.js';
+import { OutboxWorker, type Attempt, type OutboxWorkerEnv } from '../outbox/OutboxWorker.js';
 import { PermanentMailError, type MailRenderer } from './render.js';
 import { classifySendError, type MailTransport } from './transport.js';
 
-export interface MailWorkerDeps {
+export interface MailWorkerDeps extends OutboxWorkerEnv {
   queue: MailOutboxStore;
-  scheduler: Scheduler;
-  log: Logger;
-  clock: () => number;
-  /** Uniform in [0, 1): the retry backoff's jitter. */
-  random: () => number;
-  settings: OutboxSettings;
   renderer: MailRenderer;
   transport: MailTransport;
 }

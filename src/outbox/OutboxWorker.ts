@@ -9,6 +9,16 @@ import { backoffMs } from './backoff.js';
 import type { Outcome, OutboxJob, OutboxQueue } from './OutboxStore.js';
 
 /** The settings of every outbox. */
+/** What every outbox's worker is built from besides its queue and delivery: mail's and onbind's deps extend it. */
+export interface OutboxWorkerEnv {
+  scheduler: Scheduler;
+  log: Logger;
+  clock: () => number;
+  /** Uniform in [0, 1): the retry backoff's jitter. */
+  random: () => number;
+  settings: OutboxSettings;
+}
+
 export interface OutboxSettings {
   /** First retry delay; doubles per attempt up to maxBackoffMs, with jitter (backoff.ts). */
   initialBackoffMs: number;
