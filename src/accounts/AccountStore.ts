@@ -71,12 +71,7 @@ export class KnexAccountStore implements AccountStore {
   }
 
   async deleteExpiredAccountTokens(now: number, limit: number): Promise<number> {
-    const hashes = (await this.db.knex('account_tokens').select('token_hash').where('expires_at', '<=', now).limit(limit)).map(
-      (r) => r.token_hash as string,
-    );
-    if (hashes.length === 0) return 0;
-    await this.db.knex('account_tokens').whereIn('token_hash', hashes).delete();
-    return hashes.length;
+    return this.db.deleteBefore('account_tokens', 'token_hash', 'expires_at', now, limit, true);
   }
 
   async acceptPolicies(userId: string, accepted: AcceptedPolicy[], now: number): Promise<void> {

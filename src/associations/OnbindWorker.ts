@@ -4,7 +4,7 @@
 // failed, anything else retried.
 import type { FederationClient } from '../federation/types.js';
 import { FederationError } from '../federation/types.js';
-import { OutboxWorker, type Attempt, type OutboxWorkerEnv } from '../outbox/OutboxWorker.js';
+import { OutboxWorker, outboxEnv, type Attempt, type OutboxWorkerEnv } from '../outbox/OutboxWorker.js';
 import type { OnbindDetail, OnbindJob, OnbindOutboxStore } from './OnbindOutboxStore.js';
 
 export const ONBIND_PATH = '/_matrix/federation/v1/3pid/onbind';
@@ -26,12 +26,8 @@ function describe(status: number, body: unknown): string {
 export function createOnbindWorker(d: OnbindWorkerDeps): OnbindWorker {
   return new OutboxWorker<OnbindJob, OnbindDetail>({
     name: 'onbind',
+    ...outboxEnv(d),
     queue: d.queue,
-    settings: d.settings,
-    scheduler: d.scheduler,
-    log: d.log,
-    clock: d.clock,
-    random: d.random,
     deliver: (job) => deliver(d, job),
     describe: (job) => ({ server: job.destination }),
   });

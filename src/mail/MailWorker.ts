@@ -2,7 +2,7 @@
 // retention are the outbox's (src/outbox/); this file decides what a send's failure means.
 import type { MailDetail, MailJob, MailOutboxStore } from './MailOutboxStore.js';
 import { redactForLog } from '../platform/logger.js';
-import { OutboxWorker, type Attempt, type OutboxWorkerEnv } from '../outbox/OutboxWorker.js';
+import { OutboxWorker, outboxEnv, type Attempt, type OutboxWorkerEnv } from '../outbox/OutboxWorker.js';
 import { PermanentMailError, type MailRenderer } from './render.js';
 import { classifySendError, type MailTransport } from './transport.js';
 
@@ -24,12 +24,8 @@ function finalPayload(job: MailJob, extra: Record<string, unknown> = {}): Record
 export function createMailWorker(d: MailWorkerDeps): MailWorker {
   return new OutboxWorker<MailJob, MailDetail>({
     name: 'mail',
+    ...outboxEnv(d),
     queue: d.queue,
-    settings: d.settings,
-    scheduler: d.scheduler,
-    log: d.log,
-    clock: d.clock,
-    random: d.random,
     deliver: (job) => deliver(d, job),
     describe: (job) => ({ kind: job.kind, to: redactForLog(job.recipient) }),
     sweepAlso: async (before) => {

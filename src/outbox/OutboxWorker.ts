@@ -41,20 +41,14 @@ export interface OutboxSettings {
  */
 export type Attempt<D = unknown> = ({ status: 'done' } | { status: 'failed'; error: string } | { status: 'retry'; error: string }) & D;
 
-export interface OutboxWorkerOptions<Job extends OutboxJob, D> {
+export interface OutboxWorkerOptions<Job extends OutboxJob, D> extends OutboxWorkerEnv {
   /** Names the outbox in the log (`mail`, `onbind`). */
   name: string;
   queue: OutboxQueue<Job, D>;
-  settings: OutboxSettings;
   /** One attempt at one row. A throw counts as a retryable failure. */
   deliver(job: Job): Promise<Attempt<D>>;
   /** Log fields naming a row (never secrets or full addresses). */
   describe?(job: Job): Record<string, unknown>;
-  scheduler: Scheduler;
-  log: Logger;
-  clock: () => number;
-  /** Uniform in [0, 1): the backoff's jitter. */
-  random: () => number;
   /** Runs after each retention sweep, with the same cut-off (mail: its .eml files). */
   sweepAlso?(before: number): Promise<void>;
 }
@@ -156,4 +150,9 @@ export class OutboxWorker<Job extends OutboxJob, D> {
     }
     await this.o.sweepAlso?.(before);
   }
+}
+
+/** The shared part of an outbox worker's options, taken from deps that extend OutboxWorkerEnv. */
+export function outboxEnv(d: OutboxWorkerEnv): OutboxWorkerEnv {
+  return { scheduler: d.scheduler, log: d.log, clock: d.clock, random: d.random, settings: d.settings };
 }

@@ -31,11 +31,7 @@ export class KnexRateLimitStore implements RateLimitStore {
   }
 
   async deleteRateLimitsBefore(before: number, limit: number): Promise<number> {
-    const buckets = (
-      (await this.db.knex('rate_limits').select('bucket').where('window_start', '<', before).limit(limit)) as { bucket: string }[]
-    ).map((r) => r.bucket);
-    if (buckets.length === 0) return 0;
-    // A bucket hit again meanwhile is in a new window: it stays.
-    return this.db.knex('rate_limits').whereIn('bucket', buckets).andWhere('window_start', '<', before).delete();
+    // A bucket hit again meanwhile is in a new window: it stays (deleteBefore repeats the condition).
+    return this.db.deleteBefore('rate_limits', 'bucket', 'window_start', before, limit);
   }
 }

@@ -128,11 +128,6 @@ export class KnexSessionStore implements SessionStore {
   }
 
   async deleteExpiredSessions(before: number, limit: number): Promise<number> {
-    const sids = (await this.db.knex('validation_sessions').select('sid').where('expires_at', '<=', before).limit(limit)).map(
-      (r) => r.sid as string,
-    );
-    if (sids.length === 0) return 0;
-    await this.db.knex('validation_sessions').whereIn('sid', sids).delete();
-    return sids.length;
+    return this.db.deleteBefore('validation_sessions', 'sid', 'expires_at', before, limit, true);
   }
 }

@@ -11,6 +11,23 @@ export class Database {
     readonly commitConcurrency: number,
   ) {}
 
+  /**
+   * Deletes up to `limit` rows of `table` whose `column` is before `value` (`<`, or `<=` with `inclusive`): their
+   * keys are read by an indexed range first, since DELETE ... LIMIT is not portable, then deleted by key with the
+   * condition repeated, so a row changed in between stays. Returns how many went; the sweeps call it in batches.
+   */
+  async deleteBefore(table: string, key: string, column: string, value: number, limit: number, inclusive = false): Promise<number> {
+    const op = inclusive ? '<=' : '<';
+    const keys = ((await this.knex(table).select(key).where(column, op, value).limit(limit)) as Record<string, unknown>[]).map(
+      (r) => r[key],
+    );
+    if (keys.length === 0) return 0;
+    return this.knex(table)
+      .whereIn(key, keys as string[])
+      .andWhere(column, op, value)
+      .delete();
+  }
+
   /** Opens the database and brings its schema up to date. */
   static async open(opts: DatabaseOptions): Promise<Database> {
     const { knex, dialect } = openDatabase(opts);
