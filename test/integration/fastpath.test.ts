@@ -239,9 +239,11 @@ describe.each(testDatabases())('fast path on $name', (db) => {
     try {
       const one = await overlapOf(single, 3000);
       expect(one.most).toBe(1);
-      // each wave is queued in one turn; with one transaction at a time the later waves join one batch
+      // Each wave is queued in one turn and taken whole by the next transaction: never more transactions
+      // than waves (60 without group commit). How many waves share one depends on how long a commit takes,
+      // which a busy machine decides, so that is not asserted.
       expect(one.transactions).toBeGreaterThan(0);
-      expect(one.transactions).toBeLessThanOrEqual(3);
+      expect(one.transactions).toBeLessThanOrEqual(6);
     } finally {
       await single.db.close();
     }
