@@ -49,6 +49,13 @@ async function deliver(d: OnbindWorkerDeps, job: OnbindJob): Promise<Attempt<Onb
   } catch (err) {
     error = `${err instanceof FederationError ? 'federation' : 'unexpected'}: ${(err as Error).message ?? String(err)}`.slice(0, 500);
     permanent = err instanceof FederationError && err.permanent;
+    if (err instanceof FederationError && err.deniedByPolicy) {
+      // Final for this instance, not for the row: an instance on the same database with a wider allow list may
+      // deliver it. Left for it (retried with backoff, so whichever instance may reach the homeserver takes it
+      // in time) and failed only at the end of the row's lifetime, by the outbox's give-up. The outbox logs the
+      // attempt with this reason.
+      return { status: 'retry', error: `${error} (this instance's outbound policy; left for another instance)`, httpStatus };
+    }
   }
   if (permanent) {
     d.log.warn('onbind failed permanently; not retrying', { id: job.id, server: job.destination, error });

@@ -118,7 +118,7 @@ export class Transport {
       }
     }
     if (out.length === 0) {
-      if (denied > 0) throw new FederationError('the homeserver resolves only to addresses outbound calls may not reach', true);
+      if (denied > 0) throw new FederationError('the homeserver resolves only to addresses outbound calls may not reach', true, true);
       throw new FederationError(resolveFailures > 0 ? 'the homeserver host name does not resolve' : 'no address to connect to');
     }
     return out;

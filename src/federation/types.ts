@@ -15,6 +15,11 @@ export class FederationError extends Error {
   constructor(
     message: string,
     readonly permanent = false,
+    /**
+     * This instance's outbound policy forbids every address of the homeserver. Another instance sharing the
+     * database may be allowed to reach it, so an outbox leaves such a row for it rather than failing it.
+     */
+    readonly deniedByPolicy = false,
   ) {
     super(message);
     this.name = 'FederationError';

@@ -176,6 +176,7 @@ describe('discovery rules', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FederationError);
     expect((err as FederationError).permanent).toBe(true);
+    expect((err as FederationError).deniedByPolicy).toBe(false);
   });
 });
 
@@ -408,6 +409,8 @@ describe('outbound deny list', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FederationError);
     expect((err as FederationError).permanent).toBe(true);
+    // the outbox leaves such a row for an instance whose policy may allow it
+    expect((err as FederationError).deniedByPolicy).toBe(true);
   });
 
   it('refuses a delegation (.well-known or SRV) that points into a private range', async () => {
