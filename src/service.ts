@@ -64,8 +64,8 @@ export function createStores(db: Database, opts: { keyValidityCacheMs?: number }
 
 /** An outbox's settings from its config section: mail and onbind name them alike. */
 export function outboxSettings(section: OutboxSettings): OutboxSettings {
-  const { initialBackoffMs, maxBackoffMs, giveUpAfterMs, leaseMs, pollIntervalMs, concurrency, keepFinishedMs } = section;
-  return { initialBackoffMs, maxBackoffMs, giveUpAfterMs, leaseMs, pollIntervalMs, concurrency, keepFinishedMs };
+  const { initialBackoffMs, maxBackoffMs, giveUpAfterMs, leaseMs, leaseRenewMs, pollIntervalMs, concurrency, keepFinishedMs } = section;
+  return { initialBackoffMs, maxBackoffMs, giveUpAfterMs, leaseMs, leaseRenewMs, pollIntervalMs, concurrency, keepFinishedMs };
 }
 
 export interface Service {

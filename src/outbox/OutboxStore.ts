@@ -55,6 +55,11 @@ export interface OutboxQueue<Job extends OutboxJob, D> {
    * whose lease was lost (another worker claimed the row since; nothing was written for those).
    */
   finish(worker: string, outcomes: Outcome<D>[]): Promise<number[]>;
+  /**
+   * Moves the lease end (and with it next_attempt_at) of the rows `worker` still holds among `ids` to `until`;
+   * returns the ids it no longer holds (finished, or claimed by another worker after the lease ran out).
+   */
+  renew(worker: string, ids: number[], until: number): Promise<number[]>;
   /** The earliest next_attempt_at of a pending row (leased rows count at their lease end), if any. */
   nextDueAt(): Promise<number | undefined>;
   /** Deletes up to `limit` finished rows that finished before `before`; returns how many went. */
@@ -190,6 +195,29 @@ export class KnexOutboxStore<Job extends OutboxJob, New, D> implements OutboxQue
             .update({ ...values, locked_by: null, locked_until: null, ...this.t.outcomeColumns(o) });
         }
         return ids.filter((id) => !mine.has(id));
+      },
+      { readCommitted: true },
+    );
+  }
+
+  async renew(worker: string, ids: number[], until: number): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const { table } = this.t;
+    // One transaction, so that a row finished while this runs reads as finished, not as renewed and lost.
+    return this.db.transaction(
+      async (trx) => {
+        const kept = new Set<number>();
+        for (const chunk of statementChunks(ids, this.db.sqlite, FINISH_CHUNK)) {
+          const named = paddedIds(chunk);
+          // By id and holder alone ("By id alone" above): a row that has a holder is pending, as finishing a
+          // row clears its holder in the same statement.
+          await trx(table).whereIn('id', named).andWhere('locked_by', worker).update({ locked_until: until, next_attempt_at: until });
+          const rows = (await trx(table).select('id').whereIn('id', named).andWhere({ locked_by: worker, locked_until: until })) as {
+            id: number | string;
+          }[];
+          for (const r of rows) kept.add(Number(r.id));
+        }
+        return ids.filter((id) => !kept.has(id));
       },
       { readCommitted: true },
     );

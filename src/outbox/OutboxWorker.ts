@@ -5,10 +5,10 @@ import { hostname } from 'node:os';
 import type { Logger } from '../platform/logger.js';
 import type { ScheduledJob, Scheduler } from '../platform/scheduler.js';
 import { deleteInBatches } from '../platform/db/Database.js';
+import { GroupCommitter } from '../platform/db/groupCommit.js';
 import { backoffMs } from './backoff.js';
 import type { Outcome, OutboxJob, OutboxQueue } from './OutboxStore.js';
 
-/** The settings of every outbox. */
 /** What every outbox's worker is built from besides its queue and delivery: mail's and onbind's deps extend it. */
 export interface OutboxWorkerEnv {
   scheduler: Scheduler;
@@ -25,11 +25,16 @@ export interface OutboxSettings {
   maxBackoffMs: number;
   /** A row still failing this long after it was queued is failed for good: nothing is retried forever. */
   giveUpAfterMs: number;
-  /** How long a claimed row stays reserved for one worker; longer than one delivery can take. */
+  /**
+   * How long a claimed row stays reserved for one worker unless renewed: after a crash, its rows are due again
+   * this long after the last renewal.
+   */
   leaseMs: number;
+  /** How often a worker renews the leases of the rows it holds; shorter than leaseMs. */
+  leaseRenewMs: number;
   /** Longest pause between passes. New rows wake the worker at once, and a pass sleeps only until the earliest retry. */
   pollIntervalMs: number;
-  /** Rows claimed at once and delivered in parallel. */
+  /** Rows held at once (claimed and not yet finished), delivered in parallel. */
   concurrency: number;
   /** Finished (done or failed) rows are deleted this long after they finished. */
   keepFinishedMs: number;
@@ -64,9 +69,25 @@ export class OutboxWorker<Job extends OutboxJob, D> {
   readonly id = `${hostname().slice(0, 40)}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly poller: ScheduledJob;
   private readonly retention: ScheduledJob;
+  /** Outcomes ending while one is being committed are committed together, in the next transaction. */
+  private readonly finisher: GroupCommitter<Outcome<D>>;
+  /** Set by a wake and by a full claim: claim again before the pass ends. */
+  private moreDue = false;
+  private renewing = false;
 
   constructor(private readonly o: OutboxWorkerOptions<Job, D>) {
-    const { settings, scheduler, name } = o;
+    const { settings, scheduler, name, queue, log } = o;
+    // One transaction at a time; its failure is no row's doing, so it is not retried in parts (batchWide).
+    this.finisher = new GroupCommitter(
+      async (outcomes) => {
+        const lost = await queue.finish(this.id, outcomes);
+        if (lost.length > 0)
+          log.warn(`${name} outcome not recorded: the lease ran out and another worker owns the row`, { ids: lost.join(',') });
+      },
+      1,
+      settings.concurrency,
+      () => true,
+    );
     // A pass at start-up: rows left by an earlier run (or by another instance that died) are due now.
     this.poller = scheduler.every({
       name: `${name} outbox pass`,
@@ -83,6 +104,7 @@ export class OutboxWorker<Job extends OutboxJob, D> {
 
   /** Called after a commit that queued rows: drain now, or right after the pass in progress. */
   wake(): void {
+    this.moreDue = true;
     this.poller.wake();
   }
 
@@ -96,21 +118,76 @@ export class OutboxWorker<Job extends OutboxJob, D> {
     return this.retention.runNow();
   }
 
-  /** Claims and delivers until nothing is due; answers when the earliest pending row is due. */
+  /**
+   * Claims and delivers until nothing is due; answers when the earliest pending row is due.
+   *
+   * Rows flow through a window of `concurrency` slots: a row holds its slot from its claim until its outcome is
+   * committed, and freed slots are refilled by the next claim. Each outcome is recorded as soon as its delivery
+   * ends: outcomes that end while a finishing transaction is in flight share the next one (a group commit), so
+   * a busy outbox still costs one commit per handful of rows, and a crash re-delivers at most the rows whose
+   * delivery had ended but whose outcome was not yet committed, never more than the window. The leases of the
+   * rows held are renewed every leaseRenewMs, so they can be short: a crashed worker's rows are due again
+   * within leaseMs.
+   */
   private async drain(): Promise<number | undefined> {
-    const { queue, settings, clock, log, name } = this.o;
-    while (!this.poller.stopping) {
-      const jobs = await queue.claim(this.id, clock(), settings.leaseMs, settings.concurrency);
-      if (jobs.length === 0) break;
-      // The batch is delivered in parallel and its outcomes written together, in one transaction: one commit
-      // (one fsync on SQLite) per batch rather than per row, which the mail path under load cannot afford.
-      const outcomes = await Promise.all(jobs.map(async (job) => this.outcome(job, await this.attempt(job))));
-      const lost = await queue.finish(this.id, outcomes);
-      if (lost.length > 0)
-        log.warn(`${name} outcome not recorded: the lease ran out and another worker owns the row`, { ids: lost.join(',') });
+    const { queue, settings, clock } = this.o;
+    const held = new Map<number, Promise<void>>();
+    const renewal = setInterval(() => void this.renew([...held.keys()]), settings.leaseRenewMs);
+    renewal.unref();
+    // A slot-freeing claim waits for a quarter of the window, so a busy outbox claims in batches, not row by row.
+    const refillAt = Math.max(1, Math.ceil(settings.concurrency / 4));
+    this.moreDue = true;
+    try {
+      while (true) {
+        const free = settings.concurrency - held.size;
+        if (this.moreDue && !this.poller.stopping && (free >= refillAt || held.size === 0)) {
+          this.moreDue = false;
+          const jobs = await queue.claim(this.id, clock(), settings.leaseMs, free);
+          // A full claim suggests more is due; a short one drained what was due (a wake says otherwise).
+          if (jobs.length === free) this.moreDue = true;
+          for (const job of jobs) {
+            const run = this.run(job).finally(() => held.delete(job.id));
+            held.set(job.id, run);
+          }
+          continue;
+        }
+        if (held.size === 0) break;
+        await Promise.race(held.values());
+      }
+    } finally {
+      clearInterval(renewal);
     }
     const due = await queue.nextDueAt();
     return due === undefined ? undefined : Math.max(due - clock(), 10);
+  }
+
+  /** One row: its delivery, then its outcome recorded (with those of other rows ending meanwhile). */
+  private async run(job: Job): Promise<void> {
+    const outcome = this.outcome(job, await this.attempt(job));
+    try {
+      await this.finisher.submit(outcome);
+    } catch (err) {
+      // The row stays leased to this worker and is due again when the lease runs out: delivered twice at worst.
+      this.o.log.warn(`${this.o.name} outcome not recorded; the row will be attempted again after its lease`, {
+        id: job.id,
+        err: err as Error,
+      });
+    }
+  }
+
+  /** Extends the leases of the rows held; a row whose lease was lost will be delivered by its new holder too. */
+  private async renew(ids: number[]): Promise<void> {
+    const { queue, clock, settings, log, name } = this.o;
+    if (ids.length === 0 || this.renewing) return;
+    this.renewing = true;
+    try {
+      const lost = await queue.renew(this.id, ids, clock() + settings.leaseMs);
+      if (lost.length > 0) log.warn(`${name} lease lost: another worker may deliver these rows too`, { ids: lost.join(',') });
+    } catch (err) {
+      log.warn(`${name} lease renewal failed; it is tried again at the next renewal`, { err: err as Error });
+    } finally {
+      this.renewing = false;
+    }
   }
 
   private async attempt(job: Job): Promise<Attempt<D>> {

@@ -157,9 +157,22 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   merged = merge(merged, overrides);
   const validate = compileValidator();
   if (!validate(merged)) for (const e of validate.errors ?? []) problems.push(problemOf(e, sources));
-  problems.push(...mailProblems(merged));
+  problems.push(...mailProblems(merged), ...leaseProblems(merged));
   if (problems.length > 0) throw new ConfigError(problems);
   return finish(merged as unknown as Config);
+}
+
+/** A lease renewed no more often than it lasts would run out under a worker that is alive and working. */
+function leaseProblems(merged: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const section of ['mail', 'onbind'] as const) {
+    const s = merged[section] as { leaseMs?: unknown; leaseRenewMs?: unknown } | undefined;
+    if (typeof s?.leaseMs === 'number' && typeof s.leaseRenewMs === 'number' && s.leaseRenewMs > 0 && s.leaseRenewMs >= s.leaseMs)
+      problems.push(
+        `${section}.leaseRenewMs: must be less than ${section}.leaseMs (${s.leaseMs} ms) (${envName(`${section}.leaseRenewMs`)}, ${envName(`${section}.leaseMs`)})`,
+      );
+  }
+  return problems;
 }
 
 /** Cross-field mail rules the schema cannot say. */
@@ -186,10 +199,15 @@ function finish(c: Config): Config {
     server: { ...c.server, publicBaseUrl, name: c.server.name || new URL(publicBaseUrl).host },
     database: { ...c.database, url: c.database.url || join(dataDir, 'tessera.sqlite') },
     keys: { ...c.keys, signingKeyFile: c.keys.signingKeyFile || join(dataDir, 'signing.key') },
-    mail: finishMail(c.mail, new URL(publicBaseUrl).hostname),
+    mail: { ...finishMail(c.mail, new URL(publicBaseUrl).hostname), leaseRenewMs: renewalOf(c.mail) },
     // An onbind is useless once its invitations have expired: by default give up retrying then.
-    onbind: { ...c.onbind, giveUpAfterMs: c.onbind.giveUpAfterMs || c.invites.lifetimeMs },
+    onbind: { ...c.onbind, giveUpAfterMs: c.onbind.giveUpAfterMs || c.invites.lifetimeMs, leaseRenewMs: renewalOf(c.onbind) },
   };
+}
+
+/** Three renewals per lease by default: a lease survives two missed renewals (a busy database, a long pause). */
+function renewalOf(s: { leaseMs: number; leaseRenewMs: number }): number {
+  return s.leaseRenewMs || Math.max(1, Math.floor(s.leaseMs / 3));
 }
 
 function finishMail(m: MailConfig, publicHost: string): MailConfig {

@@ -20,6 +20,10 @@ export interface TestSmtp {
   connections: number[];
   rcpts: string[];
   waitFor(n: number, timeoutMs?: number): Promise<ReceivedMail[]>;
+  /** Ends holdAfter: messages from now on are accepted. */
+  release(): void;
+  /** Connections not yet closed (once 0 after a client died, nothing more of its is accepted). */
+  open(): number;
   stop(): Promise<void>;
 }
 
@@ -30,6 +34,10 @@ export interface TestSmtpOptions {
   rcpt?: (address: string, seen: number) => [number, string] | undefined;
   /** `tls`: TLS from the first byte; `starttls`: offer STARTTLS. Both use smtp-server's built-in self-signed certificate. */
   tls?: 'none' | 'starttls' | 'tls';
+  /** Wait this long before accepting each message, so that sends overlap (a relay's own latency). */
+  acceptDelayMs?: number;
+  /** Once this many messages are accepted, leave every further one unanswered until release(). */
+  holdAfter?: number;
 }
 
 /** Polls `check` until it returns a truthy value, or fails after `timeoutMs`. */
@@ -47,7 +55,12 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
   const messages: ReceivedMail[] = [];
   const connections: number[] = [];
   const rcpts: string[] = [];
+  let holding = opts.holdAfter !== undefined;
+  const closed = new Set<string>();
   const server = new SMTPServer({
+    onClose(session) {
+      closed.add(session.id);
+    },
     secure: opts.tls === 'tls',
     authOptional: true,
     disabledCommands: opts.tls === 'starttls' || opts.tls === 'tls' ? ['AUTH'] : ['STARTTLS', 'AUTH'],
@@ -75,8 +88,16 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
         };
         simpleParser(raw).then(
           (parsed) => {
-            messages.push({ envelope, raw, parsed, at: Date.now(), secure: Boolean(session.secure) });
-            cb();
+            const accept = () => {
+              // held: never answered; the client (killed meanwhile) sends it again on its next connection
+              if (holding && messages.length >= (opts.holdAfter ?? Infinity)) return;
+              // A client gone before the reply could be sent never learns of the message: a relay drops it.
+              if (closed.has(session.id)) return;
+              messages.push({ envelope, raw, parsed, at: Date.now(), secure: Boolean(session.secure) });
+              cb();
+            };
+            if (opts.acceptDelayMs) setTimeout(accept, opts.acceptDelayMs);
+            else accept();
           },
           (err: Error) => cb(err),
         );
@@ -101,6 +122,10 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
     rcpts,
     waitFor: (n, timeoutMs = 15_000) =>
       until(() => (messages.length >= n ? messages : undefined), timeoutMs, `${n} emails (got ${messages.length})`),
+    open: () => connections.length - closed.size,
+    release: () => {
+      holding = false;
+    },
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

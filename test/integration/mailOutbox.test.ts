@@ -1,5 +1,5 @@
-// The outbox's claim and finish (issues 3 and 6): a claimed batch's outcomes are written together, each only
-// by the worker that holds the row's lease.
+// The outbox's claim and finish: a set of outcomes is written together, each only by the worker that holds
+// the row's lease.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testDatabases, type TestDatabase } from '../helpers/databases.js';
 import { Database } from '../../src/platform/db/Database.js';

@@ -55,8 +55,31 @@ describe('loadConfig', () => {
     const both = loadConfig({ argv: [], env: {}, overrides: { mail: { retryBaseMs: 7, initialBackoffMs: 8 } } as never });
     expect(both.mail.initialBackoffMs).toBe(8);
     // the two outboxes share one set of names
-    const outbox = ['initialBackoffMs', 'maxBackoffMs', 'giveUpAfterMs', 'leaseMs', 'pollIntervalMs', 'concurrency', 'keepFinishedMs'];
+    const outbox = [
+      'initialBackoffMs',
+      'maxBackoffMs',
+      'giveUpAfterMs',
+      'leaseMs',
+      'leaseRenewMs',
+      'pollIntervalMs',
+      'concurrency',
+      'keepFinishedMs',
+    ];
     for (const section of [c.mail, c.onbind]) expect(Object.keys(section)).toEqual(expect.arrayContaining(outbox));
+  });
+
+  it('refuses a lease renewed no more often than it lasts, naming both settings', () => {
+    expect(() => loadConfig({ argv: [], env: { TESSERA_MAIL_LEASE_MS: '5s', TESSERA_MAIL_LEASE_RENEW_MS: '5s' } })).toThrow(
+      /mail\.leaseRenewMs: must be less than mail\.leaseMs \(5000 ms\) \(TESSERA_MAIL_LEASE_RENEW_MS, TESSERA_MAIL_LEASE_MS\)/,
+    );
+    expect(() => loadConfig({ argv: [], env: {}, overrides: { onbind: { leaseMs: 1000, leaseRenewMs: 2000 } } })).toThrow(
+      /onbind\.leaseRenewMs/,
+    );
+    const ok = loadConfig({ argv: [], env: { TESSERA_ONBIND_LEASE_MS: '3s', TESSERA_ONBIND_LEASE_RENEW_MS: '2s' } });
+    expect([ok.onbind.leaseMs, ok.onbind.leaseRenewMs]).toEqual([3000, 2000]);
+    // unset: a third of the lease, whatever the lease
+    const derived = loadConfig({ argv: [], env: { TESSERA_MAIL_LEASE_MS: '1500ms' } });
+    expect([derived.mail.leaseRenewMs, derived.onbind.leaseRenewMs]).toEqual([500, 5000]);
   });
 
   it('lists every problem in one error', () => {

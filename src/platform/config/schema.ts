@@ -125,13 +125,20 @@ const mail = Section(
       description: "New mail wakes the worker at once; this poll only catches other instances' work and expired leases.",
       minimum: 10,
     }),
-    leaseMs: Ms(5 * 60_000, {
-      description: 'How long a claimed email stays reserved for one worker; longer than any SMTP timeout.',
+    leaseMs: Ms(15_000, {
+      description:
+        'How long a claimed email stays reserved for one worker unless renewed; after a crash its emails are picked up this long after the last renewal.',
       minimum: 1000,
+    }),
+    leaseRenewMs: Ms(0, {
+      description:
+        'How often a worker renews the leases of the emails it holds (sending or waiting for a connection); less than leaseMs. 0: a third of leaseMs.',
+      derived: 'a third of mail.leaseMs (when 0)',
+      minimum: 0,
     }),
     concurrency: Int(100, {
       description:
-        'Emails claimed per database round trip; they are sent in parallel (over up to smtp.maxConnections connections) and their outcomes recorded in one transaction.',
+        'Emails a worker holds at once: claimed, sent in parallel over up to smtp.maxConnections connections, each recorded as sent as its send completes. A crash re-sends at most the sends that had completed and were not yet recorded.',
       minimum: 1,
       maximum: 500,
       formerly: 'mail.batchSize',
@@ -419,9 +426,15 @@ export const ConfigSchema = Section('Tessera configuration.', {
       minimum: 1,
     }),
     maxBackoffMs: Ms(3600 * 1000, { description: 'Longest retry delay.', minimum: 1 }),
-    leaseMs: Ms(60_000, {
-      description: 'How long a worker holds a claimed delivery before another may take it.',
+    leaseMs: Ms(15_000, {
+      description:
+        'How long a claimed delivery stays reserved for one worker unless renewed; after a crash it is picked up this long after the last renewal.',
       minimum: 100,
+    }),
+    leaseRenewMs: Ms(0, {
+      description: 'How often a worker renews the leases of the deliveries it holds; less than leaseMs. 0: a third of leaseMs.',
+      derived: 'a third of onbind.leaseMs (when 0)',
+      minimum: 0,
     }),
     pollIntervalMs: Ms(30_000, {
       description: 'Polling interval besides being woken after each bind.',
