@@ -13,6 +13,7 @@ import { KeyRing } from './keys/KeyRing.js';
 import type { Authenticator } from './platform/http/security.js';
 import type { Logger } from './platform/logger.js';
 import { Database } from './platform/db/Database.js';
+import { InstanceRegistry, newInstanceId, outboundPolicyFingerprint } from './platform/instances.js';
 import { Scheduler } from './platform/scheduler.js';
 import { Sweeper } from './platform/Sweeper.js';
 import { pooledRandomBytes } from './platform/random.js';
@@ -198,6 +199,15 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
   // Requests that committed outbox rows wake their worker at once, rather than on its next poll.
   deps.signals.mailQueued = () => mailWorker.wake();
   deps.signals.onbindQueued = () => onbindWorker.wake();
+  const instance = new InstanceRegistry({
+    db,
+    log,
+    clock,
+    id: newInstanceId(),
+    outboundPolicy: outboundPolicyFingerprint(config.federation.allow),
+  });
+  await instance.register();
+  instance.schedule(scheduler);
   scheduler.start();
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -212,6 +222,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     url: `http://${host}:${addr.port}`,
     async stop() {
       await scheduler.stop();
+      await instance.remove().catch((err: unknown) => log.warn('could not remove the instance record', { err: err as Error }));
       transport.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,11 +1,10 @@
 // Drains one outbox: claims due rows under a lease, hands each to the outbox's delivery function, records each
 // row's outcome, retries with backoff until the row's lifetime is over, and deletes finished rows.
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Logger } from '../platform/logger.js';
 import type { ScheduledJob, Scheduler } from '../platform/scheduler.js';
 import { deleteInBatches } from '../platform/db/Database.js';
 import { GroupCommitter } from '../platform/db/groupCommit.js';
+import { newInstanceId } from '../platform/instances.js';
 import { backoffMs } from './backoff.js';
 import type { Outcome, OutboxJob, OutboxQueue } from './OutboxStore.js';
 
@@ -65,8 +64,8 @@ const RETENTION_SWEEP_MS = 10 * 60_000;
 const DELETE_BATCH = 1000;
 
 export class OutboxWorker<Job extends OutboxJob, D> {
-  /** locked_by: host, process and a random part, so a restarted process never passes for its predecessor (<= 64 characters). */
-  readonly id = `${hostname().slice(0, 40)}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  /** locked_by: unique to this worker of this process. */
+  readonly id = newInstanceId();
   private readonly poller: ScheduledJob;
   private readonly retention: ScheduledJob;
   /** Outcomes ending while one is being committed are committed together, in the next transaction. */

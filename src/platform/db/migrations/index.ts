@@ -8,6 +8,7 @@ import * as m004 from './004_binding.js';
 import * as m005 from './005_rate_limits.js';
 import * as m006 from './006_wider_text.js';
 import * as m007 from './007_onbind_finished_at.js';
+import * as m008 from './008_instances.js';
 
 const migrations: Record<string, Knex.Migration> = {
   '001_initial': m001,
@@ -17,6 +18,7 @@ const migrations: Record<string, Knex.Migration> = {
   '005_rate_limits': m005,
   '006_wider_text': m006,
   '007_onbind_finished_at': m007,
+  '008_instances': m008,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
