@@ -57,7 +57,8 @@ export interface OutboxQueue<Job extends OutboxJob, D> {
   finish(worker: string, outcomes: Outcome<D>[]): Promise<number[]>;
   /**
    * Moves the lease end (and with it next_attempt_at) of the rows `worker` still holds among `ids` to `until`;
-   * returns the ids it no longer holds (finished, or claimed by another worker after the lease ran out).
+   * returns the ids another worker holds now (claimed after this worker's lease ran out). Rows finished
+   * meanwhile, by this worker's own outcomes racing the renewal, are neither renewed nor returned.
    */
   renew(worker: string, ids: number[], until: number): Promise<number[]>;
   /** The earliest next_attempt_at of a pending row (leased rows count at their lease end), if any. */
@@ -203,21 +204,23 @@ export class KnexOutboxStore<Job extends OutboxJob, New, D> implements OutboxQue
   async renew(worker: string, ids: number[], until: number): Promise<number[]> {
     if (ids.length === 0) return [];
     const { table } = this.t;
-    // One transaction, so that a row finished while this runs reads as finished, not as renewed and lost.
+    // One transaction: the rows another worker holds are read as the renewal left them.
     return this.db.transaction(
       async (trx) => {
-        const kept = new Set<number>();
+        const lost: number[] = [];
         for (const chunk of statementChunks(ids, this.db.sqlite, FINISH_CHUNK)) {
           const named = paddedIds(chunk);
           // By id and holder alone ("By id alone" above): a row that has a holder is pending, as finishing a
           // row clears its holder in the same statement.
           await trx(table).whereIn('id', named).andWhere('locked_by', worker).update({ locked_until: until, next_attempt_at: until });
-          const rows = (await trx(table).select('id').whereIn('id', named).andWhere({ locked_by: worker, locked_until: until })) as {
+          const rows = (await trx(table).select('id', 'locked_by').whereIn('id', named)) as {
             id: number | string;
+            locked_by: string | null;
           }[];
-          for (const r of rows) kept.add(Number(r.id));
+          for (const r of rows) if (r.locked_by !== null && r.locked_by !== worker) lost.push(Number(r.id));
         }
-        return ids.filter((id) => !kept.has(id));
+        const taken = new Set(lost);
+        return ids.filter((id) => taken.has(id));
       },
       { readCommitted: true },
     );

@@ -140,7 +140,7 @@ describe.each(testDatabases())('outbox worker on $name', (db: TestDatabase) => {
     expect(await row(id)).toMatchObject({ status: 'sent', locked_by: null, locked_until: null });
   });
 
-  it('renew reports the rows it no longer holds: finished ones and those another worker took', async () => {
+  it('renew reports the rows another worker took, and leaves finished ones alone', async () => {
     await queue(3);
     const now = Date.now();
     const [a, b, c] = (await store.mailOutbox.claim('w1', now, 1000, 10)).map((j) => j.id) as [number, number, number];
@@ -150,7 +150,8 @@ describe.each(testDatabases())('outbox worker on $name', (db: TestDatabase) => {
     expect(taken).toHaveLength(1);
     const t = taken[0]!.id;
     const kept = t === b ? c : b;
-    expect(await store.mailOutbox.renew('w1', [a, b, c], now + 5000)).toEqual([a, t]);
+    expect(await store.mailOutbox.renew('w1', [a, b, c], now + 5000)).toEqual([t]);
+    expect(await row(a)).toMatchObject({ status: 'sent', locked_by: null, locked_until: null });
     expect(await row(kept)).toMatchObject({ locked_by: 'w1' });
     expect(Number((await row(kept)).locked_until)).toBe(now + 5000);
     expect(Number((await row(kept)).next_attempt_at)).toBe(now + 5000);
