@@ -110,7 +110,7 @@ describe.each(testDatabases())('outbox worker on $name', (db: TestDatabase) => {
     await until(() => pending.length === 2, 10_000, 'two deliveries started');
     const held = async () => Number((await database.knex('mail_outbox').where('locked_by', w.id).count({ n: '*' }))[0]!.n);
     expect(await held()).toBe(2);
-    // a claim waits for a quarter of the window, rounded up, to be free: here one slot
+    // a claim waits for half of the window, rounded up, to be free: here one slot
     pending[0]!.settle({ status: 'done', payload: {} });
     await until(() => pending.length === 3, 10_000, 'a third delivery started');
     expect(await held()).toBe(2);

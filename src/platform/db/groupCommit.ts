@@ -29,12 +29,16 @@ export class GroupCommitter<T> {
    * @param maxBatch most items per transaction.
    * @param batchWide tells errors that no item caused (the database unreachable, a timeout): a batch that
    *   fails with one is failed whole, every caller with that error, instead of being retried in parts.
+   * @param gatherMs how long a batch waits for company after its first item (0: the next turn of the event
+   *   loop). Callers that are not waiting on a client, such as an outbox recording outcomes, trade a few
+   *   milliseconds for fewer transactions.
    */
   constructor(
     private readonly commit: (items: T[]) => Promise<void>,
     private readonly maxInFlight = 1,
     private readonly maxBatch = 256,
     private readonly batchWide: (err: unknown) => boolean = () => false,
+    private readonly gatherMs = 0,
   ) {}
 
   /** Queues `item`; resolves once its rows are committed. */
@@ -48,10 +52,12 @@ export class GroupCommitter<T> {
   private schedule(): void {
     if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
     this.scheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.scheduled = false;
       this.pump();
-    });
+    };
+    if (this.gatherMs > 0 && this.queue.length < this.maxBatch) setTimeout(run, this.gatherMs);
+    else setImmediate(run);
   }
 
   private pump(): void {
