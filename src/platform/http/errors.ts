@@ -47,16 +47,26 @@ export function toMatrixError(err: unknown): MatrixError | undefined {
   }
   // A path or query with broken percent-encoding (thrown while routing, before any handler).
   if (err instanceof URIError) return new MatrixError(400, 'M_INVALID_PARAM', 'Malformed URL encoding');
-  // A body whose Content-Encoding does not match its bytes (zlib errors carry no HTTP status).
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code.startsWith('Z_')) return new MatrixError(400, 'M_NOT_JSON', 'Could not decode the request body');
-  // koa-bodyparser (co-body, raw-body) throws errors carrying an HTTP status: map them to the body errors.
+  // Errors carrying a client-error status come from reading the body (co-body, raw-body), wherever they surface.
   const status = (err as { status?: unknown } | null)?.status;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    if (status === 413) return new MatrixError(413, 'M_TOO_LARGE', 'Request body too large');
-    return new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
-  }
+  if (typeof status === 'number' && status >= 400 && status < 500) return bodyReadError(err);
   return undefined;
+}
+
+/**
+ * What reading a request body failed with, as the client's error: koa-bodyparser hands its `onerror` only the
+ * failures of reading and parsing, and each is about the bytes the client sent. Those carrying an HTTP status come
+ * from co-body and raw-body (too large, malformed JSON, an unsupported Content-Encoding or charset, an aborted
+ * upload); the others come from the decompressor of the body's Content-Encoding, whose codes are zlib's (`Z_*`),
+ * brotli's (`ERR__ERROR_FORMAT_*`) or whatever a later Node adds, so none of them is matched by code: a body that
+ * cannot be read is never a server error.
+ */
+export function bodyReadError(err: unknown): MatrixError {
+  const status = (err as { status?: unknown } | null)?.status;
+  if (status === 413) return new MatrixError(413, 'M_TOO_LARGE', 'Request body too large');
+  if (status === 415) return new MatrixError(400, 'M_NOT_JSON', 'Unsupported Content-Encoding or charset');
+  if (typeof status === 'number' && status >= 400 && status < 500) return new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
+  return new MatrixError(400, 'M_NOT_JSON', 'Could not decode the request body');
 }
 
 export const unknownError = (): MatrixError => new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
