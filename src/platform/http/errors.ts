@@ -75,20 +75,33 @@ export const unknownError = (): MatrixError => new MatrixError(500, 'M_UNKNOWN',
 export const notOfferedError = (): MatrixError =>
   new MatrixError(404, 'M_UNRECOGNIZED', 'This identity server does not validate phone numbers (msisdn); use email');
 
+/** Field names are echoed in error messages only up to this many characters. */
+const MAX_NAME_SHOWN = 64;
+
+/** A name as an error message may show it: lone surrogates and U+0000 as `\uXXXX` text, long names cut. */
+export function shownName(name: string): string {
+  const chars = Array.from(name.replace(/[\u0000\ud800-\udfff]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  return chars.length > MAX_NAME_SHOWN ? `${chars.slice(0, MAX_NAME_SHOWN).join('')}...` : chars.join('');
+}
+
 function fieldOf(e: ErrorObject): string {
-  return e.instancePath.replace(/^\//, '').split('/')[0]!.replace(/~1/g, '/').replace(/~0/g, '~');
+  // A field's name itself is wrong (propertyNames): ajv reports it on the object, with the name beside.
+  if (e.instancePath === '' && e.propertyName !== undefined) return shownName(e.propertyName);
+  return shownName(e.instancePath.replace(/^\//, '').split('/')[0]!.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /**
  * Turns ajv errors into the identity API's errors: every missing required field at once
- * (`Missing parameters: room_id,sender`), else the first field with the wrong type or shape.
+ * (`Missing parameters: room_id,sender`), else `refused` (what the door's own checks found, inputCheck.ts), else the
+ * first field with the wrong type or shape.
  */
-export function validationError(errors: ErrorObject[] | null | undefined): MatrixError {
+export function validationError(errors: ErrorObject[] | null | undefined, refused?: MatrixError): MatrixError {
   const list = errors ?? [];
   const missing = list
     .filter((e) => e.keyword === 'required' && e.instancePath === '')
     .map((e) => (e.params as { missingProperty: string }).missingProperty);
   if (missing.length > 0) return new MatrixError(400, 'M_MISSING_PARAMS', `Missing parameters: ${missing.join(',')}`);
+  if (refused) return refused;
   const first = list[0];
   if (!first) return new MatrixError(400, 'M_INVALID_PARAM', 'Invalid parameters');
   const field = fieldOf(first);
