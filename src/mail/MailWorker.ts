@@ -82,9 +82,13 @@ async function deliver(d: MailWorkerDeps, job: MailJob): Promise<Attempt<MailDet
   }
 }
 
-/** A failed system call (fs, here: a template file), as Node reports it. */
+/**
+ * A template file that could not be read: a failed system call, as Node reports it, or a file that went between the
+ * renderer's existence check and nunjucks' read (the next attempt falls back to the default brand).
+ */
 function isSystemError(err: unknown): boolean {
-  return typeof (err as { syscall?: unknown } | null)?.syscall === 'string';
+  const e = err as { syscall?: unknown; message?: unknown } | null;
+  return typeof e?.syscall === 'string' || (typeof e?.message === 'string' && e.message.includes('template not found'));
 }
 
 /** SMTP replies often quote the recipient; the log and the row's last_error get the redacted form. */
