@@ -827,7 +827,13 @@ export interface components {
         };
         /**
          * @description A pending invitation, as a homeserver sends it. Unknown extra keys
-         *     are accepted and kept (they are available to email templates).
+         *     are accepted and kept (they are available to email templates),
+         *     within bounds: at most 64 fields in all, names of at most 255
+         *     characters, and each extra field's value at most 4096 bytes written
+         *     as JSON (see `additionalProperties`). Like every request body, it
+         *     may nest at most 32 levels deep, and every string in it, names
+         *     included, must be well-formed Unicode without U+0000
+         *     (`400 M_INVALID_PARAM` naming the field otherwise).
          */
         InvitationRequest: {
             /** @description The kind of third-party identifier. Only `email` is supported. */
@@ -854,6 +860,8 @@ export interface components {
             sender_avatar_url?: string | null;
             /** @description Synapse extension, the web client to link to. Honoured only for allow-listed https origins. */
             "org.matrix.web_client_location"?: string | null;
+        } & {
+            [key: string]: unknown;
         };
         InvitationResponse: {
             /** @description The invitation token; the state key of the room's `m.room.third_party_invite` event. */

@@ -16,14 +16,18 @@ export interface NewInvite {
   token: string;
   /** URL-safe unpadded base64, exactly as returned to the homeserver. */
   ephemeralPublicKey: string;
-  /** Every field of the request (extra keys included), for email templates and onbind. */
-  fields: Record<string, unknown>;
+  /**
+   * Every field of the request (extra keys included), for email templates and onbind: as JSON text (store-invite
+   * serialises them itself, so that a failure is its own 400), or an object the store serialises.
+   */
+  fields: string | Record<string, unknown>;
   createdAt: number;
   expiresAt: number;
 }
 
-export interface InviteRecord extends NewInvite {
+export interface InviteRecord extends Omit<NewInvite, 'fields'> {
   id: number;
+  fields: Record<string, unknown>;
 }
 
 export interface InviteStore {
@@ -58,9 +62,16 @@ interface InviteRow {
 /** Rows per multi-row INSERT. */
 const ROWS_PER_INSERT = 64;
 
+/** One invitation as its group commit writes it: rows only, every JSON column already text. */
+interface PreparedInvite {
+  invite: ReturnType<typeof inviteRow>;
+  publicKey: string;
+  mail: NewMail;
+}
+
 export class KnexInviteStore implements InviteStore {
   /** Concurrent insertInvite calls share transactions (groupCommit.ts). */
-  private readonly inviteCommits: GroupCommitter<{ invite: NewInvite; mail: NewMail }>;
+  private readonly inviteCommits: GroupCommitter<PreparedInvite>;
 
   /** Ephemeral-key validity, reused for at most 1 s (validityCache.ts). */
   readonly keyCache: KeyValidityCache;
@@ -77,8 +88,18 @@ export class KnexInviteStore implements InviteStore {
     this.keyCache = new KeyValidityCache(Math.min(opts.keyValidityCacheMs ?? 1000, 1000));
   }
 
+  /**
+   * The rows are built, JSON columns serialised, before the invitation joins a group commit: whatever can fail for
+   * one invitation alone fails here, for its caller only. Inside the shared transaction only the database can fail,
+   * so one client's input never costs other invitations a rolled-back transaction and a retry in halves.
+   */
   async insertInvite(invite: NewInvite, mail: NewMail): Promise<void> {
-    await this.inviteCommits.submit({ invite, mail });
+    const prepared: PreparedInvite = {
+      invite: inviteRow(invite),
+      publicKey: invite.ephemeralPublicKey,
+      mail: { ...mail, payload: typeof mail.payload === 'string' ? mail.payload : JSON.stringify(mail.payload) },
+    };
+    await this.inviteCommits.submit(prepared);
   }
 
   async findInviteByToken(token: string): Promise<InviteRecord | undefined> {
@@ -152,16 +173,16 @@ export class KnexInviteStore implements InviteStore {
    * which is unique, so no dialect's RETURNING or auto-increment order is relied on), and the emails queued the
    * same way, in statementChunks (at most 64 rows each; power-of-two sizes on SQLite).
    */
-  private async writeInvites(trx: Knex.Transaction, items: { invite: NewInvite; mail: NewMail }[]): Promise<void> {
+  private async writeInvites(trx: Knex.Transaction, items: PreparedInvite[]): Promise<void> {
     if (items.length === 1) {
-      const { invite, mail } = items[0]!;
-      const [id] = await trx('invites').insert(inviteRow(invite));
-      await trx('ephemeral_keys').insert(keyRow(invite, id!));
+      const { invite, publicKey, mail } = items[0]!;
+      const [id] = await trx('invites').insert(invite);
+      await trx('ephemeral_keys').insert(keyRow(invite, publicKey, id!));
       await this.mail.enqueue(trx, [mail]);
       return;
     }
     const chunks = statementChunks(items, this.db.sqlite, ROWS_PER_INSERT);
-    for (const chunk of chunks) await trx('invites').insert(chunk.map(({ invite }) => inviteRow(invite)));
+    for (const chunk of chunks) await trx('invites').insert(chunk.map(({ invite }) => invite));
     const ids = new Map<string, number>();
     for (const chunk of chunks) {
       const rows = (await trx('invites')
@@ -174,10 +195,10 @@ export class KnexInviteStore implements InviteStore {
     }
     for (const chunk of chunks) {
       await trx('ephemeral_keys').insert(
-        chunk.map(({ invite }) => {
+        chunk.map(({ invite, publicKey }) => {
           const id = ids.get(invite.token);
           if (id === undefined) throw new Error('an invitation row vanished inside its own transaction');
-          return keyRow(invite, id);
+          return keyRow(invite, publicKey, id);
         }),
       );
     }
@@ -195,14 +216,14 @@ function inviteRow(invite: NewInvite) {
     room_id: invite.roomId,
     sender: invite.sender,
     token: invite.token,
-    fields: JSON.stringify(invite.fields),
+    fields: typeof invite.fields === 'string' ? invite.fields : JSON.stringify(invite.fields),
     created_at: invite.createdAt,
     expires_at: invite.expiresAt,
   };
 }
 
-function keyRow(invite: NewInvite, inviteId: number) {
-  return { public_key: invite.ephemeralPublicKey, invite_id: inviteId, created_at: invite.createdAt, expires_at: invite.expiresAt };
+function keyRow(invite: ReturnType<typeof inviteRow>, publicKey: string, inviteId: number) {
+  return { public_key: publicKey, invite_id: inviteId, created_at: invite.created_at, expires_at: invite.expires_at };
 }
 
 function toInvite(row: InviteRow): InviteRecord {

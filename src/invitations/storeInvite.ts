@@ -61,6 +61,25 @@ function checkPolicy(policy: Deps['config']['invites'], input: InvitationInput):
   }
 }
 
+/**
+ * The invitation's JSON columns as text: its fields, and the email's payload (the fields again, then `rest`). Done
+ * here, before the rows join a group commit, so that input which cannot be serialised is this request's own
+ * `400`, never a failed transaction shared with other invitations. The pipeline already bounds what a body may
+ * hold (inputCheck.ts), so this is the last line, not the check. The fields are serialised once and spliced into
+ * the payload, as `JSON.stringify({ fields, ...rest })` would write them.
+ */
+function serialised(input: InvitationInput, rest: Record<string, unknown>): { fields: string; payload: string } {
+  let fields: string;
+  let others: string;
+  try {
+    fields = JSON.stringify(input);
+    others = JSON.stringify(rest);
+  } catch {
+    throw new DomainError('invalid_param', 'Invalid request: the invitation cannot be stored as JSON');
+  }
+  return { fields, payload: `{"fields":${fields}${others === '{}' ? '}' : `,${others.slice(1)}`}` };
+}
+
 /** Checks run in the order of the wire contract's table; nothing is written unless all pass. */
 export async function storeInvite(deps: Deps, input: InvitationInput, ctx: StoreInviteContext): Promise<StoredInvitation> {
   const { config } = deps;
@@ -87,6 +106,14 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
   const token = newInviteToken(deps.random);
   const pair = deps.ephemeralKeys.take();
   const ephemeralPublicKey = pair.publicKey;
+  // The private key lives only in the email's payload until the email is sent; it is never stored with the invite.
+  const { fields, payload } = serialised(input, {
+    token,
+    ephemeralPrivateKey: pair.seed,
+    version: ctx.version,
+    verifiedSender: ctx.verifiedSender ?? null,
+    brand: resolveBrand(config.mail, ctx.brand),
+  });
   await deps.invites.insertInvite(
     {
       medium: input.medium,
@@ -95,24 +122,11 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
       sender: input.sender,
       token,
       ephemeralPublicKey,
-      fields: { ...input },
+      fields,
       createdAt: now,
       expiresAt: now + config.invites.lifetimeMs,
     },
-    {
-      kind: 'invite',
-      recipient: input.address,
-      // The private key lives only here until the email is sent; it is never stored with the invite.
-      payload: {
-        fields: { ...input },
-        token,
-        ephemeralPrivateKey: pair.seed,
-        version: ctx.version,
-        verifiedSender: ctx.verifiedSender ?? null,
-        brand: resolveBrand(config.mail, ctx.brand),
-      },
-      createdAt: now,
-    },
+    { kind: 'invite', recipient: input.address, payload, createdAt: now },
   );
   deps.signals.mailQueued();
   deps.log.debug('stored invitation', { room: input.room_id, to: redactForLog(address) });

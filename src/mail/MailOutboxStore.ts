@@ -8,8 +8,12 @@ export interface NewMail {
   kind: MailKind;
   /** The address the message goes to, as the requester wrote it. */
   recipient: string;
-  /** What the renderer needs; may hold secrets (the invite's ephemeral private key) until delivery. */
-  payload: Record<string, unknown>;
+  /**
+   * What the renderer needs; may hold secrets (the invite's ephemeral private key) until delivery. A string is the
+   * payload already serialised (store-invite serialises before its group commit, so that nothing of one request can
+   * fail inside a transaction shared with others).
+   */
+  payload: Record<string, unknown> | string;
   createdAt: number;
 }
 
@@ -38,7 +42,10 @@ const MAIL_OUTBOX: OutboxTable<MailJob, NewMail, MailDetail> = {
     recipient: r.recipient as string,
     payload: JSON.parse(r.payload as string) as Record<string, unknown>,
   }),
-  toRow: (m) => ({ createdAt: m.createdAt, columns: { kind: m.kind, recipient: m.recipient, payload: JSON.stringify(m.payload) } }),
+  toRow: (m) => ({
+    createdAt: m.createdAt,
+    columns: { kind: m.kind, recipient: m.recipient, payload: typeof m.payload === 'string' ? m.payload : JSON.stringify(m.payload) },
+  }),
   doneStatus: 'sent',
   outcomeColumns: (o) => {
     // A retry keeps the payload: the next attempt needs it.

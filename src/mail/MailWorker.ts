@@ -3,7 +3,7 @@
 import type { MailDetail, MailJob, MailOutboxStore } from './MailOutboxStore.js';
 import { redactForLog } from '../platform/logger.js';
 import { OutboxWorker, outboxEnv, type Attempt, type OutboxWorkerEnv } from '../outbox/OutboxWorker.js';
-import { PermanentMailError, type MailRenderer } from './render.js';
+import type { MailRenderer } from './render.js';
 import { classifySendError, type MailTransport } from './transport.js';
 
 export interface MailWorkerDeps extends OutboxWorkerEnv {
@@ -48,11 +48,17 @@ async function deliver(d: MailWorkerDeps, job: MailJob): Promise<Attempt<MailDet
   try {
     rendered = await renderer.render(job);
   } catch (err) {
-    const error = `render: ${(err as Error).message}`;
-    log.error('mail could not be rendered', { id: job.id, kind: job.kind, to, err: err as Error });
-    // Malformed payloads can never render; anything else (a template being edited, say) may heal.
-    if (err instanceof PermanentMailError) return { status: 'failed', error, payload: finalPayload(job) };
-    return { status: 'retry', error, payload: finalPayload(job) };
+    const error = scrub(`render: ${(err as Error).message ?? String(err)}`, job.recipient);
+    // Reading a template file failed (the error names a system call: permissions, a file replaced under us, out of
+    // file descriptors): the environment's fault, not the row's, and it may heal, so the row is retried like an
+    // unreachable relay (the outbox logs each attempt, without a stack). Everything else is the row's own and
+    // happens again on every attempt: a payload that is not what the renderer needs (PermanentMailError), text
+    // that cannot go into a link (URIError), or a template that does not compile. The last could be fixed by an
+    // operator, but nunjucks keeps a template it has read until the process restarts, so a retry in the same
+    // process meets the same error for three days. Such an email fails at once, its reason in last_error.
+    if (isSystemError(err)) return { status: 'retry', error, payload: finalPayload(job) };
+    log.error('mail could not be rendered; not retrying', { id: job.id, kind: job.kind, to, reason: error });
+    return { status: 'failed', error, payload: finalPayload(job) };
   }
   try {
     const info = await transport.send({
@@ -74,6 +80,15 @@ async function deliver(d: MailWorkerDeps, job: MailJob): Promise<Attempt<MailDet
     }
     return { status: 'retry', error, payload: finalPayload(job) };
   }
+}
+
+/**
+ * A template file that could not be read: a failed system call, as Node reports it, or a file that went between the
+ * renderer's existence check and nunjucks' read (the next attempt falls back to the default brand).
+ */
+function isSystemError(err: unknown): boolean {
+  const e = err as { syscall?: unknown; message?: unknown } | null;
+  return typeof e?.syscall === 'string' || (typeof e?.message === 'string' && e.message.includes('template not found'));
 }
 
 /** SMTP replies often quote the recipient; the log and the row's last_error get the redacted form. */

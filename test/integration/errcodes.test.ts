@@ -146,8 +146,39 @@ describe.each(testDatabases())('errcodes on $name', (db) => {
         const fields: string[] = schema.required?.length ? schema.required : Object.keys(schema.properties ?? {});
         expectError(await send(srv, o.method, pathOf(o), Object.fromEntries(fields.map((f) => [f, 12345]))), 400, 'M_INVALID_PARAM');
       }
+      if (schema && bad.includes('M_INVALID_PARAM')) {
+        // every required field present (of the wrong type): a name that is no Unicode, a value nested too deep
+        const required = Object.fromEntries((schema.required ?? []).map((f: string) => [f, 12345]));
+        const surrogate = await send(srv, o.method, pathOf(o), { ...required, 'bad\ud800': 1 });
+        expectError(surrogate, 400, 'M_INVALID_PARAM');
+        expect(surrogate.body.error).toContain("'bad\\ud800'");
+        const deep = await send(
+          srv,
+          o.method,
+          pathOf(o),
+          `${JSON.stringify(required).slice(0, -1)}${Object.keys(required).length > 0 ? ',' : ''}"deep":${'['.repeat(40)}${']'.repeat(40)}}`,
+        );
+        expectError(deep, 400, 'M_INVALID_PARAM');
+        expect(deep.body.error).toContain("'deep'");
+      }
+      if (bad.includes('M_NOT_JSON')) {
+        // a body that is not brotli under Content-Encoding: br
+        const res = await fetch(`${srv.url}${pathOf(o)}`, {
+          method: o.method,
+          headers: { 'content-type': 'application/json', 'content-encoding': 'br' },
+          body: '{"not":"brotli"}',
+        });
+        expectError({ status: res.status, body: await res.json() }, 400, 'M_NOT_JSON');
+      }
       const query = requiredQuery(o);
       if (query.length > 0 && bad.includes('M_MISSING_PARAMS')) expectError(await send(srv, o.method, pathOf(o)), 400, 'M_MISSING_PARAMS');
+      if (query.length > 0 && !schema && bad.includes('M_INVALID_PARAM')) {
+        // %ED%A0%80: a lone surrogate encoded as if it were a character, which is not UTF-8
+        const [first, ...others] = query;
+        const res = await send(srv, o.method, `${pathOf(o)}?${[`${first}=%ED%A0%80`, ...others.map((q) => `${q}=x`)].join('&')}`);
+        expectError(res, 400, 'M_INVALID_PARAM');
+        expect(res.body.error).toContain(`'${first}'`);
+      }
       if (query.length > 0 && bad.includes('M_INVALID_PARAM')) {
         const tooLong = query.map((q) => `${q}=${'x'.repeat(3000)}`).join('&');
         expectError(await send(srv, o.method, `${pathOf(o)}?${tooLong}`), 400, 'M_INVALID_PARAM');

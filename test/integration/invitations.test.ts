@@ -300,8 +300,12 @@ describe.each(testDatabases())('invitations on $name', (db) => {
   });
 
   it('stores large but valid invitations, long senders, and refuses addresses that outgrow the column when folded', async () => {
-    const big = await srv.call('POST', `${V1}/store-invite`, invite({ 'com.example.big': 'r'.repeat(200_000) }));
+    // 50 extra fields just under their 4096-byte bound: ~200 KB of fields, above MySQL's TEXT (64 KiB)
+    const extras = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`com.example.big${i}`, 'r'.repeat(4000)]));
+    const big = await srv.call('POST', `${V1}/store-invite`, invite(extras));
     expect(big.status).toBe(200);
+    const stored = await srv.service.deps.invites.findInviteByToken(big.body.token);
+    expect(stored?.fields['com.example.big49']).toBe('r'.repeat(4000));
     const longSender = await srv.call('POST', `${V1}/store-invite`, invite({ sender: `@${'s'.repeat(240)}:hs.example` }));
     expect(longSender.status).toBe(200);
     const folded = await srv.call(

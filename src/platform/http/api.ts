@@ -9,6 +9,7 @@ import type { HandlerTable } from '../../handlers.js';
 import { V1_BASE } from './paths.js';
 import { MatrixError, notOfferedError, toMatrixError, unknownError, validationError } from './errors.js';
 import { accessTokenOf, isXMatrix, type RequestSignatureVerifier } from './security.js';
+import { checkBody, checkParameters, checkRawQuery } from './inputCheck.js';
 import type { OperationId, Req } from './types.js';
 
 export interface ApiRequest {
@@ -121,11 +122,24 @@ export async function createApi(deps: Deps, table: HandlerTable, xMatrix: Reques
         if (isPlainObject(raw)) raw = fromForm(raw, meta.form);
       }
       if (!isPlainObject(raw)) throw new MatrixError(400, 'M_NOT_JSON', 'Content not a JSON object');
+      // Nesting and text are checked before anything else reads the body (the validators, X-Matrix's canonical
+      // JSON, the handler); missing fields are still reported first, as the contract orders them.
+      const refused = checkBody(raw);
       body = withoutNulls(raw);
-      if (!meta.body(body)) throw validationError(meta.body.errors);
+      const valid = meta.body(body);
+      if (!valid || refused) throw validationError(valid ? [] : meta.body.errors, refused);
     }
-    if (meta.params && !meta.params(params)) throw validationError(meta.params.errors);
-    if (meta.query && !meta.query(req.query)) throw validationError(meta.query.errors);
+    if (meta.params) {
+      const refused = checkParameters(params);
+      const valid = meta.params(params);
+      if (!valid || refused) throw validationError(valid ? [] : meta.params.errors, refused);
+    }
+    if (meta.query) {
+      const raw = rawQueryOf(req.url);
+      const refused = (raw === undefined ? undefined : checkRawQuery(raw)) ?? checkParameters(req.query);
+      const valid = meta.query(req.query);
+      if (!valid || refused) throw validationError(valid ? [] : meta.query.errors, refused);
+    }
     let account;
     let origin: string | undefined;
     if (meta.xMatrix && isXMatrix(req.headers.authorization)) {
@@ -215,6 +229,12 @@ export async function createApi(deps: Deps, table: HandlerTable, xMatrix: Reques
     }
   };
   return { handle, operationOf, checkResponse };
+}
+
+/** What follows `?` in the URL as received (undefined: no URL given, or no query). */
+function rawQueryOf(url: string | undefined): string | undefined {
+  const at = url?.indexOf('?') ?? -1;
+  return at < 0 ? undefined : url!.slice(at + 1);
 }
 
 function rawUrlOf(req: ApiRequest): string {

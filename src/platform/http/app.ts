@@ -6,7 +6,7 @@ import type { Deps } from '../../deps.js';
 import { createApi, errorResponse } from './api.js';
 import type { HandlerTable } from '../../handlers.js';
 import type { RequestSignatureVerifier } from './security.js';
-import { MatrixError } from './errors.js';
+import { bodyReadError, MatrixError } from './errors.js';
 import { Gate } from './gate.js';
 import { operations } from '../../../generated/identity.validators.js';
 import { V1_BASE } from './paths.js';
@@ -69,7 +69,7 @@ export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: Req
     // A POST without Content-Type is read as JSON (curl -d with no header, old clients).
     detectJSON: (ctx) => ctx.method === 'POST' && !ctx.get('content-type'),
     onerror: (err) => {
-      throw err;
+      throw bodyReadError(err);
     },
   });
   // koa-bodyparser also keeps the body's raw text (ctx.request.rawBody), which nothing here reads: it is

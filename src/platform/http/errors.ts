@@ -47,16 +47,26 @@ export function toMatrixError(err: unknown): MatrixError | undefined {
   }
   // A path or query with broken percent-encoding (thrown while routing, before any handler).
   if (err instanceof URIError) return new MatrixError(400, 'M_INVALID_PARAM', 'Malformed URL encoding');
-  // A body whose Content-Encoding does not match its bytes (zlib errors carry no HTTP status).
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code.startsWith('Z_')) return new MatrixError(400, 'M_NOT_JSON', 'Could not decode the request body');
-  // koa-bodyparser (co-body, raw-body) throws errors carrying an HTTP status: map them to the body errors.
+  // Errors carrying a client-error status come from reading the body (co-body, raw-body), wherever they surface.
   const status = (err as { status?: unknown } | null)?.status;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    if (status === 413) return new MatrixError(413, 'M_TOO_LARGE', 'Request body too large');
-    return new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
-  }
+  if (typeof status === 'number' && status >= 400 && status < 500) return bodyReadError(err);
   return undefined;
+}
+
+/**
+ * What reading a request body failed with, as the client's error: koa-bodyparser hands its `onerror` only the
+ * failures of reading and parsing, and each is about the bytes the client sent. Those carrying an HTTP status come
+ * from co-body and raw-body (too large, malformed JSON, an unsupported Content-Encoding or charset, an aborted
+ * upload); the others come from the decompressor of the body's Content-Encoding, whose codes are zlib's (`Z_*`),
+ * brotli's (`ERR__ERROR_FORMAT_*`) or whatever a later Node adds, so none of them is matched by code: a body that
+ * cannot be read is never a server error.
+ */
+export function bodyReadError(err: unknown): MatrixError {
+  const status = (err as { status?: unknown } | null)?.status;
+  if (status === 413) return new MatrixError(413, 'M_TOO_LARGE', 'Request body too large');
+  if (status === 415) return new MatrixError(400, 'M_NOT_JSON', 'Unsupported Content-Encoding or charset');
+  if (typeof status === 'number' && status >= 400 && status < 500) return new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
+  return new MatrixError(400, 'M_NOT_JSON', 'Could not decode the request body');
 }
 
 export const unknownError = (): MatrixError => new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
@@ -65,20 +75,33 @@ export const unknownError = (): MatrixError => new MatrixError(500, 'M_UNKNOWN',
 export const notOfferedError = (): MatrixError =>
   new MatrixError(404, 'M_UNRECOGNIZED', 'This identity server does not validate phone numbers (msisdn); use email');
 
+/** Field names are echoed in error messages only up to this many characters. */
+const MAX_NAME_SHOWN = 64;
+
+/** A name as an error message may show it: lone surrogates and U+0000 as `\uXXXX` text, long names cut. */
+export function shownName(name: string): string {
+  const chars = Array.from(name.replace(/[\u0000\ud800-\udfff]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  return chars.length > MAX_NAME_SHOWN ? `${chars.slice(0, MAX_NAME_SHOWN).join('')}...` : chars.join('');
+}
+
 function fieldOf(e: ErrorObject): string {
-  return e.instancePath.replace(/^\//, '').split('/')[0]!.replace(/~1/g, '/').replace(/~0/g, '~');
+  // A field's name itself is wrong (propertyNames): ajv reports it on the object, with the name beside.
+  if (e.instancePath === '' && e.propertyName !== undefined) return shownName(e.propertyName);
+  return shownName(e.instancePath.replace(/^\//, '').split('/')[0]!.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /**
  * Turns ajv errors into the identity API's errors: every missing required field at once
- * (`Missing parameters: room_id,sender`), else the first field with the wrong type or shape.
+ * (`Missing parameters: room_id,sender`), else `refused` (what the door's own checks found, inputCheck.ts), else the
+ * first field with the wrong type or shape.
  */
-export function validationError(errors: ErrorObject[] | null | undefined): MatrixError {
+export function validationError(errors: ErrorObject[] | null | undefined, refused?: MatrixError): MatrixError {
   const list = errors ?? [];
   const missing = list
     .filter((e) => e.keyword === 'required' && e.instancePath === '')
     .map((e) => (e.params as { missingProperty: string }).missingProperty);
   if (missing.length > 0) return new MatrixError(400, 'M_MISSING_PARAMS', `Missing parameters: ${missing.join(',')}`);
+  if (refused) return refused;
   const first = list[0];
   if (!first) return new MatrixError(400, 'M_INVALID_PARAM', 'Invalid parameters');
   const field = fieldOf(first);
