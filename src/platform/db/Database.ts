@@ -68,6 +68,37 @@ export class Database {
     );
   }
 
+  /**
+   * A light check that the database is back, for the outage tracker; rejects while it is not. MySQL/MariaDB:
+   * `select 1` on a pooled connection. SQLite: take the write lock and drop it at once, without waiting
+   * (busy_timeout 0 for the probe): in WAL mode reads go on while another process holds the lock, so only a write
+   * shows that it still does, and a probe that waited would stop the event loop (better-sqlite3 waits on it).
+   */
+  async probe(): Promise<void> {
+    if (this.dialect === 'mysql') {
+      await this.knex.raw('select 1');
+      return;
+    }
+    // The raw connection, held for the probe: nothing else can run a statement inside its transaction.
+    const client = this.knex.client as {
+      acquireConnection(): Promise<SqliteProbeConnection>;
+      releaseConnection(conn: SqliteProbeConnection): Promise<void>;
+    };
+    const conn = await client.acquireConnection();
+    try {
+      const wait = conn.pragma('busy_timeout', { simple: true }) as number;
+      conn.pragma('busy_timeout = 0');
+      try {
+        conn.exec('BEGIN IMMEDIATE');
+        conn.exec('ROLLBACK');
+      } finally {
+        conn.pragma(`busy_timeout = ${wait}`);
+      }
+    } finally {
+      await client.releaseConnection(conn);
+    }
+  }
+
   close(): Promise<void> {
     return this.knex.destroy();
   }
@@ -76,9 +107,10 @@ export class Database {
 /**
  * Errors that say the database is unavailable rather than that something is wrong with the request or the data: it
  * could not be reached or dropped the connection, no pooled connection came free in time, or (SQLite) another process
- * held the write lock past busy_timeout, or the disk failed or filled up. A group commit failing with one is failed
- * whole rather than retried in halves, since no row caused it (and on SQLite each half would wait out busy_timeout
- * again). Errors wrapped as `cause` are looked through.
+ * held the write lock past busy_timeout, or the disk failed or filled up. A request failing with one answers 503 and
+ * counts towards an outage (OutageTracker). A group commit failing with one is failed whole rather than retried in
+ * halves, since no row caused it (and on SQLite each half would wait out busy_timeout again). Errors wrapped as
+ * `cause` are looked through.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (let e = err as ErrorLike | undefined, depth = 0; e && typeof e === 'object' && depth < 4; e = e.cause as ErrorLike, depth++) {
@@ -112,6 +144,11 @@ const UNAVAILABLE_CODES = new Set([
   'ER_SERVER_SHUTDOWN',
   'ER_CONNECTION_KILLED',
 ]);
+
+interface SqliteProbeConnection {
+  pragma(source: string, options?: { simple: boolean }): unknown;
+  exec(sql: string): unknown;
+}
 
 /**
  * Deletes in batches of `batch` until one comes back short; returns the total. Each batch is its own statement

@@ -7,7 +7,7 @@ import { operations } from '../../../generated/identity.validators.js';
 import type { Deps } from '../../deps.js';
 import type { HandlerTable } from '../../handlers.js';
 import { V1_BASE } from './paths.js';
-import { MatrixError, notOfferedError, toMatrixError, unknownError, validationError } from './errors.js';
+import { MatrixError, notOfferedError, toMatrixError, unavailableResponse, unknownError, validationError } from './errors.js';
 import { accessTokenOf, isXMatrix, type RequestSignatureVerifier } from './security.js';
 import type { OperationId, Req } from './types.js';
 
@@ -262,10 +262,14 @@ export function memoizedRouter(api: OpenAPIBackend): (method: string, path: stri
   };
 }
 
-/** The one place an exception becomes a response: Matrix errors as they are, anything else a bare 500. */
-export function errorResponse(err: unknown, deps: Pick<Deps, 'log'>, path: string): ApiResponse {
+/**
+ * The one place an exception becomes a response: Matrix errors as they are, a database outage 503 (logged once per
+ * outage by the tracker, not per request), anything else a bare 500 and one ERROR line.
+ */
+export function errorResponse(err: unknown, deps: Pick<Deps, 'log' | 'outage'>, path: string): ApiResponse {
   const matrix = toMatrixError(err);
   if (matrix) return { status: matrix.status, body: matrix.toJSON() };
+  if (deps.outage.absorbs(err, { path })) return unavailableResponse();
   deps.log.error('unhandled error', { path, err: err instanceof Error ? err : typeof err });
   const e = unknownError();
   return { status: e.status, body: e.toJSON() };

@@ -38,6 +38,7 @@ export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: Req
     } catch (err) {
       const res = errorResponse(err, deps, ctx.path);
       ctx.status = res.status;
+      if (res.headers) ctx.set(res.headers);
       ctx.body = res.body;
     }
     // Tests hold every answer to the document, whichever layer gave it (no-op unless a test asked for it);
