@@ -1092,6 +1092,26 @@ export interface components {
                 };
             };
         };
+        /** @description `M_UNKNOWN`: the database is unavailable for now (unreachable, or busy past its timeout). Nothing is wrong with the request: send it again after `Retry-After` seconds (if the database went away while committing, the first attempt may have taken effect). */
+        Unavailable: {
+            headers: {
+                /** @description Seconds to wait before sending the request again. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_UNKNOWN",
+                 *       "error": "Service temporarily unavailable; try again later"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNKNOWN";
+                };
+            };
+        };
         /** @description `M_TOO_LARGE`: the request body is over the configured size cap. */
         TooLarge: {
             headers: {
@@ -1913,6 +1933,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     invite: {
@@ -1977,6 +1998,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getPubKeyV2: {
@@ -2130,6 +2152,7 @@ export interface operations {
             };
             400: components["responses"]["BadQuery"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     ephemeralValid: {
@@ -2161,6 +2184,7 @@ export interface operations {
             400: components["responses"]["BadQuery"];
             404: components["responses"]["V1Disabled"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     registerAccount: {
@@ -2205,6 +2229,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
             502: components["responses"]["HomeserverUnavailable"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getAccount: {
@@ -2232,6 +2257,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     logout: {
@@ -2257,6 +2283,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getTerms: {
@@ -2331,6 +2358,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     emailRequestTokenV2: {
@@ -2373,6 +2401,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createEmailSession: {
@@ -2422,6 +2451,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     emailSubmitTokenGetV2: {
@@ -2463,6 +2493,7 @@ export interface operations {
             400: components["responses"]["SubmitTokenPageBadRequest"];
             404: components["responses"]["SubmitTokenPageNotFound"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     emailSubmitTokenPostV2: {
@@ -2505,6 +2536,7 @@ export interface operations {
             404: components["responses"]["NoValidSession"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getValidateEmail: {
@@ -2546,6 +2578,7 @@ export interface operations {
             400: components["responses"]["SubmitTokenPageBadRequest"];
             404: components["responses"]["SubmitTokenPageNotFoundV1"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     postValidateEmail: {
@@ -2594,6 +2627,7 @@ export interface operations {
             404: components["responses"]["NoValidSessionV1"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     msisdnRequestTokenV2: {
@@ -2840,6 +2874,7 @@ export interface operations {
             403: components["responses"]["TermsNotSigned"];
             404: components["responses"]["NoValidSession"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     validate: {
@@ -2875,6 +2910,7 @@ export interface operations {
             400: components["responses"]["ValidatedBadRequest"];
             404: components["responses"]["NoValidSessionV1"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     bindV2: {
@@ -2927,6 +2963,7 @@ export interface operations {
             404: components["responses"]["NoValidSession"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     bind: {
@@ -2985,6 +3022,7 @@ export interface operations {
             404: components["responses"]["NoValidSessionV1"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     unbindV2: {
@@ -3027,6 +3065,7 @@ export interface operations {
             404: components["responses"]["UnbindNotFound"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     unbind: {
@@ -3068,6 +3107,7 @@ export interface operations {
             404: components["responses"]["UnbindNotFoundV1"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getHashDetails: {
@@ -3100,6 +3140,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["TermsNotSigned"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     lookupUsersV2: {
@@ -3145,6 +3186,7 @@ export interface operations {
             403: components["responses"]["TermsNotSigned"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     lookup: {
@@ -3188,6 +3230,7 @@ export interface operations {
             400: components["responses"]["BadQuery"];
             404: components["responses"]["V1Disabled"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     bulkLookup: {
@@ -3241,6 +3284,7 @@ export interface operations {
             404: components["responses"]["V1Disabled"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     blindlySignStuffV2: {
@@ -3290,6 +3334,7 @@ export interface operations {
             404: components["responses"]["UnknownInviteToken"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     sign: {
@@ -3343,6 +3388,7 @@ export interface operations {
             404: components["responses"]["UnknownInviteToken"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }
