@@ -105,6 +105,9 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<{
     sqliteSynchronous: config.database.sqliteSynchronous,
     sqliteCacheMb: config.database.sqliteCacheMb,
     sqliteWalAutocheckpoint: config.database.sqliteWalAutocheckpoint,
+    sqliteBusyTimeoutMs: config.database.sqliteBusyTimeoutMs,
+    acquireTimeoutMs: config.database.acquireTimeoutMs,
+    log: opts.log,
     poolMax: config.database.poolMax,
     commitConcurrency: config.database.commitConcurrency,
   });
