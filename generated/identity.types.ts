@@ -1100,6 +1100,26 @@ export interface components {
                 };
             };
         };
+        /** @description `M_UNKNOWN`: the database is unavailable for now (unreachable, or busy past its timeout). Nothing is wrong with the request: send it again after `Retry-After` seconds (if the database went away while committing, the first attempt may have taken effect). */
+        Unavailable: {
+            headers: {
+                /** @description Seconds to wait before sending the request again. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "errcode": "M_UNKNOWN",
+                 *       "error": "Service temporarily unavailable; try again later"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    /** @enum {string} */
+                    errcode: "M_UNKNOWN";
+                };
+            };
+        };
         /** @description `M_TOO_LARGE`: the request body is over the configured size cap. */
         TooLarge: {
             headers: {
@@ -1921,6 +1941,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     invite: {
@@ -1985,6 +2006,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getPubKeyV2: {
@@ -2138,6 +2160,7 @@ export interface operations {
             };
             400: components["responses"]["BadQuery"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     ephemeralValid: {
@@ -2169,6 +2192,7 @@ export interface operations {
             400: components["responses"]["BadQuery"];
             404: components["responses"]["V1Disabled"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     registerAccount: {
@@ -2213,6 +2237,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
             502: components["responses"]["HomeserverUnavailable"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getAccount: {
@@ -2240,6 +2265,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     logout: {
@@ -2265,6 +2291,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getTerms: {
@@ -2339,6 +2366,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     emailRequestTokenV2: {
@@ -2381,6 +2409,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createEmailSession: {
@@ -2430,6 +2459,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     emailSubmitTokenGetV2: {
@@ -2471,6 +2501,7 @@ export interface operations {
             400: components["responses"]["SubmitTokenPageBadRequest"];
             404: components["responses"]["SubmitTokenPageNotFound"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     emailSubmitTokenPostV2: {
@@ -2513,6 +2544,7 @@ export interface operations {
             404: components["responses"]["NoValidSession"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getValidateEmail: {
@@ -2554,6 +2586,7 @@ export interface operations {
             400: components["responses"]["SubmitTokenPageBadRequest"];
             404: components["responses"]["SubmitTokenPageNotFoundV1"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     postValidateEmail: {
@@ -2602,6 +2635,7 @@ export interface operations {
             404: components["responses"]["NoValidSessionV1"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     msisdnRequestTokenV2: {
@@ -2848,6 +2882,7 @@ export interface operations {
             403: components["responses"]["TermsNotSigned"];
             404: components["responses"]["NoValidSession"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     validate: {
@@ -2883,6 +2918,7 @@ export interface operations {
             400: components["responses"]["ValidatedBadRequest"];
             404: components["responses"]["NoValidSessionV1"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     bindV2: {
@@ -2935,6 +2971,7 @@ export interface operations {
             404: components["responses"]["NoValidSession"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     bind: {
@@ -2993,6 +3030,7 @@ export interface operations {
             404: components["responses"]["NoValidSessionV1"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     unbindV2: {
@@ -3035,6 +3073,7 @@ export interface operations {
             404: components["responses"]["UnbindNotFound"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     unbind: {
@@ -3076,6 +3115,7 @@ export interface operations {
             404: components["responses"]["UnbindNotFoundV1"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getHashDetails: {
@@ -3108,6 +3148,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["TermsNotSigned"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     lookupUsersV2: {
@@ -3153,6 +3194,7 @@ export interface operations {
             403: components["responses"]["TermsNotSigned"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     lookup: {
@@ -3196,6 +3238,7 @@ export interface operations {
             400: components["responses"]["BadQuery"];
             404: components["responses"]["V1Disabled"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     bulkLookup: {
@@ -3249,6 +3292,7 @@ export interface operations {
             404: components["responses"]["V1Disabled"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     blindlySignStuffV2: {
@@ -3298,6 +3342,7 @@ export interface operations {
             404: components["responses"]["UnknownInviteToken"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     sign: {
@@ -3351,6 +3396,7 @@ export interface operations {
             404: components["responses"]["UnknownInviteToken"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }

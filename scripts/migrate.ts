@@ -8,6 +8,8 @@ const { knex, dialect } = openDatabase({
   sqliteSynchronous: config.database.sqliteSynchronous,
   sqliteCacheMb: config.database.sqliteCacheMb,
   sqliteWalAutocheckpoint: config.database.sqliteWalAutocheckpoint,
+  sqliteBusyTimeoutMs: config.database.sqliteBusyTimeoutMs,
+  acquireTimeoutMs: config.database.acquireTimeoutMs,
 });
 try {
   if (process.argv.includes('--down')) {

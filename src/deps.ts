@@ -12,6 +12,7 @@ import type { FederationClient } from './federation/types.js';
 import type { RateLimiter } from './platform/RateLimiter.js';
 import type { Terms } from './accounts/terms.js';
 import type { EphemeralKeySource } from './invitations/ephemeralKeys.js';
+import type { OutageTracker } from './platform/db/OutageTracker.js';
 
 /** Signals from request handlers to background workers, sent after the transaction commits. */
 export interface Signals {
@@ -45,6 +46,8 @@ export interface Deps {
   random: RandomBytes;
   /** The current terms of service (empty when no terms file is configured). */
   terms: Terms;
+  /** Tells database outages from other failures, and logs each outage once (start and end) rather than per failure. */
+  outage: OutageTracker;
   /** When set (tests), every response is checked against the OpenAPI document and mismatches are recorded here. */
   responseViolations?: string[];
   /** When set (tests), told of every answer's operation, status and errcode, to hold the document's errcodes to what is answered. */

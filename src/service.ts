@@ -14,6 +14,7 @@ import type { Authenticator } from './platform/http/security.js';
 import type { Logger } from './platform/logger.js';
 import { Database } from './platform/db/Database.js';
 import { InstanceRegistry, newInstanceId, outboundPolicyFingerprint } from './platform/instances.js';
+import { OutageTracker } from './platform/db/OutageTracker.js';
 import { Scheduler } from './platform/scheduler.js';
 import { Sweeper } from './platform/Sweeper.js';
 import { pooledRandomBytes } from './platform/random.js';
@@ -105,6 +106,9 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<{
     sqliteSynchronous: config.database.sqliteSynchronous,
     sqliteCacheMb: config.database.sqliteCacheMb,
     sqliteWalAutocheckpoint: config.database.sqliteWalAutocheckpoint,
+    sqliteBusyTimeoutMs: config.database.sqliteBusyTimeoutMs,
+    acquireTimeoutMs: config.database.acquireTimeoutMs,
+    log: opts.log,
     poolMax: config.database.poolMax,
     commitConcurrency: config.database.commitConcurrency,
   });
@@ -138,6 +142,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<{
       responseViolations: opts.responseViolations,
       responseSeen: opts.responseSeen,
       terms,
+      outage: new OutageTracker({ log: opts.log, clock, probe: () => db.probe() }),
     };
     return { deps, db, stores };
   } catch (err) {
@@ -167,7 +172,9 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     });
   }
   const { log, clock } = deps;
-  const scheduler = new Scheduler(log);
+  // Background jobs that find the database gone count towards the outage the requests see, rather than each logging
+  // a stack per run.
+  const scheduler = new Scheduler(log, deps.outage);
   // The outboxes' backoff jitter, from the injected randomness.
   const jitter = () => deps.random(4).readUInt32BE(0) / 0x1_0000_0000;
   const sweeper = new Sweeper({ scheduler, log, clock, intervalMs: config.invites.sweepIntervalMs }, [
@@ -227,6 +234,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await deps.ephemeralKeys.close();
+      await deps.outage.close();
       await db.close();
     },
   };

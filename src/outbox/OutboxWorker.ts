@@ -232,7 +232,7 @@ export class OutboxWorker<Job extends OutboxJob, D> {
       const n = await deleteInBatches((limit) => queue.deleteFinished(before, limit), DELETE_BATCH);
       if (n > 0) log.info(`deleted finished ${name} rows`, { count: n });
     } catch (err) {
-      log.error(`deleting finished ${name} rows failed`, { err: err as Error });
+      this.o.scheduler.failed(`deleting finished ${name} rows`, err);
     }
     await this.o.sweepAlso?.(before);
   }

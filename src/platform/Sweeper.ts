@@ -34,7 +34,7 @@ export class Sweeper {
         const total = await deleteInBatches((limit) => sweep.deleteBatch(clock(), limit), batch);
         if (total > 0) log.info(`deleted ${sweep.what}`, { count: total });
       } catch (err) {
-        log.error(`deleting ${sweep.what} failed`, { err: err as Error });
+        this.o.scheduler.failed(`deleting ${sweep.what}`, err);
       }
     }
   }

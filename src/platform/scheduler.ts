@@ -1,6 +1,7 @@
 // One timer loop for every periodic job (outbox pollers, retention and expiry sweeps): a job's runs never
 // overlap, a wake runs it early (or right after the run in progress), and stop waits for the run in progress.
 import type { Logger } from './logger.js';
+import type { OutageTracker } from './db/OutageTracker.js';
 
 export interface JobOptions {
   /** Names the job in the log. */
@@ -23,11 +24,15 @@ export class Scheduler {
   private readonly jobs: ScheduledJob[] = [];
   private started = false;
 
-  constructor(private readonly log: Logger) {}
+  /** `outage`: a run that failed because the database is unavailable is counted there, not logged on its own. */
+  constructor(
+    private readonly log: Logger,
+    private readonly outage?: Pick<OutageTracker, 'absorbs'>,
+  ) {}
 
   /** Adds a job; it starts with the scheduler (at once if the scheduler already runs). */
   every(opts: JobOptions): ScheduledJob {
-    const job = new ScheduledJob(opts, this.log);
+    const job = new ScheduledJob(opts, (what, err) => this.failed(what, err));
     this.jobs.push(job);
     if (this.started) job.start();
     return job;
@@ -36,6 +41,15 @@ export class Scheduler {
   start(): void {
     this.started = true;
     for (const job of this.jobs) job.start();
+  }
+
+  /**
+   * Reports a background failure: `<what> failed` with the error, once per failure, unless the database is
+   * unavailable, which the outage tracker logs once per outage. Jobs that catch their own errors report them here.
+   */
+  failed(what: string, err: unknown): void {
+    if (this.outage?.absorbs(err, { job: what })) return;
+    this.log.error(`${what} failed`, { err: err as Error });
   }
 
   /** No job runs again; resolves once the runs in progress are over. */
@@ -53,7 +67,7 @@ export class ScheduledJob {
 
   constructor(
     private readonly opts: JobOptions,
-    private readonly log: Logger,
+    private readonly failed: (what: string, err: unknown) => void,
   ) {}
 
   start(): void {
@@ -117,7 +131,7 @@ export class ScheduledJob {
       try {
         next = (await this.opts.run()) ?? undefined;
       } catch (err) {
-        this.log.error(`${this.opts.name} failed`, { err: err as Error });
+        this.failed(this.opts.name, err);
         next = RETRY_AFTER_ERROR_MS;
       }
     } while (this.again && !this.stopped);

@@ -1,6 +1,7 @@
 // Every errcode the document promises, provoked over real HTTP: the generic ones (malformed, missing, oversized
-// and ill-typed input, missing credentials, unsigned terms, the v1 switch) on every operation that documents them,
-// driven by openapi/identity.yaml itself, and the operation-specific ones through the flows that lead to them.
+// and ill-typed input, missing credentials, unsigned terms, the v1 switch, the database down) on every operation that
+// documents them, driven by openapi/identity.yaml itself, and the operation-specific ones through the flows that lead
+// to them.
 // The test server rejects any answer the document does not list; test/helpers/errcodeCoverage.ts fails a whole run
 // in which some documented errcode was never answered.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,9 @@ import { settle, startTestServer, type TestServer } from '../helpers/server.js';
 import { smtpConfig, startSmtp, type TestSmtp } from '../helpers/smtp.js';
 import { readInviteMail, readVerificationMail } from '../helpers/verificationMail.js';
 import type { Authenticator } from '../../src/platform/http/security.js';
+import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
+import { holdSqliteConnection, logLines, stackLines, startTcpProxy, throughProxy, type TcpProxy } from '../helpers/outage.js';
+import { until } from '../helpers/smtp.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const V2 = '/_matrix/identity/v2';
@@ -55,6 +59,44 @@ const VALID: Record<string, { body?: unknown; query?: string }> = {
   lookupUsersV2: { body: { addresses: [], algorithm: 'none', pepper: 'x' } },
   blindlySignStuffV2: { body: { mxid: '@bob:hs.example', token: 'nosuch', private_key: 'nosuch' } },
   agreeToTerms: { body: { user_accepts: [] } },
+  getAccount: {},
+  logout: {},
+  getHashDetails: {},
+};
+
+const SOME_KEY = Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '');
+const THREEPID = { medium: 'email', address: 'down@example.org' };
+const SESSION = { sid: 'nosuch', client_secret: 'secret' };
+
+/**
+ * Input that passes validation and reaches the database, for every operation that documents 503 (v2 ones are sent
+ * with a real access token); the operations that need no database answer as usual with the same input.
+ */
+const DOWN: Record<string, { body?: unknown; query?: string }> = {
+  storeInviteV2: VALID.storeInviteV2!,
+  invite: VALID.storeInviteV2!,
+  isEphemeralPubKeyValidV2: { query: `public_key=${SOME_KEY}` },
+  ephemeralValid: { query: `public_key=${SOME_KEY}` },
+  isPubKeyValidV2: { query: `public_key=${SOME_KEY}` },
+  valid: { query: `public_key=${SOME_KEY}` },
+  agreeToTerms: VALID.agreeToTerms!,
+  emailRequestTokenV2: VALID.emailRequestTokenV2!,
+  createEmailSession: VALID.emailRequestTokenV2!,
+  emailSubmitTokenPostV2: VALID.emailSubmitTokenPostV2!,
+  postValidateEmail: VALID.emailSubmitTokenPostV2!,
+  emailSubmitTokenGetV2: { query: 'sid=nosuch&client_secret=secret&token=123456' },
+  getValidateEmail: { query: 'sid=nosuch&client_secret=secret&token=123456' },
+  getValidated3pidV2: VALID.getValidated3pidV2!,
+  validate: VALID.getValidated3pidV2!,
+  bindV2: { body: { ...SESSION, mxid: '@alice:hs.example' } },
+  bind: { body: { ...SESSION, mxid: '@alice:hs.example' } },
+  unbindV2: { body: { ...SESSION, mxid: '@alice:hs.example', threepid: THREEPID } },
+  unbind: { body: { ...SESSION, mxid: '@alice:hs.example', threepid: THREEPID } },
+  lookupUsersV2: { body: { addresses: ['down@example.org email'], algorithm: 'none', pepper: 'x' } },
+  lookup: { query: 'medium=email&address=down%40example.org' },
+  bulkLookup: { body: { threepids: [['email', 'down@example.org']] } },
+  blindlySignStuffV2: { body: { mxid: '@bob:hs.example', token: 'nosuch', private_key: SOME_KEY } },
+  sign: { body: { mxid: '@bob:hs.example', token: 'nosuch', private_key: SOME_KEY } },
   getAccount: {},
   logout: {},
   getHashDetails: {},
@@ -128,7 +170,7 @@ describe.each(testDatabases())('errcodes on $name', (db) => {
     } catch {
       // an HTML page
     }
-    return { status: res.status, body: parsed };
+    return { status: res.status, body: parsed, headers: res.headers };
   }
 
   const expectError = (res: { status: number; body: any }, status: number, errcode: string) => {
@@ -379,5 +421,83 @@ describe.each(testDatabases())('errcodes on $name', (db) => {
         offset = 0;
       }
     }
+  });
+  // The database taken away for real: on MariaDB/MySQL every connection through a proxy is reset; on SQLite its one
+  // connection is held elsewhere (as a statement that never ends, or a stalled disk flush, holds it) past the pool's
+  // acquire timeout. The server authenticates for real, so v2 operations meet the database at their access token.
+  describe('with the database down', () => {
+    let down: TestServer;
+    let hs: FakeHomeserver;
+    let proxy: TcpProxy | undefined;
+    let release: (() => Promise<void>) | undefined;
+    let token: string;
+    let before: number;
+    let openId: () => unknown;
+
+    beforeAll(async () => {
+      hs = await startFakeHomeserver();
+      let n = 0;
+      hs.route('GET', '/_matrix/federation/v1/openid/userinfo', { body: { sub: `@alice:${hs.serverName}` } });
+      openId = () => ({ access_token: `openid-${++n}`, token_type: 'Bearer', matrix_server_name: hs.serverName, expires_in: 3600 });
+      const created = await db.create();
+      disposers.push(created.dispose);
+      if (db.name === 'mysql') {
+        const target = new URL(created.url);
+        proxy = await startTcpProxy(target.hostname, Number(target.port || 3306));
+      }
+      down = await startTestServer({
+        dbUrl: proxy ? throughProxy(created.url, proxy) : created.url,
+        overrides: {
+          ...smtpConfig(smtp.port),
+          federation: { verifyTls: false, allow: ['127.0.0.1/32'] },
+          // Each request waits this long for the held connection (10 s by default).
+          database: { acquireTimeoutMs: 200 },
+        },
+      });
+      const registered = await send(down, 'POST', `${V2}/account/register`, openId());
+      expect(registered.status, JSON.stringify(registered.body)).toBe(200);
+      token = registered.body.token;
+      before = down.logs.length;
+      if (proxy) proxy.cut();
+      else release = await holdSqliteConnection(down.service);
+    });
+    afterAll(async () => {
+      proxy?.restore();
+      try {
+        await release?.();
+      } finally {
+        await settle([() => down?.stop(), () => proxy?.stop(), () => hs?.stop()]);
+      }
+    });
+
+    for (const o of ALL) {
+      it(`${o.id} (${o.method} ${o.path}) answers 503 with Retry-After if it documents it, else as usual`, async () => {
+        const input = o.id === 'registerAccount' ? { body: openId() } : DOWN[o.id];
+        const path = input?.query ? `${pathOf(o)}?${input.query}` : pathOf(o);
+        const res = await send(down, o.method, path, input?.body, operations[o.id].secured ? bearer(token) : {});
+        if (documented(o, 503).length > 0) {
+          expect(input, `${o.id}: add input that reaches the database to DOWN`).toBeDefined();
+          expectError(res, 503, 'M_UNKNOWN');
+          expect(res.body.error).toEqual(expect.any(String));
+          expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+        } else {
+          // It needs no database: its usual answer (the test server holds it to the document).
+          expect(res.status, `${o.id}: ${JSON.stringify(res.body)}`).toBeLessThan(500);
+        }
+      });
+    }
+
+    it('logs the outage once, without stacks, and recovers once the database is back', async () => {
+      await release?.();
+      release = undefined;
+      proxy?.restore();
+      await until(async () => (await send(down, 'GET', `${V2}/hash_details`, undefined, bearer(token))).status === 200, 10_000, 'recovery');
+      await until(() => logLines(down.logs.slice(before), 'INFO', 'database available again')[0], 10_000, 'the INFO line');
+      const logs = down.logs.slice(before);
+      expect(logLines(logs, 'WARN', 'database unavailable'), logs.join('\n')).toHaveLength(1);
+      expect(logLines(logs, 'INFO', 'database available again')).toHaveLength(1);
+      expect(logLines(logs, 'ERROR'), logs.join('\n')).toEqual([]);
+      expect(stackLines(logs)).toEqual([]);
+    });
   });
 });

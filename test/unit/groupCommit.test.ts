@@ -1,7 +1,7 @@
 // Group commit: batching, and that one item's failure never loses or wrongly commits another's rows.
 import { describe, expect, it } from 'vitest';
 import { GroupCommitter } from '../../src/platform/db/groupCommit.js';
-import { isConnectionError } from '../../src/platform/db/Database.js';
+import { isDatabaseUnavailable } from '../../src/platform/db/Database.js';
 
 /** A fake transactional table: a batch commits all its rows, or (any bad row) none of them. */
 function fakeDb() {
@@ -130,17 +130,25 @@ describe('GroupCommitter', () => {
   });
 });
 
-describe('isConnectionError (what fails a group commit whole)', () => {
-  it('names unreachable or timed-out databases, never an error a row can cause', () => {
+describe('isDatabaseUnavailable (what fails a group commit whole, and answers 503)', () => {
+  it('names unreachable, locked or timed-out databases, never an error a row can cause', () => {
     const err = (props: Record<string, unknown>) => Object.assign(new Error('x'), props);
-    expect(isConnectionError(err({ name: 'KnexTimeoutError' }))).toBe(true);
-    expect(isConnectionError(err({ code: 'ECONNREFUSED' }))).toBe(true);
-    expect(isConnectionError(err({ code: 'PROTOCOL_CONNECTION_LOST', fatal: true }))).toBe(true);
-    expect(isConnectionError(err({ code: 'ER_DUP_ENTRY', errno: 1062 }))).toBe(false);
-    expect(isConnectionError(err({ code: 'ER_NET_PACKET_TOO_LARGE' }))).toBe(false);
-    expect(isConnectionError(err({ code: 'SQLITE_CONSTRAINT_UNIQUE' }))).toBe(false);
-    expect(isConnectionError(err({ code: 'SQLITE_IOERR_WRITE' }))).toBe(true);
-    expect(isConnectionError(err({ code: 'SQLITE_FULL' }))).toBe(true);
-    expect(isConnectionError(undefined)).toBe(false);
+    expect(isDatabaseUnavailable(err({ name: 'KnexTimeoutError' }))).toBe(true);
+    expect(isDatabaseUnavailable(err({ code: 'ECONNREFUSED' }))).toBe(true);
+    expect(isDatabaseUnavailable(err({ code: 'PROTOCOL_CONNECTION_LOST', fatal: true }))).toBe(true);
+    expect(isDatabaseUnavailable(err({ code: 'ER_DUP_ENTRY', errno: 1062 }))).toBe(false);
+    expect(isDatabaseUnavailable(err({ code: 'ER_NET_PACKET_TOO_LARGE' }))).toBe(false);
+    expect(isDatabaseUnavailable(err({ code: 'SQLITE_CONSTRAINT_UNIQUE' }))).toBe(false);
+    expect(isDatabaseUnavailable(err({ code: 'SQLITE_IOERR_WRITE' }))).toBe(true);
+    expect(isDatabaseUnavailable(err({ code: 'SQLITE_FULL' }))).toBe(true);
+    expect(isDatabaseUnavailable(err({ code: 'SQLITE_BUSY' }))).toBe(true);
+    expect(isDatabaseUnavailable(err({ code: 'SQLITE_BUSY_SNAPSHOT' }))).toBe(true);
+    expect(isDatabaseUnavailable(err({ code: 'SQLITE_CORRUPT' }))).toBe(false);
+    expect(isDatabaseUnavailable(err({ code: 'ER_SERVER_SHUTDOWN', errno: 1053 }))).toBe(true);
+    expect(isDatabaseUnavailable(err({ code: 'ER_LOCK_WAIT_TIMEOUT', errno: 1205 }))).toBe(false);
+    // wrapped by a caller, as `cause`
+    expect(isDatabaseUnavailable(new Error('reading the pepper failed', { cause: err({ code: 'ECONNRESET' }) }))).toBe(true);
+    expect(isDatabaseUnavailable(new Error('plain'))).toBe(false);
+    expect(isDatabaseUnavailable(undefined)).toBe(false);
   });
 });

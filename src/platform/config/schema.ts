@@ -224,7 +224,19 @@ export const ConfigSchema = Section('Tessera configuration.', {
       maximum: 100_000,
       aliases: ['TESSERA_SQLITE_WAL_AUTOCHECKPOINT'],
     }),
+    sqliteBusyTimeoutMs: Ms(5000, {
+      description:
+        'SQLite: how long a write waits for a lock another process holds (a backup, the sqlite3 shell) before its request answers 503. The event loop stands still while it waits.',
+      minimum: 0,
+      maximum: 60_000,
+    }),
     poolMax: Int(8, { description: 'MySQL/MariaDB connection pool size.', minimum: 1, maximum: 256, aliases: ['TESSERA_DB_POOL_MAX'] }),
+    acquireTimeoutMs: Ms(10_000, {
+      description:
+        'How long a query waits for a database connection (MySQL/MariaDB: a free pooled one, or a new one to connect; SQLite: its one connection) before its request answers 503.',
+      minimum: 10,
+      maximum: 600_000,
+    }),
     commitConcurrency: Int(4, {
       description:
         'MySQL/MariaDB: store-invite group commits in flight at once; at most poolMax - 1. 1 makes the largest batches and lets email fall behind least under full load, at fewer invitations a second.',

@@ -60,7 +60,43 @@ export class Database {
 
   /** Items submitted in one event-loop turn are written by `write` in one transaction (groupCommit.ts). */
   groupCommitter<T>(write: (trx: Knex.Transaction, items: T[]) => Promise<void>, maxBatch = 256): GroupCommitter<T> {
-    return new GroupCommitter((items) => this.transaction((trx) => write(trx, items)), this.commitConcurrency, maxBatch, isConnectionError);
+    return new GroupCommitter(
+      (items) => this.transaction((trx) => write(trx, items)),
+      this.commitConcurrency,
+      maxBatch,
+      isDatabaseUnavailable,
+    );
+  }
+
+  /**
+   * A light check that the database is back, for the outage tracker; rejects while it is not. MySQL/MariaDB:
+   * `select 1` on a pooled connection. SQLite: take the write lock and drop it at once, without waiting
+   * (busy_timeout 0 for the probe): in WAL mode reads go on while another process holds the lock, so only a write
+   * shows that it still does, and a probe that waited would stop the event loop (better-sqlite3 waits on it).
+   */
+  async probe(): Promise<void> {
+    if (this.dialect === 'mysql') {
+      await this.knex.raw('select 1');
+      return;
+    }
+    // The raw connection, held for the probe: nothing else can run a statement inside its transaction.
+    const client = this.knex.client as {
+      acquireConnection(): Promise<SqliteProbeConnection>;
+      releaseConnection(conn: SqliteProbeConnection): Promise<void>;
+    };
+    const conn = await client.acquireConnection();
+    try {
+      const wait = conn.pragma('busy_timeout', { simple: true }) as number;
+      conn.pragma('busy_timeout = 0');
+      try {
+        conn.exec('BEGIN IMMEDIATE');
+        conn.exec('ROLLBACK');
+      } finally {
+        conn.pragma(`busy_timeout = ${wait}`);
+      }
+    } finally {
+      await client.releaseConnection(conn);
+    }
   }
 
   close(): Promise<void> {
@@ -69,18 +105,31 @@ export class Database {
 }
 
 /**
- * Errors that no row of a group commit caused: the database could not be reached or answered too late. A
- * batch failing with one is failed whole rather than retried in halves (GroupCommitter).
+ * Errors that say the database is unavailable rather than that something is wrong with the request or the data: it
+ * could not be reached or dropped the connection, no pooled connection came free in time, or (SQLite) another process
+ * held the write lock past busy_timeout, or the disk failed or filled up. A request failing with one answers 503 and
+ * counts towards an outage (OutageTracker). A group commit failing with one is failed whole rather than retried in
+ * halves, since no row caused it (and on SQLite each half would wait out busy_timeout again). Errors wrapped as
+ * `cause` are looked through.
  */
-export function isConnectionError(err: unknown): boolean {
-  const e = err as { name?: unknown; code?: unknown; fatal?: unknown } | null;
-  if (!e || typeof e !== 'object') return false;
-  if (e.name === 'KnexTimeoutError' || e.fatal === true) return true; // pool acquire timeout; mysql2: connection unusable
-  // SQLite reports extended codes (SQLITE_IOERR_WRITE, ...): matched by their primary code.
-  return typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || /^SQLITE_(CANTOPEN|IOERR|FULL)(_|$)/.test(e.code));
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e = err as ErrorLike | undefined, depth = 0; e && typeof e === 'object' && depth < 4; e = e.cause as ErrorLike, depth++) {
+    if (e.name === 'KnexTimeoutError' || e.fatal === true) return true; // pool acquire timeout; mysql2: connection unusable
+    // SQLite reports extended codes (SQLITE_IOERR_WRITE, SQLITE_BUSY_SNAPSHOT, ...): matched by their primary code.
+    if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || /^SQLITE_(BUSY|CANTOPEN|IOERR|FULL)(_|$)/.test(e.code)))
+      return true;
+  }
+  return false;
 }
 
-const CONNECTION_CODES = new Set([
+interface ErrorLike {
+  name?: unknown;
+  code?: unknown;
+  fatal?: unknown;
+  cause?: unknown;
+}
+
+const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
@@ -92,7 +141,14 @@ const CONNECTION_CODES = new Set([
   'PROTOCOL_CONNECTION_LOST',
   'PROTOCOL_SEQUENCE_TIMEOUT',
   'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CONNECTION_KILLED',
 ]);
+
+interface SqliteProbeConnection {
+  pragma(source: string, options?: { simple: boolean }): unknown;
+  exec(sql: string): unknown;
+}
 
 /**
  * Deletes in batches of `batch` until one comes back short; returns the total. Each batch is its own statement

@@ -3,6 +3,7 @@ import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { migrationSource } from './migrations/index.js';
+import type { Logger } from '../logger.js';
 
 export type Dialect = 'sqlite' | 'mysql';
 
@@ -30,11 +31,29 @@ export interface DatabaseOptions {
   /** MySQL connection pool size. */
   poolMax?: number;
   /**
+   * How long a query waits for a pooled connection (on MySQL/MariaDB this includes connecting) before it fails with
+   * a KnexTimeoutError, which the request answers as 503 (default 10 s). SQLite's one connection is held by each
+   * statement and its WAL flush, so a stalled disk shows up here too.
+   */
+  acquireTimeoutMs?: number;
+  /**
+   * SQLite's busy_timeout: how long a write waits for the lock another process holds (a backup, the sqlite3 shell)
+   * before it fails with SQLITE_BUSY (default 5 s). better-sqlite3 waits on the event loop, so nothing else runs
+   * meanwhile.
+   */
+  sqliteBusyTimeoutMs?: number;
+  /**
    * MySQL/MariaDB: store-invite group commits in flight at once (SQLite: always 1, it has one writer).
    * Default 4: see Database.open.
    */
   commitConcurrency?: number;
+  /** Where knex's own messages go (see knexLog); without it, knex prints them to stdout. */
+  log?: Logger;
 }
+
+/** Defaults of DatabaseOptions.acquireTimeoutMs and sqliteBusyTimeoutMs. */
+export const ACQUIRE_TIMEOUT_MS = 10_000;
+export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
 export function dialectOf(url: string): Dialect {
   return /^(mysql|mariadb):\/\//i.test(url) ? 'mysql' : 'sqlite';
@@ -59,7 +78,8 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
       pool: { min: 0, max: opts.poolMax ?? 8 },
       // Error messages must not embed bound values: they hold tokens, keys and addresses.
       compileSqlOnError: false,
-      acquireConnectionTimeout: 10_000,
+      acquireConnectionTimeout: opts.acquireTimeoutMs ?? ACQUIRE_TIMEOUT_MS,
+      log: opts.log && knexLog(opts.log),
     });
     return { knex, dialect: 'mysql' };
   }
@@ -74,6 +94,9 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
     connection: { filename },
     useNullAsDefault: true,
     compileSqlOnError: false,
+    // knex's default is a minute: a request would wait that long behind a statement that does not end.
+    acquireConnectionTimeout: opts.acquireTimeoutMs ?? ACQUIRE_TIMEOUT_MS,
+    log: opts.log && knexLog(opts.log),
     pool: {
       min: 1,
       max: 1,
@@ -102,7 +125,7 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
           conn.pragma(`journal_size_limit = ${walPages * 2 * 4096}`);
           conn.pragma(`cache_size = -${Math.round((opts.sqliteCacheMb ?? 4) * 1024)}`);
           conn.pragma('foreign_keys = ON');
-          conn.pragma('busy_timeout = 5000');
+          conn.pragma(`busy_timeout = ${Math.round(opts.sqliteBusyTimeoutMs ?? SQLITE_BUSY_TIMEOUT_MS)}`);
           // SQLite's scratch space in memory, not in files under /var/tmp. Every multi-row INSERT inside a
           // transaction into a table with a UNIQUE index keeps a statement journal (to undo just that statement),
           // which would otherwise be a file created, written and unlinked on the event loop for each group commit.
@@ -117,6 +140,29 @@ export function openDatabase(opts: DatabaseOptions): { knex: Knex; dialect: Dial
     },
   });
   return { knex, dialect: 'sqlite' };
+}
+
+/** knex's messages about connections that failed or died: one per attempt while the database is gone. */
+const CONNECTION_NOISE = /^(Acquire connection error|Connection Error): /;
+
+/**
+ * knex's own messages, which it would print to stdout, with a stack for every failed connection attempt (one per
+ * request while the database is down). They go into Tessera's log, first line only: failed connections at debug
+ * (the outage tracker reports the outage, once), anything else as a warning. knex's debug output (queries with their
+ * bound values) is never logged.
+ */
+function knexLog(log: Logger): Knex.Config['log'] {
+  const firstLine = (message: unknown) => String(message).split('\n', 1)[0]!;
+  return {
+    debug: () => {},
+    warn: (message: unknown) => {
+      const line = firstLine(message);
+      if (CONNECTION_NOISE.test(line)) log.debug(`knex: ${line}`);
+      else log.warn(`knex: ${line}`);
+    },
+    error: (message: unknown) => log.error(`knex: ${firstLine(message)}`),
+    deprecate: (method: string, alternative: string) => log.warn(`knex: ${method} is deprecated; use ${alternative}`),
+  };
 }
 
 interface SqliteConnection {

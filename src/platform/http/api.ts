@@ -7,7 +7,7 @@ import { operations } from '../../../generated/identity.validators.js';
 import type { Deps } from '../../deps.js';
 import type { HandlerTable } from '../../handlers.js';
 import { V1_BASE } from './paths.js';
-import { MatrixError, notOfferedError, toMatrixError, unknownError, validationError } from './errors.js';
+import { MatrixError, notOfferedError, toMatrixError, unavailableResponse, unknownError, validationError } from './errors.js';
 import { accessTokenOf, isXMatrix, type RequestSignatureVerifier } from './security.js';
 import { checkBody, checkParameters, checkRawQuery } from './inputCheck.js';
 import type { OperationId, Req } from './types.js';
@@ -21,6 +21,8 @@ export interface ApiRequest {
   ip: string;
   /** Path and query exactly as received (what an X-Matrix signature covers); `path` + query when absent. */
   url?: string;
+  /** Names the request in the log (app.ts makes one per request). */
+  requestId?: string;
 }
 
 export interface ApiResponse {
@@ -225,7 +227,7 @@ export async function createApi(deps: Deps, table: HandlerTable, xMatrix: Reques
       }
       return await run(match.operationId, { ...match.params }, req);
     } catch (err) {
-      return errorResponse(err, deps, req.path);
+      return errorResponse(err, deps, req.path, req.requestId);
     }
   };
   return { handle, operationOf, checkResponse };
@@ -282,11 +284,15 @@ export function memoizedRouter(api: OpenAPIBackend): (method: string, path: stri
   };
 }
 
-/** The one place an exception becomes a response: Matrix errors as they are, anything else a bare 500. */
-export function errorResponse(err: unknown, deps: Pick<Deps, 'log'>, path: string): ApiResponse {
+/**
+ * The one place an exception becomes a response: Matrix errors as they are, a database outage 503 (logged once per
+ * outage by the tracker, not per request), anything else a bare 500 and one ERROR line naming the request.
+ */
+export function errorResponse(err: unknown, deps: Pick<Deps, 'log' | 'outage'>, path: string, requestId?: string): ApiResponse {
   const matrix = toMatrixError(err);
   if (matrix) return { status: matrix.status, body: matrix.toJSON() };
-  deps.log.error('unhandled error', { path, err: err instanceof Error ? err : typeof err });
+  if (deps.outage.absorbs(err, { path })) return unavailableResponse();
+  deps.log.error('unhandled error', { requestId, path, err: err instanceof Error ? err : typeof err });
   const e = unknownError();
   return { status: e.status, body: e.toJSON() };
 }

@@ -22,6 +22,20 @@ const CORS_HEADERS: [string, string][] = [
 /** Methods whose requests carry no body we read: the body parser is skipped for them. */
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** What an X-Request-Id set by a trusted proxy may look like to be used as is (it goes into the log). */
+const FORWARDED_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * Names each request for the log and the X-Request-Id response header, so that an ERROR line can be found from what
+ * a client reports: a random per-process prefix (instances sharing a log stay apart) and a counter, cheaper than
+ * random bytes per request. Behind a trusted proxy (server.trustProxy) the proxy's own id is kept, so both logs agree.
+ */
+function requestIdSource(random: Deps['random'], trustProxy: boolean): (forwarded: string) => string {
+  const prefix = random(6).toString('base64url');
+  let n = 0;
+  return (forwarded) => (trustProxy && FORWARDED_REQUEST_ID.test(forwarded) ? forwarded : `${prefix}-${(++n).toString(36)}`);
+}
+
 export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: RequestSignatureVerifier): Promise<Koa> {
   const { handle, operationOf, checkResponse } = await createApi(deps, handlers, xMatrix);
   const { config, log } = deps;
@@ -29,15 +43,20 @@ export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: Req
   app.silent = true; // errors are logged once, below
   app.proxy = config.server.trustProxy;
 
+  const requestIds = requestIdSource(deps.random, config.server.trustProxy);
   app.use(async (ctx, next) => {
     const started = performance.now();
     // Straight onto the response (constant, valid values): Koa's ctx.set re-checks and splits each one.
     for (const [name, value] of CORS_HEADERS) ctx.res.setHeader(name, value);
+    const requestId = requestIds(ctx.get('x-request-id'));
+    ctx.state.requestId = requestId;
+    ctx.res.setHeader('X-Request-Id', requestId);
     try {
       await next();
     } catch (err) {
-      const res = errorResponse(err, deps, ctx.path);
+      const res = errorResponse(err, deps, ctx.path, requestId);
       ctx.status = res.status;
+      if (res.headers) ctx.set(res.headers);
       ctx.body = res.body;
     }
     // Tests hold every answer to the document, whichever layer gave it (no-op unless a test asked for it);
@@ -46,7 +65,13 @@ export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: Req
       checkResponse(ctx.method, ctx.path, { status: ctx.status, body: ctx.body, contentType: ctx.type });
     }
     // Path only: query strings can carry access tokens and client secrets.
-    log.debug('request', { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) });
+    log.debug('request', {
+      requestId,
+      method: ctx.method,
+      path: ctx.path,
+      status: ctx.status,
+      ms: Math.round(performance.now() - started),
+    });
   });
 
   app.use(async (ctx, next) => {
@@ -115,6 +140,7 @@ export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: Req
       body: ctx.request.body,
       ip: ctx.ip,
       url: ctx.originalUrl,
+      requestId: ctx.state.requestId as string,
     });
     ctx.status = res.status;
     if (res.headers) ctx.set(res.headers);

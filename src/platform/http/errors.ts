@@ -71,6 +71,23 @@ export function bodyReadError(err: unknown): MatrixError {
 
 export const unknownError = (): MatrixError => new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
 
+/**
+ * Retry-After on 503, in seconds. Service resumes with the first query that succeeds, so this only paces clients
+ * that honour it: a database failover takes seconds to tens of seconds, and a retry much sooner would mostly fail
+ * again (on SQLite, after a write has waited out busy_timeout).
+ */
+export const RETRY_AFTER_SECONDS = 5;
+
+/**
+ * The answer while the database is unavailable (OutageTracker). The specification has no errcode for it: M_UNKNOWN
+ * is what Synapse answers when it cannot serve for a while, and the status, 503, with Retry-After, tells clients it
+ * is temporary, not a defect (500).
+ */
+export function unavailableResponse(): { status: number; body: Record<string, unknown>; headers: Record<string, string> } {
+  const e = new MatrixError(503, 'M_UNKNOWN', 'Service temporarily unavailable; try again later');
+  return { status: e.status, body: e.toJSON(), headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } };
+}
+
 /** Operations the document lists but this server does not offer (`notOffered`: phone-number validation). */
 export const notOfferedError = (): MatrixError =>
   new MatrixError(404, 'M_UNRECOGNIZED', 'This identity server does not validate phone numbers (msisdn); use email');
