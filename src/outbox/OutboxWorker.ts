@@ -177,10 +177,8 @@ export class OutboxWorker<Job extends OutboxJob, D> {
       await this.finisher.submit(outcome);
     } catch (err) {
       // The row stays leased to this worker and is due again when the lease runs out: delivered twice at worst.
-      this.o.log.warn(`${this.o.name} outcome not recorded; the row will be attempted again after its lease`, {
-        id: job.id,
-        err: err as Error,
-      });
+      // A database outage is counted by the outage tracker rather than logged per row.
+      this.o.scheduler.failed(`recording ${this.o.name} row ${job.id}'s outcome (it is attempted again once its lease runs out)`, err);
     }
   }
 
@@ -193,7 +191,7 @@ export class OutboxWorker<Job extends OutboxJob, D> {
       const lost = await queue.renew(this.id, ids, clock() + settings.leaseMs);
       if (lost.length > 0) log.warn(`${name} lease lost: another worker may deliver these rows too`, { ids: lost.join(',') });
     } catch (err) {
-      log.warn(`${name} lease renewal failed; it is tried again at the next renewal`, { err: err as Error });
+      this.o.scheduler.failed(`renewing ${name} leases (tried again at the next renewal)`, err);
     } finally {
       this.renewing = false;
     }
