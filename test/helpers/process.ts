@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { smtpEnv } from './smtp.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -47,6 +48,25 @@ export function spawnTessera(env: Record<string, string>, args: string[] = []): 
         if (child.exitCode !== null) throw new Error(`process exited (${child.exitCode}) before ${pattern}; output:\n${out}`);
         await new Promise((r) => setTimeout(r, 50));
       }
+    },
+  };
+}
+
+/** What every spawned Tessera of a test needs: a free port, its data directory and database, and the test SMTP server. */
+export async function processEnv(o: {
+  dbUrl: string;
+  dataDir: string;
+  smtpPort: number;
+}): Promise<{ env: Record<string, string>; base: string }> {
+  const port = await freePort();
+  return {
+    base: `http://127.0.0.1:${port}`,
+    env: {
+      TESSERA_PORT: String(port),
+      TESSERA_DATA_DIR: o.dataDir,
+      TESSERA_DB_URL: o.dbUrl,
+      TESSERA_SERVER_NAME: 'is.test',
+      ...smtpEnv(o.smtpPort),
     },
   };
 }

@@ -1,6 +1,7 @@
 // The outbox's claim and finish: a set of outcomes is written together, each only by the worker that holds
 // the row's lease.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { queueVerificationMails } from '../helpers/mailRows.js';
 import { testDatabases, type TestDatabase } from '../helpers/databases.js';
 import { Database } from '../../src/platform/db/Database.js';
 import { createStores, type Stores } from '../../src/service.js';
@@ -23,26 +24,7 @@ describe.each(testDatabases())('mail outbox on $name', (db: TestDatabase) => {
     await dispose();
   });
 
-  async function queue(n: number): Promise<void> {
-    for (let i = 0; i < n; i++) {
-      await store.sessions.insertSession(
-        {
-          sid: `sid${i}`,
-          medium: 'email',
-          address: `a${i}@example.org`,
-          clientSecret: 's',
-          token: `t${i}`,
-          sendAttempt: 1,
-          nextLink: null,
-          createdAt: NOW,
-          tokenExpiresAt: NOW + 1e6,
-          validatedAt: null,
-          expiresAt: NOW + 1e6,
-        },
-        { kind: 'verification', recipient: `a${i}@example.org`, payload: { token: `t${i}`, link: 'https://x' }, createdAt: NOW },
-      );
-    }
-  }
+  const queue = (n: number) => queueVerificationMails(store, n, NOW);
 
   const rows = () =>
     database.knex('mail_outbox').select('id', 'status', 'payload', 'last_error', 'next_attempt_at', 'locked_by', 'sent_at').orderBy('id');

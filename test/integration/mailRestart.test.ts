@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
-import { freePort, spawnTessera, type TesseraProcess } from '../helpers/process.js';
+import { processEnv, spawnTessera, type TesseraProcess } from '../helpers/process.js';
 import { openDatabase } from '../../src/platform/db/db.js';
-import { smtpEnv, startSmtp, until } from '../helpers/smtp.js';
+import { startSmtp, until } from '../helpers/smtp.js';
 
 const V1 = '/_matrix/identity/api/v1';
 const INVITES = 400;
@@ -29,14 +29,10 @@ describe.each(testDatabases())('mail across a SIGKILL on $name', (db) => {
     // before the backlog is through.
     const smtp = await startSmtp({ acceptDelayMs: 20, holdAfter: HELD });
     const { knex } = openDatabase({ url });
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
+    const common = await processEnv({ dbUrl: url, dataDir, smtpPort: smtp.port });
+    const base = common.base;
     const env = {
-      TESSERA_PORT: String(port),
-      TESSERA_DATA_DIR: dataDir,
-      TESSERA_DB_URL: url,
-      TESSERA_SERVER_NAME: 'is.test',
-      ...smtpEnv(smtp.port),
+      ...common.env,
       TESSERA_MAIL_CONCURRENCY: String(WINDOW),
       TESSERA_MAIL_SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
       TESSERA_MAIL_LEASE_MS: '1s',

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
-import { freePort, spawnTessera, type TesseraProcess } from '../helpers/process.js';
+import { processEnv, spawnTessera, type TesseraProcess } from '../helpers/process.js';
 import { openDatabase } from '../../src/platform/db/db.js';
 import { readVerificationMail } from '../helpers/verificationMail.js';
-import { smtpEnv, startSmtp, until } from '../helpers/smtp.js';
+import { startSmtp, until } from '../helpers/smtp.js';
 import { startFakeHomeserver } from '../helpers/fakeHomeserver.js';
 import { routeOnbind } from '../helpers/onbind.js';
 import { verifyMatrixSignature } from '../helpers/signatures.js';
@@ -34,14 +34,10 @@ describe.each(testDatabases())('onbind across a SIGKILL on $name', (db) => {
         : { status: 500, body: { errcode: 'M_UNKNOWN', error: 'late' }, delayMs: 5_000 };
     });
     const { knex } = openDatabase({ url });
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
+    const common = await processEnv({ dbUrl: url, dataDir, smtpPort: smtp.port });
+    const base = common.base;
     const env = {
-      TESSERA_PORT: String(port),
-      TESSERA_DATA_DIR: dataDir,
-      TESSERA_DB_URL: url,
-      TESSERA_SERVER_NAME: 'is.test',
-      ...smtpEnv(smtp.port),
+      ...common.env,
       TESSERA_FEDERATION_VERIFY_TLS: 'false',
       TESSERA_FEDERATION_ALLOW: '127.0.0.1/32',
       TESSERA_ONBIND_INITIAL_BACKOFF_MS: '50',

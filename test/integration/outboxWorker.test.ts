@@ -2,6 +2,7 @@
 // whole claim is done), the leases of the rows a worker holds are renewed while it works, and a worker never
 // holds more rows than its window.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { queueVerificationMails } from '../helpers/mailRows.js';
 import { testDatabases, type TestDatabase } from '../helpers/databases.js';
 import { until } from '../helpers/smtp.js';
 import { Database } from '../../src/platform/db/Database.js';
@@ -48,27 +49,7 @@ describe.each(testDatabases())('outbox worker on $name', (db: TestDatabase) => {
     await dispose();
   });
 
-  async function queue(n: number): Promise<void> {
-    const now = Date.now();
-    for (let i = 0; i < n; i++) {
-      await store.sessions.insertSession(
-        {
-          sid: `sid${i}`,
-          medium: 'email',
-          address: `a${i}@example.org`,
-          clientSecret: 's',
-          token: `t${i}`,
-          sendAttempt: 1,
-          nextLink: null,
-          createdAt: now,
-          tokenExpiresAt: now + 1e6,
-          validatedAt: null,
-          expiresAt: now + 1e6,
-        },
-        { kind: 'verification', recipient: `a${i}@example.org`, payload: { token: `t${i}`, link: 'https://x' }, createdAt: now },
-      );
-    }
-  }
+  const queue = (n: number) => queueVerificationMails(store, n, Date.now());
 
   /** A worker whose deliveries wait until the test settles them. */
   function worker(settings: Partial<OutboxSettings> = {}) {
