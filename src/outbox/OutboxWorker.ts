@@ -69,6 +69,8 @@ const DELETE_BATCH = 1000;
  * what a crash can send twice: the sends completed in the last few milliseconds.
  */
 const RECORD_GATHER_MS = 10;
+/** After a failed claim, the next pass comes this soon. */
+const CLAIM_RETRY_MS = 1000;
 
 export class OutboxWorker<Job extends OutboxJob, D> {
   /** locked_by: unique to this worker of this process. */
@@ -129,9 +131,10 @@ export class OutboxWorker<Job extends OutboxJob, D> {
    * Claims and delivers until nothing is due; answers when the earliest pending row is due.
    *
    * Rows flow through a window of `concurrency` slots: a row holds its slot from its claim until its outcome is
-   * committed, and freed slots are refilled by the next claim. Each outcome is recorded as soon as its delivery
-   * ends: outcomes that end while a finishing transaction is in flight share the next one (a group commit), so
-   * a busy outbox still costs one commit per handful of rows, and a crash re-delivers at most the rows whose
+   * committed, and freed slots are refilled by the next claim. Each outcome is recorded as its delivery ends:
+   * outcomes ending within RECORD_GATHER_MS of each other, or while a finishing transaction is in flight, share
+   * one transaction (a group commit), so a busy outbox still costs one commit per many rows, and a crash
+   * re-delivers at most the rows whose
    * delivery had ended but whose outcome was not yet committed, never more than the window. The leases of the
    * rows held are renewed every leaseRenewMs, so they can be short: a crashed worker's rows are due again
    * within leaseMs.
@@ -146,12 +149,22 @@ export class OutboxWorker<Job extends OutboxJob, D> {
     // connections busy meanwhile.
     const refillAt = Math.max(1, Math.ceil(settings.concurrency / 2));
     this.moreDue = true;
+    // A claim that failed (the database unavailable) ends the claiming, not the pass: the rows in flight are
+    // still delivered, recorded and renewed; the next pass comes soon.
+    let claimFailed = false;
     try {
       while (true) {
         const free = settings.concurrency - held.size;
-        if (this.moreDue && !this.poller.stopping && (free >= refillAt || held.size === 0)) {
+        if (this.moreDue && !claimFailed && !this.poller.stopping && (free >= refillAt || held.size === 0)) {
           this.moreDue = false;
-          const jobs = await queue.claim(this.id, clock(), settings.leaseMs, free);
+          let jobs: Job[];
+          try {
+            jobs = await queue.claim(this.id, clock(), settings.leaseMs, free);
+          } catch (err) {
+            this.o.scheduler.failed(`claiming ${this.o.name} rows`, err);
+            claimFailed = true;
+            continue;
+          }
           // A full claim suggests more is due; a short one drained what was due (a wake says otherwise).
           if (jobs.length === free) this.moreDue = true;
           for (const job of jobs) {
@@ -166,6 +179,7 @@ export class OutboxWorker<Job extends OutboxJob, D> {
     } finally {
       clearInterval(renewal);
     }
+    if (claimFailed) return CLAIM_RETRY_MS;
     const due = await queue.nextDueAt();
     return due === undefined ? undefined : Math.max(due - clock(), 10);
   }

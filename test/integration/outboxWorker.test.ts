@@ -40,7 +40,7 @@ describe.each(testDatabases())('outbox worker on $name', (db: TestDatabase) => {
     dispose = created.dispose;
     database = await Database.open({ url: created.url });
     store = createStores(database);
-    scheduler = new Scheduler(createLogger('error', () => {}));
+    scheduler = new Scheduler(createLogger('error', (line) => logs.push(line)));
     logs.length = 0;
   });
   afterEach(async () => {
@@ -52,8 +52,19 @@ describe.each(testDatabases())('outbox worker on $name', (db: TestDatabase) => {
   const queue = (n: number) => queueVerificationMails(store, n, Date.now());
 
   /** A worker whose deliveries wait until the test settles them. */
+  /** Set to make the next claim throw, as it does while the database is unreachable. */
+  let failNextClaim = false;
+
   function worker(settings: Partial<OutboxSettings> = {}) {
     const pending: Pending[] = [];
+    const queue = Object.create(store.mailOutbox) as typeof store.mailOutbox;
+    queue.claim = (...args) => {
+      if (failNextClaim) {
+        failNextClaim = false;
+        return Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+      }
+      return store.mailOutbox.claim(...args);
+    };
     const w = new OutboxWorker<MailJob, MailDetail>({
       name: 'mail',
       scheduler,
@@ -61,7 +72,7 @@ describe.each(testDatabases())('outbox worker on $name', (db: TestDatabase) => {
       clock: Date.now,
       random: () => 0.5,
       settings: { ...SETTINGS, ...settings },
-      queue: store.mailOutbox,
+      queue,
       deliver: (job) => new Promise((resolve) => pending.push({ job, settle: resolve })),
     });
     return { w, pending };
@@ -102,6 +113,24 @@ describe.each(testDatabases())('outbox worker on $name', (db: TestDatabase) => {
     await w.idle();
     const statuses = (await database.knex('mail_outbox').select('status')).map((r: { status: string }) => r.status);
     expect(statuses).toEqual(Array(6).fill('sent'));
+  });
+
+  it('a failed claim stops the claiming, not the pass: the rows in flight are still recorded, the rest follow', async () => {
+    await queue(3);
+    const { w, pending } = worker({ concurrency: 2 });
+    scheduler.start();
+    await until(() => pending.length === 2, 10_000, 'two deliveries started');
+    failNextClaim = true;
+    pending[0]!.settle({ status: 'done', payload: {} });
+    await until(() => !failNextClaim, 10_000, 'the refill claim attempted');
+    pending[1]!.settle({ status: 'done', payload: {} });
+    await until(async () => (await row(pending[1]!.job.id)).status === 'sent', 10_000, 'the row in flight recorded');
+    expect(logs.join('\n')).toContain('claiming mail rows failed');
+    // the next pass, soon after, takes the third
+    await until(() => pending.length === 3, 10_000, 'the third delivery started');
+    pending[2]!.settle({ status: 'done', payload: {} });
+    await until(async () => (await row(pending[2]!.job.id)).status === 'sent', 10_000, 'the third row recorded');
+    await w.idle();
   });
 
   it('renews the leases of the rows it holds, so another worker does not take them while it works', async () => {
