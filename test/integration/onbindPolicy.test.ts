@@ -1,9 +1,17 @@
 // Two instances on one database with different outbound policies: the one that may not reach the invitee's
 // homeserver leaves the onbind for the one that may (rather than failing it for both), and the instance that
-// starts second says at start-up that their policies differ.
+// starts second says at start-up that their policies differ. The second instance is a process of its own, as
+// instances sharing a database are: two SQLite connections in one process can block each other's event loop.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
+import { processEnv, spawnTessera, type TesseraProcess } from '../helpers/process.js';
 import { settle, startTestServer, type TestServer } from '../helpers/server.js';
+import { Database } from '../../src/platform/db/Database.js';
+import { createLogger } from '../../src/platform/logger.js';
+import { InstanceRegistry, outboundPolicyFingerprint } from '../../src/platform/instances.js';
 import { smtpConfig, startSmtp, until } from '../helpers/smtp.js';
 import { startFakeHomeserver } from '../helpers/fakeHomeserver.js';
 import { routeOnbind } from '../helpers/onbind.js';
@@ -26,6 +34,7 @@ describe.each(testDatabases())('onbind with outbound policies differing between 
         onbind: { initialBackoffMs: 20, maxBackoffMs: 100, pollIntervalMs: 100 },
       });
       const servers: TestServer[] = [];
+      const procs: { proc: TesseraProcess; dataDir: string }[] = [];
       try {
         // the first instance keeps the default policy: loopback, where the homeserver listens, is out of reach
         const strict = await startTestServer({ dbUrl: url, overrides: config([]) });
@@ -57,37 +66,68 @@ describe.each(testDatabases())('onbind with outbound policies differing between 
         expect((await row()).last_error).toContain("this instance's outbound policy");
         expect(onbind.calls).toHaveLength(0);
 
-        const open = await startTestServer({ dbUrl: url, overrides: config(['127.0.0.1/32']) });
-        servers.push(open);
-        expect(open.logs.join('\n')).toContain('different outbound policies');
+        const dataDir = mkdtempSync(join(tmpdir(), 'tessera-policy-'));
+        const { env } = await processEnv({ dbUrl: url, dataDir, smtpPort: smtp.port });
+        const open = spawnTessera({
+          ...env,
+          TESSERA_FEDERATION_VERIFY_TLS: 'false',
+          TESSERA_FEDERATION_ALLOW: '127.0.0.1/32',
+          TESSERA_ONBIND_INITIAL_BACKOFF_MS: '20',
+          TESSERA_ONBIND_MAX_BACKOFF_MS: '100',
+          TESSERA_ONBIND_POLL_INTERVAL_MS: '100',
+        });
+        procs.push({ proc: open, dataDir });
+        await open.waitFor(/tessera listening/, 60_000);
+        expect(open.output()).toContain('different outbound policies');
         await until(async () => (await row()).status === 'delivered', 20_000, 'the onbind delivered');
         expect(onbind.calls).toHaveLength(1);
         expect(onbind.calls[0]!.body.invites.map((i: { token: string }) => i.token)).toEqual([invite.body.token]);
         expect((await knex('invites').where({ token: invite.body.token }).first()).delivered_at).not.toBeNull();
         expect(onbind.violations()).toEqual([]);
       } finally {
+        for (const p of procs) {
+          p.proc.child.kill('SIGTERM');
+          await p.proc.exited;
+          rmSync(p.dataDir, { recursive: true, force: true });
+        }
         await settle([...servers.map((s) => () => s.stop()), () => hs.stop(), () => smtp.stop()]);
         await dispose();
       }
     },
   );
 
-  it('says nothing at start-up when the instances on the database share one policy, however it is spelled', async () => {
+  it('warns only of live peers whose policy differs, however the same policy is spelled', async () => {
     const { url, dispose } = await db.create();
-    const servers: TestServer[] = [];
+    const database = await Database.open({ url });
+    const lines: string[] = [];
+    let now = 1_800_000_000_000;
+    const registry = (id: string, allow: string[]) =>
+      new InstanceRegistry({
+        db: database,
+        log: createLogger('warn', (line) => lines.push(line)),
+        clock: () => now,
+        id,
+        outboundPolicy: outboundPolicyFingerprint(allow),
+      });
     try {
-      servers.push(await startTestServer({ dbUrl: url, overrides: { federation: { allow: ['10.0.0.0/8', 'HS.internal'] } } }));
-      servers.push(
-        await startTestServer({ dbUrl: url, overrides: { federation: { allow: ['hs.internal', '10.0.0.0/8', 'hs.internal'] } } }),
-      );
-      expect(servers[1]!.logs.join('\n')).not.toContain('different outbound policies');
-      // an instance that stopped cleanly is no longer a peer
-      await servers.shift()!.stop();
-      servers.push(await startTestServer({ dbUrl: url, overrides: { federation: { allow: [] } } }));
-      expect(servers[1]!.logs.join('\n')).toContain('different outbound policies');
-      expect(servers[1]!.logs.join('\n')).toContain('differing=1');
+      const a = registry('a', ['10.0.0.0/8', 'HS.internal']);
+      const b = registry('b', ['hs.internal', '10.0.0.0/8', 'hs.internal']);
+      expect(await a.register()).toBe(0);
+      expect(await b.register()).toBe(0); // the same list, in another order and case, with a repeat
+      expect(lines).toEqual([]);
+      const c = registry('c', []);
+      expect(await c.register()).toBe(2);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('different outbound policies');
+      // peers that stopped cleanly are gone at once; one that stopped refreshing is no peer after three refreshes
+      await a.remove();
+      await b.remove();
+      expect(await registry('d', ['hs.internal']).register()).toBe(1);
+      now += 4 * 60_000;
+      await c.refresh();
+      expect(await registry('e', ['other.internal']).register()).toBe(1); // c is live, d went quiet
     } finally {
-      await settle(servers.map((s) => () => s.stop()));
+      await database.close();
       await dispose();
     }
   });
