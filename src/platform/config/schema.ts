@@ -191,6 +191,12 @@ export const ConfigSchema = Section('Tessera configuration.', {
       aliases: ['TESSERA_REQUEST_TIMEOUT_MS'],
     }),
   }),
+  docs: Section('The contract documents and their API reference page, served outside /_matrix.', {
+    enabled: Bool(true, {
+      description:
+        'Serve /openapi/identity.yaml and .json, /openapi/homeserver.yaml and .json, and the API reference page at /docs/. Off: those paths answer 404 M_UNRECOGNIZED.',
+    }),
+  }),
   dataDir: Str('./data', {
     description:
       'Holds the SQLite database, the signing key and the mail folder unless configured elsewhere. Relative paths are taken from the working directory.',
