@@ -64,6 +64,39 @@ describe.each(testDatabases())('contract checker against Tessera on $name', (db)
   });
 });
 
+describe('contract checker against a Tessera that reaches neither its mail sink nor its homeserver', () => {
+  let srv: TestServer;
+  let dispose: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    const created = await testDatabases()[0]!.create();
+    dispose = created.dispose;
+    // Mail goes to a port nothing listens on; no homeserver is on the federation allow list.
+    srv = await startTestServer({
+      dbUrl: created.url,
+      overrides: { mail: { from: 'Tessera Test <is@is.test>', smtp: { host: '127.0.0.1', port: 9, tls: 'none' } } },
+    });
+  });
+  afterAll(async () => {
+    await settle([() => srv?.stop()]);
+    await dispose?.();
+  });
+
+  it('skips, with the reason, the steps that need them, and passes none of them', async () => {
+    const report = await runChecker({ target: srv.url, strict: true, smtpSinkPort: 0, waitMs: 1000 });
+    expect(report.failed, formatReport(report)).toBe(0);
+    const reasons = (op: string) => report.steps.filter((s) => s.operation === op).map((s) => `${s.verdict}: ${s.reason ?? ''}`);
+    expect(reasons('registerAccount')).toContainEqual(expect.stringMatching(/^skipped: the target never called the homeserver/));
+    expect(reasons('getAccount')).toContainEqual(expect.stringMatching(/^skipped: no access token/));
+    expect(reasons('postValidateEmail')).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^skipped: no verification email reached the SMTP sink/)]),
+    );
+    expect(reasons('sign')).toContainEqual(expect.stringMatching(/^skipped: no invitation email reached the SMTP sink/));
+    for (const op of ['postValidateEmail', 'validate', 'bind', 'unbind', 'getValidateEmail', 'bindV2', 'blindlySignStuffV2'])
+      expect(report.steps.filter((s) => s.operation === op && s.expected === '200' && s.verdict === 'pass')).toEqual([]);
+  }, 60_000);
+});
+
 describe('contract checker against a broken server', () => {
   let server: Server;
   let url: string;
