@@ -30,9 +30,11 @@ export default tseslint.config(
     },
   },
   {
-    // CommonJS configuration files of tools (dependency-cruiser's rules).
+    // CommonJS: configuration files of tools (dependency-cruiser's rules) and the start-up build check, which
+    // runs before anything is compiled.
     files: ['**/*.cjs'],
-    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly', __dirname: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
     // Tests read JSON answers whose shape the assertions themselves check.
