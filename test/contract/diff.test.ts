@@ -153,6 +153,7 @@ const breakingPairs: [Rule, string, (d: Doc) => void][] = [
   ['type-narrowed', 'type-narrowed createThing body.mode', (d) => (schemas(d).NewThing.properties.mode.enum = ['x'])],
   ['type-narrowed', 'type-narrowed createThing body.name', (d) => (schemas(d).NewThing.properties.name.maxLength = 50)],
   ['type-narrowed', 'type-narrowed createThing body.count', (d) => (schemas(d).NewThing.properties.count.minimum = 1)],
+  ['type-narrowed', 'type-narrowed createThing body.mode', (d) => (schemas(d).NewThing.properties.mode.pattern = '^x$')],
   ['type-narrowed', 'type-narrowed createThing body.name', (d) => (schemas(d).NewThing.properties.name.format = 'email')],
   ['type-narrowed', 'type-narrowed createThing body.labels[]', (d) => (schemas(d).NewThing.properties.labels.items.enum = ['red'])],
   ['type-narrowed', 'type-narrowed getThing path.id', (d) => (d.components.parameters.Id.schema.maxLength = 16)],
@@ -189,6 +190,10 @@ const passingPairs: [string, (d: Doc) => void][] = [
   ['a widened request type', (d) => (schemas(d).NewThing.properties.name.type = ['string', 'null'])],
   ['a raised request limit', (d) => (schemas(d).NewThing.properties.name.maxLength = 200)],
   ['a new request enum value', (d) => schemas(d).NewThing.properties.mode.enum.push('z')],
+  [
+    'strings accepted beside integers, with a pattern that constrains only the strings',
+    (d) => Object.assign(schemas(d).NewThing.properties.count, { type: ['integer', 'string', 'null'], pattern: '^[0-9]+$' }),
+  ],
   ['a narrowed response type', (d) => (schemas(d).Thing.properties.note.type = 'string')],
   ['a new response enum value (clients accept unknown values)', (d) => schemas(d).Thing.properties.kind.enum.push('c')],
   [

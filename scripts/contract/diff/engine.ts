@@ -103,6 +103,21 @@ interface Shape {
 const UPPER = ['maxLength', 'maximum', 'exclusiveMaximum', 'maxItems', 'maxProperties'] as const;
 const LOWER = ['minLength', 'minimum', 'exclusiveMinimum', 'minItems', 'minProperties'] as const;
 const EXACT = ['pattern', 'format', 'const'] as const;
+/** The value types each bound constrains (JSON Schema ignores a bound on values of other types). */
+const LIMIT_TYPES: Record<string, string[]> = {
+  maxLength: ['string'],
+  minLength: ['string'],
+  pattern: ['string'],
+  format: ['string'],
+  maximum: ['number', 'integer'],
+  minimum: ['number', 'integer'],
+  exclusiveMaximum: ['number', 'integer'],
+  exclusiveMinimum: ['number', 'integer'],
+  maxItems: ['array'],
+  minItems: ['array'],
+  maxProperties: ['object'],
+  minProperties: ['object'],
+};
 
 function shape(doc: Json, raw: unknown, depth = 0): Shape {
   const s = deref(doc, raw);
@@ -194,20 +209,24 @@ function compareSchemas(out: Collector, op: string, loc: string, dir: Direction,
     const gained = h.enum === undefined ? ['(any value)'] : h.enum.filter((v) => !b.enum!.includes(v));
     if (gained.length > 0) out.add('response-enum-widened', op, loc, `may now be ${gained.map((v) => JSON.stringify(v)).join(', ')}`);
   }
-  // length, range, pattern, format: a request accepts less when a bound appears or tightens
+  // length, range, pattern, format: a request accepts less when a bound appears or tightens, on the values it
+  // applies to (a pattern only constrains strings: one that arrives with the string type itself narrows nothing)
+  const applies = (k: string) => b.types === null || LIMIT_TYPES[k]!.some((t) => b.types!.has(t));
   if (dir === 'request') {
     for (const k of UPPER) {
       const bv = b.limits[k] as number | undefined;
       const hv = h.limits[k] as number | undefined;
-      if (hv !== undefined && (bv === undefined || hv < bv)) out.add('type-narrowed', op, loc, `${k} ${bv ?? 'none'} -> ${hv}`);
+      if (hv !== undefined && (bv === undefined || hv < bv) && applies(k))
+        out.add('type-narrowed', op, loc, `${k} ${bv ?? 'none'} -> ${hv}`);
     }
     for (const k of LOWER) {
       const bv = b.limits[k] as number | undefined;
       const hv = h.limits[k] as number | undefined;
-      if (hv !== undefined && (bv === undefined || hv > bv)) out.add('type-narrowed', op, loc, `${k} ${bv ?? 'none'} -> ${hv}`);
+      if (hv !== undefined && (bv === undefined || hv > bv) && applies(k))
+        out.add('type-narrowed', op, loc, `${k} ${bv ?? 'none'} -> ${hv}`);
     }
     for (const k of ['pattern', 'format'] as const) {
-      if (h.limits[k] !== undefined && h.limits[k] !== b.limits[k])
+      if (h.limits[k] !== undefined && h.limits[k] !== b.limits[k] && applies(k))
         out.add('type-narrowed', op, loc, `${k} ${String(b.limits[k] ?? 'none')} -> ${String(h.limits[k])}`);
     }
   }
