@@ -939,8 +939,8 @@ export interface components {
             client_secret: components["schemas"]["ClientSecret"];
             /** @description The address to validate. */
             email: string;
-            /** @description A new email is sent only when this is greater than the last one seen for this `client_secret` and address. */
-            send_attempt: number;
+            /** @description A new email is sent only when this is greater than the last one seen for this `client_secret` and address. An integer; a string of decimal digits is accepted as the same integer, because matrix-js-sdk (and so Element) sends it as one. */
+            send_attempt: number | string;
             /** @description Where the emailed link redirects after validation; must be an absolute http(s) URL. */
             next_link?: string;
         };
@@ -1048,8 +1048,8 @@ export interface components {
             country: string;
             /** @description The phone number to validate. */
             phone_number: string;
-            /** @description The server sends a new SMS only when this is greater than the last one seen for this `client_secret`. */
-            send_attempt: number;
+            /** @description An integer, or a string of decimal digits, as matrix-js-sdk sends it. The server sends a new SMS only when this is greater than the last one seen for this `client_secret`. */
+            send_attempt: number | string;
             /** @description Where to redirect after validation. */
             next_link?: string;
         };

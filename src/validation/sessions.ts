@@ -10,8 +10,20 @@ import { newSecret, secretsEqual } from './secrets.js';
 export interface RequestTokenInput {
   client_secret: string;
   email: string;
-  send_attempt: number;
+  /** An integer; matrix-js-sdk (and so Element) sends it as a decimal string, which the document allows too. */
+  send_attempt: number | string;
   next_link?: string;
+}
+
+const MAX_SEND_ATTEMPT = 2_147_483_647;
+
+/** send_attempt as a number: the schema lets only non-negative integers and strings of 1 to 10 digits through. */
+function sendAttemptOf(value: number | string): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_SEND_ATTEMPT) {
+    throw new DomainError('invalid_param', `'send_attempt' must be an integer from 0 to ${MAX_SEND_ATTEMPT}`);
+  }
+  return n;
 }
 
 /** An absolute http(s) URL without credentials: anything else could redirect a browser to script or a phishing host login. */
@@ -58,6 +70,7 @@ export async function requestEmailToken(
   ctx: { version: 'v1' | 'v2'; ip: string },
 ): Promise<{ sid: string }> {
   if (!isPlainMailbox(input.email)) throw new DomainError('invalid_email', 'Invalid email address');
+  const sendAttempt = sendAttemptOf(input.send_attempt);
   const nextLink = input.next_link ?? null;
   if (nextLink !== null && !isValidNextLink(nextLink))
     throw new DomainError('invalid_param', "'next_link' must be an absolute http or https URL");
@@ -73,13 +86,13 @@ export async function requestEmailToken(
   });
   if (existing) {
     // A repeated send_attempt is a client retrying the same request: answer the same session, send nothing.
-    if (input.send_attempt <= existing.sendAttempt) return { sid: existing.sid };
+    if (sendAttempt <= existing.sendAttempt) return { sid: existing.sid };
     await checkSendLimits(deps, address, ctx.ip);
     const token = existing.tokenExpiresAt > now ? existing.token : newSecret(deps.random);
     const update = {
       token,
       tokenExpiresAt: existing.tokenExpiresAt > now ? existing.tokenExpiresAt : now + config.binding.tokenLifetimeMs,
-      sendAttempt: input.send_attempt,
+      sendAttempt,
       nextLink,
     };
     await sessions.resendSession(existing.sid, update, mail({ sid: existing.sid, clientSecret: existing.clientSecret, token, nextLink }));
@@ -93,7 +106,7 @@ export async function requestEmailToken(
     address,
     clientSecret: input.client_secret,
     token: newSecret(deps.random),
-    sendAttempt: input.send_attempt,
+    sendAttempt,
     nextLink,
     createdAt: now,
     tokenExpiresAt: now + config.binding.tokenLifetimeMs,
