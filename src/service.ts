@@ -38,6 +38,7 @@ import { KnexInviteStore, type InviteStore } from './invitations/InviteStore.js'
 import { inlineKeySource, WorkerKeySource } from './invitations/ephemeralKeys.js';
 import { KnexSessionStore, type SessionStore } from './validation/SessionStore.js';
 import { deleteExpiredSessions } from './validation/sessions.js';
+import { KnexSigningKeyStore, type SigningKeyStore } from './keys/SigningKeyStore.js';
 
 /** Every store, each over the one database. */
 export interface Stores {
@@ -48,6 +49,7 @@ export interface Stores {
   rateLimits: RateLimitStore;
   mailOutbox: MailOutboxStore;
   onbindOutbox: OnbindOutboxStore;
+  signingKeys: SigningKeyStore;
 }
 
 export function createStores(db: Database, opts: { keyValidityCacheMs?: number } = {}): Stores {
@@ -61,6 +63,7 @@ export function createStores(db: Database, opts: { keyValidityCacheMs?: number }
     rateLimits: new KnexRateLimitStore(db),
     mailOutbox,
     onbindOutbox,
+    signingKeys: new KnexSigningKeyStore(db),
   };
 }
 
@@ -120,8 +123,22 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<{
       keyFile: config.keys.signingKeyFile,
       oldKeys: config.keys.trustedOldKeys,
       log: opts.log,
+      clock: opts.clock ?? Date.now,
     });
     const clock = opts.clock ?? Date.now;
+    // The key this instance loaded is recorded the first time it is seen; a rotation recorded by another instance
+    // or by `tessera keys rotate` applies before the first request.
+    if (config.keys.rotatedKeyLifetimeMs < config.invites.lifetimeMs) {
+      opts.log.warn(
+        'keys.rotatedKeyLifetimeMs is shorter than invites.lifetimeMs: after a rotation, invitations stored under the old key may outlive it',
+        {
+          rotatedKeyLifetimeMs: config.keys.rotatedKeyLifetimeMs,
+          invitesLifetimeMs: config.invites.lifetimeMs,
+        },
+      );
+    }
+    await stores.signingKeys.recordIfAbsent(keys.keyId, keys.publicKey, clock());
+    keys.apply(await stores.signingKeys.list(), opts.log);
     const signals: Signals = { mailQueued: () => {}, onbindQueued: () => {} };
     const random = pooledRandomBytes();
     const deps: Deps = {
@@ -215,6 +232,11 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
   });
   await instance.register();
   instance.schedule(scheduler);
+  scheduler.every({
+    name: 'signing keys',
+    intervalMs: config.keys.refreshIntervalMs,
+    run: async () => deps.keys.apply(await stores.signingKeys.list(), log),
+  });
   scheduler.start();
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

@@ -1,7 +1,7 @@
 // POST /3pid/bind and /3pid/unbind (identity-api.md sections 5 and 8): signed associations, onbind queued in the bind transaction.
 import type { Deps } from '../deps.js';
 import { DomainError } from '../platform/domainErrors.js';
-import { signJson } from '../keys/signJson.js';
+import { signJson, type SigningKey } from '../keys/signJson.js';
 import type { Schema } from '../platform/http/types.js';
 import type { Association } from './AssociationStore.js';
 import type { InviteRecord } from '../invitations/InviteStore.js';
@@ -27,6 +27,11 @@ export function signAssociation(deps: Pick<Deps, 'config' | 'keys'>, a: Associat
  * One onbind body for a chunk of claimed invites. Every object is built here, fresh, from the rows: nothing is
  * shared between calls or bodies (a shared default once leaked one user's invites into another's onbind).
  */
+/** `value` signed with each key in turn. */
+function signedByAll<T extends object>(value: T, server: string, keys: SigningKey[]): T {
+  return keys.reduce<T>((signed, key) => signJson(signed, server, key), value);
+}
+
 export function buildOnbindBody(deps: Pick<Deps, 'config' | 'keys'>, a: Association, invites: InviteRecord[]): Record<string, unknown> {
   const server = deps.config.server.name;
   return signJson(
@@ -39,7 +44,8 @@ export function buildOnbindBody(deps: Pick<Deps, 'config' | 'keys'>, a: Associat
         room_id: i.roomId,
         sender: i.sender,
         token: i.token,
-        signed: signJson({ mxid: a.mxid, token: i.token }, server, deps.keys.signingKey),
+        // every key an invitation may have been stored under: see KeyRing.invitationSigningKeys
+        signed: signedByAll({ mxid: a.mxid, token: i.token }, server, deps.keys.invitationSigningKeys()),
       })),
     },
     server,

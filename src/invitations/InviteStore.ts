@@ -5,7 +5,7 @@ import type { Database } from '../platform/db/Database.js';
 import type { GroupCommitter } from '../platform/db/groupCommit.js';
 import { BatchedReader, paddedIds, statementChunks } from '../platform/db/batchedRead.js';
 import { KeyValidityCache } from '../platform/db/validityCache.js';
-import type { MailOutboxStore, NewMail } from '../mail/MailOutboxStore.js';
+import { cancelInvitationMail, type MailOutboxStore, type NewMail } from '../mail/MailOutboxStore.js';
 
 export interface NewInvite {
   medium: string;
@@ -30,6 +30,31 @@ export interface InviteRecord extends Omit<NewInvite, 'fields'> {
   fields: Record<string, unknown>;
 }
 
+/** What an operator sees of an invitation: never its token or keys. */
+export interface InviteSummary {
+  id: number;
+  medium: string;
+  address: string;
+  roomId: string;
+  sender: string;
+  createdAt: number;
+  expiresAt: number;
+  /** pending: waiting for a bind; claimed: a bind took it and its onbind is queued; delivered: the homeserver has it. */
+  state: 'pending' | 'claimed' | 'delivered';
+}
+
+export type RevokeOutcome =
+  | { outcome: 'not-found' }
+  | { outcome: 'claimed' | 'delivered'; invite: InviteSummary }
+  | { outcome: 'revoked'; invite: InviteSummary; mailRemoved: number; mailInFlight: number };
+
+export interface InviteFilter {
+  /** Medium and normalised address. */
+  address?: { medium: string; address: string };
+  roomId?: string;
+  sender?: string;
+}
+
 export interface InviteStore {
   /** Invite + its ephemeral key + the email to the invitee, in one transaction, or nothing. */
   insertInvite(invite: NewInvite, mail: NewMail): Promise<void>;
@@ -43,6 +68,13 @@ export interface InviteStore {
    * oldest first. (Their ephemeralPublicKey is not read: a bind does not need it.)
    */
   pendingInvitesFor(medium: string, address: string, now: number): Promise<InviteRecord[]>;
+  /** Unexpired invitations matching the filter, newest first. */
+  listInvites(filter: InviteFilter, now: number, limit: number): Promise<InviteSummary[]>;
+  /**
+   * Revokes an invitation not yet claimed by a bind, by id or token: the invitation, its ephemeral key and its
+   * pending email go in one transaction.
+   */
+  revokeInvite(ref: { id: number } | { token: string }, now: number): Promise<RevokeOutcome>;
 }
 
 /** An `invites` row, optionally joined with its ephemeral key. */
@@ -168,6 +200,36 @@ export class KnexInviteStore implements InviteStore {
     return rows.map(toInvite);
   }
 
+  async listInvites(filter: InviteFilter, now: number, limit: number): Promise<InviteSummary[]> {
+    let q = this.db.knex('invites').select('*').where('expires_at', '>', now);
+    if (filter.address) q = q.where({ medium: filter.address.medium, address: filter.address.address });
+    if (filter.roomId) q = q.where({ room_id: filter.roomId });
+    if (filter.sender) q = q.where({ sender: filter.sender });
+    const rows = (await q.orderBy('id', 'desc').limit(limit)) as (InviteRow & StateColumns)[];
+    return rows.map(toSummary);
+  }
+
+  async revokeInvite(ref: { id: number } | { token: string }, now: number): Promise<RevokeOutcome> {
+    // The cache is cleared before and after, as for the expiry sweep: no answer cached here outlives the delete.
+    this.keyCache.invalidate();
+    try {
+      return await this.db.transaction(async (trx): Promise<RevokeOutcome> => {
+        const row = (await trx('invites')
+          .where('id' in ref ? { id: ref.id } : { token: ref.token })
+          .first()) as (InviteRow & StateColumns) | undefined;
+        if (!row) return { outcome: 'not-found' };
+        const invite = toSummary(row);
+        if (invite.state !== 'pending') return { outcome: invite.state, invite };
+        const mail = await cancelInvitationMail(trx, row.token, now);
+        await trx('ephemeral_keys').where({ invite_id: row.id }).delete();
+        await trx('invites').where({ id: row.id }).delete();
+        return { outcome: 'revoked', invite, mailRemoved: mail.removed, mailInFlight: mail.inFlight };
+      });
+    } finally {
+      this.keyCache.invalidate();
+    }
+  }
+
   /**
    * A group commit's rows in one transaction: invites and keys as multi-row INSERTs (ids found again by token,
    * which is unique, so no dialect's RETURNING or auto-increment order is relied on), and the emails queued the
@@ -224,6 +286,29 @@ function inviteRow(invite: NewInvite) {
 
 function keyRow(invite: ReturnType<typeof inviteRow>, publicKey: string, inviteId: number) {
   return { public_key: publicKey, invite_id: inviteId, created_at: invite.created_at, expires_at: invite.expires_at };
+}
+
+interface StateColumns {
+  claimed_by: number | null;
+  delivered_at: number | string | null;
+}
+
+function toSummary(row: InviteRow & StateColumns): InviteSummary {
+  return {
+    id: Number(row.id),
+    medium: row.medium,
+    address: row.address,
+    roomId: row.room_id,
+    sender: row.sender,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    state:
+      row.delivered_at !== null && row.delivered_at !== undefined
+        ? 'delivered'
+        : row.claimed_by !== null && row.claimed_by !== undefined
+          ? 'claimed'
+          : 'pending',
+  };
 }
 
 function toInvite(row: InviteRow): InviteRecord {

@@ -1,4 +1,5 @@
 // The mail outbox's rows (mail_outbox): what store-invite and requestToken queue, and what a sent or failed row keeps.
+import type { Knex } from 'knex';
 import type { Database } from '../platform/db/Database.js';
 import { KnexOutboxStore, type Outcome, type OutboxJob, type OutboxTable } from '../outbox/OutboxStore.js';
 
@@ -57,4 +58,29 @@ const MAIL_OUTBOX: OutboxTable<MailJob, NewMail, MailDetail> = {
 
 export function mailOutboxStore(db: Database): MailOutboxStore {
   return new KnexOutboxStore(db, MAIL_OUTBOX);
+}
+
+/**
+ * Inside the caller's transaction: deletes the pending invitation email of the invitation with this token (its
+ * payload holds the token). Answers how many went, and how many of them a worker held under lease at `now`: a send
+ * already under way cannot be called back, though the worker's outcome is dropped with the row.
+ */
+export async function cancelInvitationMail(
+  trx: Knex.Transaction,
+  token: string,
+  now: number,
+): Promise<{ removed: number; inFlight: number }> {
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new Error('an invitation token is URL-safe base64');
+  const rows = (await trx('mail_outbox')
+    .select('id', 'locked_until')
+    .where({ kind: 'invite', status: 'pending' })
+    .andWhere('payload', 'like', `%"token":"${token}"%`)) as { id: number; locked_until: number | string | null }[];
+  if (rows.length === 0) return { removed: 0, inFlight: 0 };
+  await trx('mail_outbox')
+    .whereIn(
+      'id',
+      rows.map((r) => r.id),
+    )
+    .delete();
+  return { removed: rows.length, inFlight: rows.filter((r) => r.locked_until !== null && Number(r.locked_until) > now).length };
 }

@@ -273,6 +273,16 @@ export const ConfigSchema = Section('Tessera configuration.', {
           'Rotated-out keys that /pubkey/isvalid still reports valid: a list of {keyId: "ed25519:old", publicKey: "<unpadded base64>"}. In the environment: JSON.',
       },
     ),
+    rotatedKeyLifetimeMs: Ms(90 * DAY, {
+      description:
+        'After `tessera keys rotate`, how long the previous key stays valid on /pubkey/isvalid, is served on /pubkey/{keyId} and co-signs invitations delivered by onbind. Keep it at least invites.lifetimeMs, so that no pending invitation outlives the key it was stored under.',
+      minimum: 60_000,
+    }),
+    refreshIntervalMs: Ms(5_000, {
+      description: "How often each instance reads the signing keys' record, to follow a rotation made elsewhere.",
+      minimum: 100,
+      maximum: 3_600_000,
+    }),
   }),
   invites: Section('store-invite: invitations and their ephemeral keys.', {
     redactChars: Int(3, {

@@ -9,6 +9,7 @@ import * as m005 from './005_rate_limits.js';
 import * as m006 from './006_wider_text.js';
 import * as m007 from './007_onbind_finished_at.js';
 import * as m008 from './008_instances.js';
+import * as m009 from './009_signing_keys.js';
 
 const migrations: Record<string, Knex.Migration> = {
   '001_initial': m001,
@@ -19,6 +20,7 @@ const migrations: Record<string, Knex.Migration> = {
   '006_wider_text': m006,
   '007_onbind_finished_at': m007,
   '008_instances': m008,
+  '009_signing_keys': m009,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
