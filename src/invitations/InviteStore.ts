@@ -64,6 +64,13 @@ export interface InviteStore {
   /** Deletes up to `limit` expired invitations with their keys; returns how many went. */
   deleteExpiredInvites(now: number, limit: number): Promise<number>;
   /**
+   * True while an ephemeral key linked to no invitation (one imported from Sydent, which never linked them) exists
+   * and has not expired: such a key may sign for an imported invitation.
+   */
+  isUnlinkedKeyValid(publicKey: string, now: number): Promise<boolean>;
+  /** Deletes up to `limit` expired keys linked to no invitation; returns how many went. */
+  deleteExpiredUnlinkedKeys(now: number, limit: number): Promise<number>;
+  /**
    * The address's invitations a bind at `now` claims: created up to `now`, unexpired, claimed by no earlier bind,
    * oldest first. (Their ephemeralPublicKey is not read: a bind does not need it.)
    */
@@ -186,6 +193,31 @@ export class KnexInviteStore implements InviteStore {
       this.keyCache.invalidate();
     }
     return ids.length;
+  }
+
+  async isUnlinkedKeyValid(publicKey: string, now: number): Promise<boolean> {
+    const row = (await this.db
+      .knex('ephemeral_keys')
+      .select('expires_at')
+      .where({ public_key: publicKey })
+      .whereNull('invite_id')
+      .first()) as { expires_at: number | string } | undefined;
+    return row !== undefined && Number(row.expires_at) > now;
+  }
+
+  async deleteExpiredUnlinkedKeys(now: number, limit: number): Promise<number> {
+    const keys = (
+      (await this.db.knex('ephemeral_keys').select('public_key').whereNull('invite_id').andWhere('expires_at', '<=', now).limit(limit)) as {
+        public_key: string;
+      }[]
+    ).map((r) => r.public_key);
+    if (keys.length === 0) return 0;
+    this.keyCache.invalidate();
+    try {
+      return await this.db.knex('ephemeral_keys').whereIn('public_key', keys).whereNull('invite_id').delete();
+    } finally {
+      this.keyCache.invalidate();
+    }
   }
 
   async pendingInvitesFor(medium: string, address: string, now: number): Promise<InviteRecord[]> {

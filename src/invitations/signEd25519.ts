@@ -14,10 +14,14 @@ export async function signInvitation(
   const seed = decodeAny(input.private_key);
   if (!seed || seed.length !== 32) throw new DomainError('invalid_param', "'private_key' must be 32 bytes of unpadded base64");
   const pair = keyPairFromSeed(seed);
-  // Better than the reference server: only the key generated for this token may sign for it.
-  if (canonicalKeyString(encodeUrlSafe(pair.publicKey)) !== canonicalKeyString(invite.ephemeralPublicKey)) {
-    throw new DomainError('forbidden', 'This private key does not belong to that invitation');
-  }
+  // Better than the reference server: only the key generated for this token may sign for it. An invitation
+  // imported from Sydent has no key of its own (Sydent never linked them): any imported key still valid may.
+  const publicKey = encodeUrlSafe(pair.publicKey);
+  const allowed =
+    invite.ephemeralPublicKey === ''
+      ? await deps.invites.isUnlinkedKeyValid(publicKey, deps.clock())
+      : canonicalKeyString(publicKey) === canonicalKeyString(invite.ephemeralPublicKey);
+  if (!allowed) throw new DomainError('forbidden', 'This private key does not belong to that invitation');
   return signJson({ mxid: input.mxid, sender: invite.sender, token: invite.token }, deps.config.server.name, {
     keyId: 'ed25519:0',
     key: pair.privateKeyObject,

@@ -10,6 +10,7 @@ import * as m006 from './006_wider_text.js';
 import * as m007 from './007_onbind_finished_at.js';
 import * as m008 from './008_instances.js';
 import * as m009 from './009_signing_keys.js';
+import * as m010 from './010_unlinked_ephemeral_keys.js';
 
 const migrations: Record<string, Knex.Migration> = {
   '001_initial': m001,
@@ -21,6 +22,7 @@ const migrations: Record<string, Knex.Migration> = {
   '007_onbind_finished_at': m007,
   '008_instances': m008,
   '009_signing_keys': m009,
+  '010_unlinked_ephemeral_keys': m010,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
