@@ -108,7 +108,7 @@ describe.each(testDatabases())('mail that cannot be rendered on $name', (db) => 
     expect(first.status).toBe('pending');
     expect(Number(first.attempts)).toBe(1);
     expect(first.last_error).toContain('EISDIR');
-    expect(srv.logs.filter((l) => l.includes('could not be rendered') && l.includes(`id=${id} `))).toEqual([]);
+    expect(srv.logs.filter((l) => l.includes('could not be rendered') && l.includes(`"id":${id},`))).toEqual([]);
 
     rmSync(join(templates, 'broken', 'invite_template.eml.j2'), { recursive: true });
     cpSync(FIXTURE, join(templates, 'broken', 'invite_template.eml.j2'));

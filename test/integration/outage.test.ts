@@ -160,7 +160,7 @@ describe.each(testDatabases())('a database outage on $name', (db) => {
       expect(id).toMatch(/^[A-Za-z0-9_-]+-[0-9a-z]+$/);
       const errors = logLines(srv.logs.slice(before), 'ERROR');
       expect(errors).toHaveLength(1);
-      expect(errors[0]).toContain(`requestId="${id}"`);
+      expect(errors[0]).toContain(`"request_id":"${id}"`);
       expect(errors[0]).toContain('a defect');
       expect(logLines(srv.logs.slice(before), 'WARN')).toEqual([]);
     } finally {
