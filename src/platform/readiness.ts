@@ -7,6 +7,8 @@ export type CheckName = 'database' | 'migrations' | 'signing_key';
 
 export interface Readiness {
   ready: boolean;
+  /** The checks that failed (a check that could not run, its prerequisite having failed, is not listed). */
+  failed: CheckName[];
   /** `ok`, or why not (an error code or a short reason, never an error's message, which may quote values). */
   checks: Record<CheckName, string>;
 }
@@ -29,22 +31,24 @@ const TIMEOUT_MS = 2000;
 export function readinessCheck(s: ReadinessSources): () => Promise<Readiness> {
   let running: Promise<Readiness> | undefined;
   const run = async (): Promise<Readiness> => {
-    const checks: Record<CheckName, string> = {
-      database: 'ok',
-      migrations: 'ok',
-      signing_key: s.signingKeyLoaded() ? 'ok' : 'not loaded',
+    const checks: Record<CheckName, string> = { database: 'ok', migrations: 'ok', signing_key: 'ok' };
+    const failed: CheckName[] = [];
+    const fail = (check: CheckName, why: string) => {
+      checks[check] = why;
+      failed.push(check);
     };
     try {
       const applied = await appliedMigrations(s.db, s.timeoutMs ?? TIMEOUT_MS);
-      const missing = (await migrationSource.getMigrations([])).filter((name) => !applied.has(name));
-      if (missing.length > 0) checks.migrations = `not applied: ${missing.join(', ')}`;
       // Reads may go on while writes fail (SQLite with another process holding the write lock): the tracker knows.
-      if (s.outage()) checks.database = 'unavailable: requests that need it are answered 503';
+      if (s.outage()) fail('database', 'unavailable: requests that need it are answered 503');
+      const missing = (await migrationSource.getMigrations([])).filter((name) => !applied.has(name));
+      if (missing.length > 0) fail('migrations', `not applied: ${missing.join(', ')}`);
     } catch (err) {
-      checks.database = `unavailable: ${codeOf(err)}`;
-      checks.migrations = 'unknown';
+      fail('database', `unavailable: ${codeOf(err)}`);
+      checks.migrations = 'not checked: the database did not answer';
     }
-    return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
+    if (!s.signingKeyLoaded()) fail('signing_key', 'not loaded');
+    return { ready: failed.length === 0, failed, checks };
   };
   return () => {
     running ??= run().finally(() => {

@@ -26,10 +26,7 @@ async function answer(path: string, o: OpsEndpoints): Promise<Answer | undefined
   if (path === OPS_PATHS.health) return HEALTHY;
   if (path === OPS_PATHS.ready) {
     const r = await o.ready();
-    const failed = Object.entries(r.checks)
-      .filter(([, v]) => v !== 'ok')
-      .map(([k]) => k);
-    const body = r.ready ? { status: 'ok', checks: r.checks } : { status: 'unavailable', failed, checks: r.checks };
+    const body = r.ready ? { status: 'ok', checks: r.checks } : { status: 'unavailable', failed: r.failed, checks: r.checks };
     return { status: r.ready ? 200 : 503, type: 'application/json', body: JSON.stringify(body) };
   }
   if (path === OPS_PATHS.metrics && o.metrics) {
