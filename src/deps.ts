@@ -13,6 +13,7 @@ import type { RateLimiter } from './platform/RateLimiter.js';
 import type { Terms } from './accounts/terms.js';
 import type { EphemeralKeySource } from './invitations/ephemeralKeys.js';
 import type { OutageTracker } from './platform/db/OutageTracker.js';
+import type { Metrics } from './platform/metrics.js';
 
 /** Signals from request handlers to background workers, sent after the transaction commits. */
 export interface Signals {
@@ -48,6 +49,8 @@ export interface Deps {
   terms: Terms;
   /** Tells database outages from other failures, and logs each outage once (start and end) rather than per failure. */
   outage: OutageTracker;
+  /** The service's Prometheus metrics (counted where things happen; served at /metrics). */
+  metrics: Metrics;
   /** When set (tests), every response is checked against the OpenAPI document and mismatches are recorded here. */
   responseViolations?: string[];
   /** When set (tests), told of every answer's operation, status and errcode, to hold the document's errcodes to what is answered. */

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.log.level);
+  const log = createLogger(config.log.level, undefined, config.log.format);
   // V8 reads this factor each time it sets the next old-generation limit, so setting it at start-up
   // applies to the whole run. V8's own heuristic lets the old generation reach several times its live
   // size under allocation bursts (bulk look-ups); a low factor keeps peak RSS down for little CPU
@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     serverName: config.server.name,
     database: service.db.dialect,
     v1: config.server.v1Enabled,
+    ...(service.metricsUrl ? { metrics: `${service.metricsUrl}/metrics` } : {}),
   });
   let stopping = false;
   const shutdown = (signal: string) => {

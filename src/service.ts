@@ -19,6 +19,10 @@ import { Scheduler } from './platform/scheduler.js';
 import { Sweeper } from './platform/Sweeper.js';
 import { pooledRandomBytes } from './platform/random.js';
 import { RateLimiter } from './platform/RateLimiter.js';
+import { Metrics } from './platform/metrics.js';
+import { readinessCheck } from './platform/readiness.js';
+import { metricsListener, type OpsEndpoints } from './platform/http/ops.js';
+import { outsideRequests } from './platform/requestContext.js';
 import { KnexRateLimitStore, type RateLimitStore } from './platform/RateLimitStore.js';
 import type { OutboxSettings } from './outbox/OutboxWorker.js';
 import type { FederationClient } from './federation/types.js';
@@ -82,6 +86,8 @@ export interface Service {
   sweeper: Sweeper;
   server: Server;
   url: string;
+  /** Where /metrics is served when it has a listener of its own (metrics.port). */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -141,6 +147,7 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<{
     keys.apply(await stores.signingKeys.list(), opts.log);
     const signals: Signals = { mailQueued: () => {}, onbindQueued: () => {} };
     const random = pooledRandomBytes();
+    const metrics = new Metrics(clock);
     const deps: Deps = {
       config,
       invites: stores.invites,
@@ -153,13 +160,14 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<{
       log: opts.log,
       signals,
       federation: opts.federation ?? federationClientFromConfig(config, opts.log, clock),
-      limiter: new RateLimiter(stores.rateLimits, clock, config.rateLimits.windowMs),
+      limiter: new RateLimiter(stores.rateLimits, clock, config.rateLimits.windowMs, (kind) => metrics.limited(kind)),
       clock,
       random,
       responseViolations: opts.responseViolations,
       responseSeen: opts.responseSeen,
       terms,
       outage: new OutageTracker({ log: opts.log, clock, probe: () => db.probe() }),
+      metrics,
     };
     return { deps, db, stores };
   } catch (err) {
@@ -176,7 +184,15 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     config.server.name,
     new ServerKeyCache({ federation: deps.federation, clock: deps.clock, log: deps.log }),
   );
-  const app = await createApp(deps, handlers, xMatrix);
+  const ready = readinessCheck({ db, outage: () => deps.outage.down, signingKeyLoaded: () => Boolean(deps.keys.signingKey?.key) });
+  deps.metrics.watch({
+    outboxes: { mail: () => stores.mailOutbox.backlog(), onbind: () => stores.onbindOutbox.backlog() },
+    pool: () => db.poolUse(),
+    outage: () => deps.outage.down,
+  });
+  const ownMetricsListener = config.metrics.enabled && config.metrics.port > 0;
+  const ops: OpsEndpoints = { ready, metrics: config.metrics.enabled && !ownMetricsListener ? deps.metrics : undefined };
+  const app = await createApp(deps, handlers, xMatrix, ops);
   // Checked every second, not Node's default 30 s, so the timeout below holds to about a second.
   const server = opts.server ?? createServer({ connectionsCheckingInterval: 1000 });
   server.requestTimeout = config.server.requestTimeoutMs;
@@ -187,6 +203,16 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
       server.once('error', reject);
       server.listen(config.server.port, config.server.host, () => resolve());
     });
+  }
+  // /metrics on a listener of its own: it can then be bound where only the scraper reaches it.
+  let metricsServer: Server | undefined;
+  if (ownMetricsListener) {
+    const listener = createServer(metricsListener(deps.metrics));
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(config.metrics.port, config.metrics.host, () => resolve());
+    });
+    metricsServer = listener;
   }
   const { log, clock } = deps;
   // Background jobs that find the database gone count towards the outage the requests see, rather than each logging
@@ -209,6 +235,7 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     clock,
     random: jitter,
     settings: outboxSettings(config.mail),
+    outcomes: deps.metrics.outboxOutcomes('mail'),
     renderer: new MailRenderer(deps),
     transport,
   });
@@ -220,10 +247,14 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     clock,
     random: jitter,
     settings: outboxSettings(config.onbind),
+    outcomes: deps.metrics.outboxOutcomes('onbind'),
   });
   // Requests that committed outbox rows wake their worker at once, rather than on its next poll.
-  deps.signals.mailQueued = () => mailWorker.wake();
-  deps.signals.onbindQueued = () => onbindWorker.wake();
+  // Their passes are no request's own work: the log lines they write carry no request's id.
+  const wakeMail = () => mailWorker.wake();
+  const wakeOnbind = () => onbindWorker.wake();
+  deps.signals.mailQueued = () => outsideRequests(wakeMail);
+  deps.signals.onbindQueued = () => outsideRequests(wakeOnbind);
   const instance = new InstanceRegistry({
     db,
     log,
@@ -239,8 +270,6 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     run: async () => deps.keys.apply(await stores.signingKeys.list(), log),
   });
   scheduler.start();
-  const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     deps,
     db,
@@ -249,16 +278,27 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
     onbindWorker,
     sweeper,
     server,
-    url: `http://${host}:${addr.port}`,
+    url: urlOf(server),
+    metricsUrl: metricsServer && urlOf(metricsServer),
     async stop() {
       await scheduler.stop();
       await instance.remove().catch((err: unknown) => log.warn('could not remove the instance record', { err: err as Error }));
       transport.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (metricsServer) {
+        metricsServer.closeAllConnections();
+        await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      }
       await deps.ephemeralKeys.close();
       await deps.outage.close();
       await db.close();
     },
   };
+}
+
+function urlOf(server: Server): string {
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return `http://${host}:${addr.port}`;
 }

@@ -41,13 +41,19 @@ function hostOf(serverName: string): string {
   return colon >= 0 ? name.slice(0, colon) : name;
 }
 
-/** Operator block lists: rooms, the sender's server (any port) and keywords in the names shown to the invitee. */
-function checkPolicy(policy: Deps['config']['invites'], input: InvitationInput): void {
+/**
+ * Operator block lists: rooms, the sender's server (any port) and keywords in the names shown to the invitee. Each
+ * refusal is counted by list.
+ */
+function checkPolicy(deps: Deps, input: InvitationInput): void {
+  const policy = deps.config.invites;
   if (policy.blockedRooms.includes(input.room_id)) {
+    deps.metrics.blocked('rooms');
     throw new DomainError('blocked', 'Invitations into this room are not allowed');
   }
   const server = hostOf(serverNameOf(input.sender));
   if (policy.blockedServers.some((s) => hostOf(s) === server)) {
+    deps.metrics.blocked('servers');
     throw new DomainError('blocked', "Invitations from this sender's server are not allowed");
   }
   if (policy.blockedKeywords.length > 0) {
@@ -56,6 +62,7 @@ function checkPolicy(policy: Deps['config']['invites'], input: InvitationInput):
       .join('\n')
       .toLowerCase();
     if (policy.blockedKeywords.some((k) => k && shown.includes(k.toLowerCase()))) {
+      deps.metrics.blocked('keywords');
       throw new DomainError('blocked', 'This invitation is not allowed');
     }
   }
@@ -83,7 +90,7 @@ function serialised(input: InvitationInput, rest: Record<string, unknown>): { fi
 /** Checks run in the order of the wire contract's table; nothing is written unless all pass. */
 export async function storeInvite(deps: Deps, input: InvitationInput, ctx: StoreInviteContext): Promise<StoredInvitation> {
   const { config } = deps;
-  checkPolicy(config.invites, input);
+  checkPolicy(deps, input);
   const address = normaliseAddress(input.medium, input.address);
   const limits = config.rateLimits;
   await deps.limiter.check([
@@ -129,6 +136,7 @@ export async function storeInvite(deps: Deps, input: InvitationInput, ctx: Store
     { kind: 'invite', recipient: input.address, payload, createdAt: now },
   );
   deps.signals.mailQueued();
+  deps.metrics.invitationStored();
   deps.log.debug('stored invitation', { room: input.room_id, to: redactForLog(address) });
   return { token, ephemeralPublicKey, displayName: redactEmail(input.address, config.invites.redactChars) };
 }

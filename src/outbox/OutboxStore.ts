@@ -232,6 +232,22 @@ export class KnexOutboxStore<Job extends OutboxJob, New, D> implements OutboxQue
     return row?.due === null || row?.due === undefined ? undefined : Number(row.due);
   }
 
+  /**
+   * How many rows wait for delivery, and when the oldest of them was queued: one statement, for the metrics. Counting
+   * reads the (status, next_attempt_at) index only; the oldest is the pending row with the lowest id (ids grow with
+   * created_at), found in the same index read and looked up by id, so a large backlog is not read row by row.
+   */
+  async backlog(): Promise<{ pending: number; oldestCreatedAt?: number }> {
+    const { table } = this.t;
+    const knex = this.db.knex;
+    const row = (await knex
+      .select('p.n', knex(`${table} as o`).select('o.created_at').whereRaw('o.id = p.first_id').as('oldest'))
+      .from(knex(table).count({ n: '*' }).min({ first_id: 'id' }).where('status', 'pending').as('p'))
+      .first()) as { n: number | string; oldest: number | string | null } | undefined;
+    const pending = Number(row?.n ?? 0);
+    return { pending, oldestCreatedAt: row?.oldest === null || row?.oldest === undefined ? undefined : Number(row.oldest) };
+  }
+
   async deleteFinished(before: number, limit: number): Promise<number> {
     const { table } = this.t;
     // Only done and failed rows have a finished_at, and such a row stays finished: the finished_at index finds

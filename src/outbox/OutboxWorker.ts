@@ -16,6 +16,8 @@ export interface OutboxWorkerEnv {
   /** Uniform in [0, 1): the retry backoff's jitter. */
   random: () => number;
   settings: OutboxSettings;
+  /** Told what each delivery attempt came to (`failed` also when a retry is given up): the metrics count them. */
+  outcomes?: (outcome: 'done' | 'retry' | 'failed') => void;
 }
 
 export interface OutboxSettings {
@@ -187,6 +189,7 @@ export class OutboxWorker<Job extends OutboxJob, D> {
   /** One row: its delivery, then its outcome recorded (with those of other rows ending meanwhile). */
   private async run(job: Job): Promise<void> {
     const outcome = this.outcome(job, await this.attempt(job));
+    this.o.outcomes?.(outcome.status);
     try {
       await this.finisher.submit(outcome);
     } catch (err) {
@@ -252,5 +255,5 @@ export class OutboxWorker<Job extends OutboxJob, D> {
 
 /** The shared part of an outbox worker's options, taken from deps that extend OutboxWorkerEnv. */
 export function outboxEnv(d: OutboxWorkerEnv): OutboxWorkerEnv {
-  return { scheduler: d.scheduler, log: d.log, clock: d.clock, random: d.random, settings: d.settings };
+  return { scheduler: d.scheduler, log: d.log, clock: d.clock, random: d.random, settings: d.settings, outcomes: d.outcomes };
 }

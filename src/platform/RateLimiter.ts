@@ -19,6 +19,8 @@ export class RateLimiter {
     private readonly store: RateLimitStore,
     private readonly clock: () => number,
     readonly windowMs: number,
+    /** Told the kind of each limit a refused request was over (the metrics count refusals by limit). */
+    private readonly refused: (kind: string) => void = () => {},
   ) {}
 
   /** Counts a hit on every active limit; throws `rate_limited` (with retry_after_ms) if any is over. */
@@ -29,7 +31,9 @@ export class RateLimiter {
     const windowStart = now - (now % this.windowMs);
     const buckets = active.map((l) => `${l.kind}:${createHash('sha256').update(l.key).digest('base64url')}`);
     const counts = await this.store.hitRateLimits(buckets, windowStart);
-    if (active.some((l, i) => counts[i]! > l.max)) {
+    const over = active.filter((l, i) => counts[i]! > l.max);
+    if (over.length > 0) {
+      for (const l of over) this.refused(l.kind);
       throw new DomainError('rate_limited', 'Too many requests', { retry_after_ms: windowStart + this.windowMs - now });
     }
   }

@@ -197,6 +197,7 @@ function finish(c: Config): Config {
     ...c,
     dataDir,
     server: { ...c.server, publicBaseUrl, name: c.server.name || new URL(publicBaseUrl).host },
+    metrics: { ...c.metrics, host: c.metrics.host || c.server.host },
     database: { ...c.database, url: c.database.url || join(dataDir, 'tessera.sqlite') },
     keys: { ...c.keys, signingKeyFile: c.keys.signingKeyFile || join(dataDir, 'signing.key') },
     mail: { ...finishMail(c.mail, new URL(publicBaseUrl).hostname), leaseRenewMs: renewalOf(c.mail) },

@@ -4,6 +4,7 @@
 import { connect, createServer, type Socket } from 'node:net';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Service } from '../../src/service.js';
+import { parseLog } from './logs.js';
 
 export interface TcpProxy {
   /** Where to connect instead of the target. */
@@ -84,7 +85,10 @@ export async function holdSqliteConnection(service: Service): Promise<() => Prom
 
 /** Log lines at `level` (`WARN`, `INFO`, `ERROR`) whose message starts with `message`. */
 export function logLines(logs: string[], level: string, message = ''): string[] {
-  return logs.filter((l) => l.split(' ')[1] === level && l.slice(l.indexOf(level) + level.length + 1).startsWith(message));
+  return logs.filter((l) => {
+    const line = parseLog(l);
+    return line.level === level.toLowerCase() && line.msg.startsWith(message);
+  });
 }
 
 /** Lines carrying a stack trace (the logger writes an error's stack as one JSON string, its newlines escaped). */

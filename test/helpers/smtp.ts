@@ -20,7 +20,7 @@ export interface TestSmtp {
   connections: number[];
   rcpts: string[];
   waitFor(n: number, timeoutMs?: number): Promise<ReceivedMail[]>;
-  /** Ends holdAfter: messages from now on are accepted. */
+  /** Ends holdAfter: messages from now on are accepted, and so are those held whose client is still connected. */
   release(): void;
   /** Connections not yet closed (once 0 after a client died, nothing more of its is accepted). */
   open(): number;
@@ -56,6 +56,7 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
   const connections: number[] = [];
   const rcpts: string[] = [];
   let holding = opts.holdAfter !== undefined;
+  const held: (() => void)[] = [];
   const closed = new Set<string>();
   const server = new SMTPServer({
     onClose(session) {
@@ -89,8 +90,11 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
         simpleParser(raw).then(
           (parsed) => {
             const accept = () => {
-              // held: never answered; the client (killed meanwhile) sends it again on its next connection
-              if (holding && messages.length >= (opts.holdAfter ?? Infinity)) return;
+              // held: not answered until release(); a client killed meanwhile sends it again on its next connection
+              if (holding && messages.length >= (opts.holdAfter ?? Infinity)) {
+                held.push(accept);
+                return;
+              }
               // A client gone before the reply could be sent never learns of the message: a relay drops it.
               if (closed.has(session.id)) return;
               messages.push({ envelope, raw, parsed, at: Date.now(), secure: Boolean(session.secure) });
@@ -125,6 +129,7 @@ export async function startSmtp(opts: TestSmtpOptions = {}): Promise<TestSmtp> {
     open: () => connections.length - closed.size,
     release: () => {
       holding = false;
+      for (const accept of held.splice(0)) accept();
     },
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -46,7 +46,7 @@ describe.each(testDatabases())('mail files without SMTP on $name', (db) => {
       const newFile = emls().find((f) => f !== oldFile)!;
       await srv.service.mailWorker.sweepNow();
       expect(readdirSync(dir).sort()).toEqual([newFile]);
-      expect(srv.logs.some((l) => l.includes('deleted old mail files') && l.includes('count=2'))).toBe(true);
+      expect(srv.logs.some((l) => l.includes('deleted old mail files') && l.includes('"count":2'))).toBe(true);
       expect(srv.violations).toEqual([]);
     } finally {
       await srv.stop();

@@ -4,7 +4,7 @@
 // Adding a key: add it here (and to docs/tessera.example.yaml), then run `npm run config:docs`. Its environment
 // variable is TESSERA_ + its path in UPPER_SNAKE_CASE; give `aliases` only to keep a name already in use working.
 import { Type, type Static, type TProperties } from '@sinclair/typebox';
-import type { LogLevel } from '../logger.js';
+import type { LogFormat, LogLevel } from '../logger.js';
 
 /** What every key carries besides its JSON Schema limits. */
 interface Meta {
@@ -197,6 +197,19 @@ export const ConfigSchema = Section('Tessera configuration.', {
         'Serve /openapi/identity.yaml and .json, /openapi/homeserver.yaml and .json, and the API reference page at /docs/. Off: those paths answer 404 M_UNRECOGNIZED.',
     }),
   }),
+  metrics: Section('Prometheus metrics at GET /metrics, outside /_matrix (docs/operations.md lists them).', {
+    enabled: Bool(true, { description: 'Serve /metrics. Off: /metrics answers 404 M_UNRECOGNIZED and no metrics listener is opened.' }),
+    host: Str('', {
+      description: 'Address the metrics listener binds to (only with metrics.port).',
+      derived: 'server.host',
+    }),
+    port: Int(0, {
+      description:
+        'A port of its own for /metrics, so that it can be kept off the public listener: then /metrics is served only there (the main listener answers it 404). 0: /metrics is served on the main listener.',
+      minimum: 0,
+      maximum: 65535,
+    }),
+  }),
   dataDir: Str('./data', {
     description:
       'Holds the SQLite database, the signing key and the mail folder unless configured elsewhere. Relative paths are taken from the working directory.',
@@ -347,6 +360,10 @@ export const ConfigSchema = Section('Tessera configuration.', {
   log: Section('Logging.', {
     level: OneOf(['debug', 'info', 'warn', 'error', 'silent'] as const satisfies readonly LogLevel[], 'info', {
       description: 'Least severe level logged.',
+    }),
+    format: OneOf(['auto', 'json', 'pretty'] as const satisfies readonly LogFormat[], 'auto', {
+      description:
+        'json: one JSON object per line on stderr (for log collectors); pretty: readable lines; auto: pretty when stderr is a terminal, else json.',
     }),
   }),
   federation: Section(

@@ -99,9 +99,23 @@ export class Database {
     }
   }
 
+  /** knex's connection pool (tarn) as metrics show it; SQLite's holds its one connection. */
+  poolUse(): { used: number; free: number; pendingAcquires: number; max: number } {
+    const pool = (this.knex.client as { pool?: TarnPool }).pool;
+    if (!pool) return { used: 0, free: 0, pendingAcquires: 0, max: 0 };
+    return { used: pool.numUsed(), free: pool.numFree(), pendingAcquires: pool.numPendingAcquires(), max: pool.max };
+  }
+
   close(): Promise<void> {
     return this.knex.destroy();
   }
+}
+
+interface TarnPool {
+  max: number;
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
 }
 
 /**

@@ -2,6 +2,7 @@
 // unavailable, one INFO when a probe finds it back, and nothing per failure in between.
 import type { Logger } from '../logger.js';
 import { isDatabaseUnavailable } from './Database.js';
+import { outsideRequests } from '../requestContext.js';
 
 export interface OutageTrackerOptions {
   log: Logger;
@@ -53,7 +54,8 @@ export class OutageTracker {
     if (!this.outage) {
       this.outage = { since: this.o.clock(), refusedRequests: 0, failedJobRuns: 0 };
       this.o.log.warn('database unavailable: requests that need it answer 503 until it is back', { ...from, code: codeOf(err) });
-      this.schedule();
+      // The probes are the outage's, not the request's that found it: their lines carry no request id.
+      outsideRequests(() => this.schedule());
     }
     if ('path' in from) this.outage.refusedRequests++;
     else this.outage.failedJobRuns++;

@@ -21,8 +21,8 @@ export interface ApiRequest {
   ip: string;
   /** Path and query exactly as received (what an X-Matrix signature covers); `path` + query when absent. */
   url?: string;
-  /** Names the request in the log (app.ts makes one per request). */
-  requestId?: string;
+  /** Set by `handle` to the operation the request was routed to (the request metrics' label). */
+  operationId?: OperationId;
 }
 
 export interface ApiResponse {
@@ -225,9 +225,10 @@ export async function createApi(deps: Deps, table: HandlerTable, xMatrix: Reques
           ? new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request')
           : new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request: method not allowed');
       }
+      req.operationId = match.operationId;
       return await run(match.operationId, { ...match.params }, req);
     } catch (err) {
-      return errorResponse(err, deps, req.path, req.requestId);
+      return errorResponse(err, deps, req.path);
     }
   };
   return { handle, operationOf, checkResponse };
@@ -286,13 +287,14 @@ export function memoizedRouter(api: OpenAPIBackend): (method: string, path: stri
 
 /**
  * The one place an exception becomes a response: Matrix errors as they are, a database outage 503 (logged once per
- * outage by the tracker, not per request), anything else a bare 500 and one ERROR line naming the request.
+ * outage by the tracker, not per request), anything else a bare 500 and one ERROR line naming the request (its
+ * request_id, which the logger adds to every line written while a request is handled).
  */
-export function errorResponse(err: unknown, deps: Pick<Deps, 'log' | 'outage'>, path: string, requestId?: string): ApiResponse {
+export function errorResponse(err: unknown, deps: Pick<Deps, 'log' | 'outage'>, path: string): ApiResponse {
   const matrix = toMatrixError(err);
   if (matrix) return { status: matrix.status, body: matrix.toJSON() };
   if (deps.outage.absorbs(err, { path })) return unavailableResponse();
-  deps.log.error('unhandled error', { requestId, path, err: err instanceof Error ? err : typeof err });
+  deps.log.error('unhandled error', { path, err: err instanceof Error ? err : typeof err });
   const e = unknownError();
   return { status: e.status, body: e.toJSON() };
 }

@@ -3,7 +3,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import bodyParser from 'koa-bodyparser';
 import type { Deps } from '../../deps.js';
-import { createApi, errorResponse } from './api.js';
+import { createApi, errorResponse, type ApiRequest } from './api.js';
 import type { HandlerTable } from '../../handlers.js';
 import type { RequestSignatureVerifier } from './security.js';
 import { bodyReadError, MatrixError } from './errors.js';
@@ -12,6 +12,8 @@ import { operations } from '../../../generated/identity.validators.js';
 import { V1_BASE } from './paths.js';
 import type { OperationId } from './types.js';
 import { loadReference, referenceRoutes } from './reference.js';
+import { opsMiddleware, type OpsEndpoints } from './ops.js';
+import { withRequestId } from '../requestContext.js';
 
 /** Identity servers are called from browsers (web clients do lookups and terms directly): on every answer. */
 const CORS_HEADERS: [string, string][] = [
@@ -37,25 +39,29 @@ function requestIdSource(random: Deps['random'], trustProxy: boolean): (forwarde
   return (forwarded) => (trustProxy && FORWARDED_REQUEST_ID.test(forwarded) ? forwarded : `${prefix}-${(++n).toString(36)}`);
 }
 
-export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: RequestSignatureVerifier): Promise<Koa> {
+/** The request metrics' operation label of a request that reached no operation. */
+const unrouted = (status: number) => (status === 404 ? 'not_found' : 'unknown');
+
+/** `ops`: the operator's endpoints this listener answers (/health, /ready, and /metrics unless it has its own listener). */
+export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: RequestSignatureVerifier, ops?: OpsEndpoints): Promise<Koa> {
   const { handle, operationOf, checkResponse } = await createApi(deps, handlers, xMatrix);
-  const { config, log } = deps;
+  const { config, log, metrics } = deps;
   const app = new Koa();
   app.silent = true; // errors are logged once, below
   app.proxy = config.server.trustProxy;
 
-  const requestIds = requestIdSource(deps.random, config.server.trustProxy);
-  app.use(async (ctx, next) => {
+  if (ops) app.use(opsMiddleware(ops));
+
+  const answer = async (ctx: Koa.Context, next: Koa.Next, requestId: string) => {
     const started = performance.now();
     // Straight onto the response (constant, valid values): Koa's ctx.set re-checks and splits each one.
     for (const [name, value] of CORS_HEADERS) ctx.res.setHeader(name, value);
-    const requestId = requestIds(ctx.get('x-request-id'));
     ctx.state.requestId = requestId;
     ctx.res.setHeader('X-Request-Id', requestId);
     try {
       await next();
     } catch (err) {
-      const res = errorResponse(err, deps, ctx.path, requestId);
+      const res = errorResponse(err, deps, ctx.path);
       ctx.status = res.status;
       if (res.headers) ctx.set(res.headers);
       ctx.body = res.body;
@@ -65,14 +71,19 @@ export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: Req
     if ((deps.responseViolations || deps.responseSeen) && ctx.method !== 'OPTIONS' && ctx.method !== 'HEAD' && !ctx.req.socket.destroyed) {
       checkResponse(ctx.method, ctx.path, { status: ctx.status, body: ctx.body, contentType: ctx.type });
     }
+    const ms = performance.now() - started;
+    // Labelled by operation, never by path: a bounded set of series whatever clients send.
+    const op = ctx.state.operationId as OperationId | undefined;
+    metrics.request(op ?? unrouted(ctx.status), ctx.status, ms / 1000);
     // Path only: query strings can carry access tokens and client secrets.
-    log.debug('request', {
-      requestId,
-      method: ctx.method,
-      path: ctx.path,
-      status: ctx.status,
-      ms: Math.round(performance.now() - started),
-    });
+    log.debug('request', { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms) });
+  };
+
+  const requestIds = requestIdSource(deps.random, config.server.trustProxy);
+  // Everything the request does, to its last log line, runs as part of it (requestContext.ts): the log names it.
+  app.use((ctx, next) => {
+    const requestId = requestIds(ctx.get('x-request-id'));
+    return withRequestId(requestId, answer, ctx, next, requestId);
   });
 
   app.use(async (ctx, next) => {
@@ -135,7 +146,7 @@ export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: Req
   // Outside /_matrix, so no operation of the document matches them and the tests' response check passes them by.
   if (config.docs.enabled) referenceRoutes(router, loadReference(log));
   router.all('/_matrix/identity/{*rest}', async (ctx) => {
-    const res = await handle({
+    const req: ApiRequest = {
       method: ctx.method,
       path: ctx.path,
       query: ctx.query,
@@ -143,8 +154,10 @@ export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: Req
       body: ctx.request.body,
       ip: ctx.ip,
       url: ctx.originalUrl,
-      requestId: ctx.state.requestId as string,
-    });
+      operationId: ctx.state.operationId as OperationId | undefined,
+    };
+    const res = await handle(req);
+    ctx.state.operationId = req.operationId;
     ctx.status = res.status;
     if (res.headers) ctx.set(res.headers);
     if (res.contentType) ctx.type = res.contentType;
