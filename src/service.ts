@@ -22,7 +22,7 @@ import { RateLimiter } from './platform/RateLimiter.js';
 import { Metrics } from './platform/metrics.js';
 import { readinessCheck } from './platform/readiness.js';
 import { metricsListener, type OpsEndpoints } from './platform/http/ops.js';
-import { outsideRequests } from './platform/requestContext.js';
+import { outsideRequests, setRequestContextEnabled } from './platform/requestContext.js';
 import { KnexRateLimitStore, type RateLimitStore } from './platform/RateLimitStore.js';
 import type { OutboxSettings } from './outbox/OutboxWorker.js';
 import type { FederationClient } from './federation/types.js';
@@ -177,6 +177,8 @@ export async function buildDeps(config: Config, opts: ServiceOptions): Promise<{
 }
 
 export async function startService(config: Config, opts: ServiceOptions): Promise<Service> {
+  // Process-wide (one async context per process): the last service started in a process decides.
+  setRequestContextEnabled(config.log.requestContext);
   const { deps, db, stores } = await buildDeps(config, opts);
   await ensureLookupPepper(deps); // before the first lookup request
   // Homeserver-signed requests (unbind): the origin's keys are fetched over the federation client and cached.

@@ -268,6 +268,7 @@ async function main(): Promise<number> {
       'TESSERA_HEAP_GROWING_PERCENT',
       'TESSERA_KEY_WORKER',
       'TESSERA_SMTP_MAX_CONNECTIONS',
+      'TESSERA_LOG_REQUEST_CONTEXT',
     ]);
     const env: NodeJS.ProcessEnv = Object.fromEntries(
       Object.entries(process.env).filter(([k]) => !k.startsWith('TESSERA_') || passThrough.has(k)),

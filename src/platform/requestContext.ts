@@ -8,9 +8,24 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  */
 const requestIds = new AsyncLocalStorage<string | undefined>();
 
+/**
+ * On Node 20 an AsyncLocalStorage in use adds a hook to every promise in the process (several percent of CPU on the
+ * cheapest requests; docs/performance.md). `log.requestContext: false` leaves it unused: requests still get their
+ * X-Request-Id, and the one line a failing request writes still names it, but other lines do not.
+ */
+let enabled = true;
+
+export function setRequestContextEnabled(on: boolean): void {
+  enabled = on;
+}
+
+export function requestContextEnabled(): boolean {
+  return enabled;
+}
+
 /** Runs `work(...args)` (and everything it starts) as part of request `id`. */
 export function withRequestId<R, A extends unknown[]>(id: string, work: (...args: A) => R, ...args: A): R {
-  return requestIds.run(id, work, ...args);
+  return enabled ? requestIds.run(id, work, ...args) : work(...args);
 }
 
 /** The id of the request the calling code works for, if any. */
@@ -24,5 +39,5 @@ export function currentRequestId(): string | undefined {
  */
 export function outsideRequests<T>(work: () => T): T {
   // run(undefined), not exit(): on Node 20 exit() turns the async hooks off and on again around `work`.
-  return requestIds.run(undefined, work);
+  return enabled ? requestIds.run(undefined, work) : work();
 }

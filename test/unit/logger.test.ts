@@ -87,3 +87,23 @@ describe('structured lines', () => {
     expect(lines).toEqual([]);
   });
 });
+
+describe('with the request context off (log.requestContext: false)', () => {
+  it('runs request work without naming it in the log, yet a failed request still names its line', async () => {
+    const { errorResponse } = await import('../../src/platform/http/api.js');
+    const { setRequestContextEnabled } = await import('../../src/platform/requestContext.js');
+    const { log, lines } = capture();
+    setRequestContextEnabled(false);
+    try {
+      withRequestId('req-quiet', () => log.info('inside'));
+      expect(parseLog(lines[0]!)).not.toHaveProperty('request_id');
+      const res = errorResponse(new Error('boom'), { log, outage: { absorbs: () => false } as never }, '/x', 'req-failed');
+      expect(res.status).toBe(500);
+      expect(parseLog(lines[1]!)).toMatchObject({ msg: 'unhandled error', request_id: 'req-failed' });
+    } finally {
+      setRequestContextEnabled(true);
+    }
+    withRequestId('req-named', () => log.info('inside again'));
+    expect(parseLog(lines[2]!)).toMatchObject({ request_id: 'req-named' });
+  });
+});

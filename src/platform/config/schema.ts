@@ -365,6 +365,10 @@ export const ConfigSchema = Section('Tessera configuration.', {
       description:
         'json: one JSON object per line on stderr (for log collectors); pretty: readable lines; auto: pretty when stderr is a terminal, else json.',
     }),
+    requestContext: Bool(true, {
+      description:
+        'Every line logged while a request is handled carries its request_id. Off: only the line of a failed request does, and the cheapest requests (key validity) cost about a fifth less CPU on Node 20, whose AsyncLocalStorage hooks every promise.',
+    }),
   }),
   federation: Section(
     'Outgoing HTTPS calls to homeservers (OpenID userinfo for /account/register, onbind). Server names are resolved with the Matrix discovery rules (IP literal, explicit port, .well-known/matrix/server, SRV _matrix-fed._tcp then _matrix._tcp, port 8448).',

@@ -290,11 +290,16 @@ export function memoizedRouter(api: OpenAPIBackend): (method: string, path: stri
  * outage by the tracker, not per request), anything else a bare 500 and one ERROR line naming the request (its
  * request_id, which the logger adds to every line written while a request is handled).
  */
-export function errorResponse(err: unknown, deps: Pick<Deps, 'log' | 'outage'>, path: string): ApiResponse {
+export function errorResponse(err: unknown, deps: Pick<Deps, 'log' | 'outage'>, path: string, requestId?: string): ApiResponse {
   const matrix = toMatrixError(err);
   if (matrix) return { status: matrix.status, body: matrix.toJSON() };
   if (deps.outage.absorbs(err, { path })) return unavailableResponse();
-  deps.log.error('unhandled error', { path, err: err instanceof Error ? err : typeof err });
+  // requestId: given when the request context is off (requestContext.ts), so that this line still names the request
+  deps.log.error('unhandled error', {
+    path,
+    err: err instanceof Error ? err : typeof err,
+    ...(requestId ? { request_id: requestId } : {}),
+  });
   const e = unknownError();
   return { status: e.status, body: e.toJSON() };
 }

@@ -13,7 +13,7 @@ import { V1_BASE } from './paths.js';
 import type { OperationId } from './types.js';
 import { loadReference, referenceRoutes } from './reference.js';
 import { opsMiddleware, type OpsEndpoints } from './ops.js';
-import { withRequestId } from '../requestContext.js';
+import { requestContextEnabled, withRequestId } from '../requestContext.js';
 
 /** Identity servers are called from browsers (web clients do lookups and terms directly): on every answer. */
 const CORS_HEADERS: [string, string][] = [
@@ -61,7 +61,7 @@ export async function createApp(deps: Deps, handlers: HandlerTable, xMatrix: Req
     try {
       await next();
     } catch (err) {
-      const res = errorResponse(err, deps, ctx.path);
+      const res = errorResponse(err, deps, ctx.path, requestContextEnabled() ? undefined : requestId);
       ctx.status = res.status;
       if (res.headers) ctx.set(res.headers);
       ctx.body = res.body;
