@@ -1,6 +1,7 @@
 // tessera keys list | rotate | generate: the long-term signing keys.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { writeNewPrivateFile } from '../platform/privateFile.js';
 import { formatSigningKey, parseSigningKey, retiredKeyPath, writeNewKeyFile } from '../keys/KeyRing.js';
 import { generateKeyPair } from '../keys/ed25519.js';
 import { canonicalKeyString, encodeUnpadded } from '../platform/base64.js';
@@ -8,19 +9,6 @@ import { dirname } from 'node:path';
 import { CommandError, iso, table, type Context } from './context.js';
 
 type Values = Record<string, string | boolean | undefined>;
-
-/** Writes `text` to a new file with mode 0600 (never over an existing one), synced to disk. */
-function writePrivateFile(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const fd = openSync(path, 'wx', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(path, 0o600);
-}
 
 /** The key in the configured file, or in the configuration itself. */
 function configuredKey(ctx: Context): { keyId: string; publicKey: string; text: string; inline: boolean } {
@@ -111,9 +99,9 @@ export async function keysRotate(ctx: Context): Promise<void> {
   // 1. the current key kept beside the file, for co-signing while it stays valid; 2. the new key ready beside it;
   // 3. the rotation recorded (every instance follows it); 4. the new key in place of the old, atomically.
   const kept = retiredKeyPath(file, current.keyId);
-  if (!existsSync(kept)) writePrivateFile(kept, current.text.endsWith('\n') ? current.text : `${current.text}\n`);
+  if (!existsSync(kept)) writeNewPrivateFile(kept, current.text.endsWith('\n') ? current.text : `${current.text}\n`);
   const staged = `${file}.${randomBytes(6).toString('hex')}.new`;
-  writePrivateFile(staged, nextText);
+  writeNewPrivateFile(staged, nextText);
   const validUntil = now + ctx.config.keys.rotatedKeyLifetimeMs;
   try {
     await stores.signingKeys.rotate({ keyId: next, publicKey: encodeUnpadded(nextKey.pair.publicKey) }, now, validUntil);

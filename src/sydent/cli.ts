@@ -16,7 +16,8 @@ import { encodeUnpadded } from '../platform/base64.js';
 import { Terms } from '../accounts/terms.js';
 import { iniValue, parseIni, type Ini } from './ini.js';
 import { ImportError, importSydent, openSydent, type TableReport } from './importer.js';
-import { adoptSigningKey, tesseraConfigFromSydent, writeNewFile } from './config.js';
+import { adoptSigningKey, tesseraConfigFromSydent } from './config.js';
+import { writeNewPrivateFile } from '../platform/privateFile.js';
 
 const usage = `usage: npm run import-sydent -- --sydent-config sydent.conf [--sydent-db sydent.db] [--dry-run] [--write-config FILE] [--config TESSERA.yaml]
 
@@ -168,7 +169,7 @@ export async function main(argv: string[], io: { out(s: string): void; err(s: st
       tesseraConfigFromSydent(ini, inBase, config),
     )}`;
     if (values['write-config'] && !values['dry-run']) {
-      writeNewFile(values['write-config'], tesseraConfig);
+      writeNewPrivateFile(values['write-config'], tesseraConfig);
       io.err(`wrote ${values['write-config']}`);
     } else {
       io.out(tesseraConfig.trimEnd());

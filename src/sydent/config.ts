@@ -1,23 +1,11 @@
 // From Sydent's configuration: the Tessera configuration that serves the same deployment, and the signing key.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeNewPrivateFile } from '../platform/privateFile.js';
 import type { Config } from '../platform/config.js';
 import { parseSigningKey } from '../keys/KeyRing.js';
 import { encodeUnpadded } from '../platform/base64.js';
 import { iniValue, type Ini } from './ini.js';
 import { ImportError } from './importer.js';
-
-/** Writes a new file with mode 0600 (it may hold an SMTP password or a key); never over an existing one. */
-export function writeNewFile(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const fd = openSync(path, 'wx', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 const sameKey = (a: string, b: string) => {
   const x = parseSigningKey(a);
@@ -45,7 +33,7 @@ export function adoptSigningKey(config: Config, sydentKey: string, dryRun: boole
     return `already Tessera’s (${file})`;
   }
   if (dryRun) return `would be written to ${file}`;
-  writeNewFile(file, `${sydentKey.trim()}\n`);
+  writeNewPrivateFile(file, `${sydentKey.trim()}\n`);
   return `written to ${file}`;
 }
 

@@ -3,21 +3,16 @@
 // sign with the emailed private key, validate and bind the address, see the signed onbind reach the homeserver,
 // look the binding up; and the Matrix errors on the way, as the client's one error class with typed errcodes.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createIdentityClient, MatrixError, type ErrcodeOf, type IdentityClient } from '../../src/client/index.js';
 import { testDatabases } from '../helpers/databases.js';
-import { settle, startTestServer, type TestServer } from '../helpers/server.js';
-import { smtpConfig, startSmtp, type TestSmtp } from '../helpers/smtp.js';
+import type { TestServer } from '../helpers/server.js';
+import type { TestSmtp } from '../helpers/smtp.js';
 import { readInviteMail, readVerificationMail, verificationMailCount } from '../helpers/verificationMail.js';
-import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
-import { onbindBodyErrors, routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
+import type { FakeHomeserver } from '../helpers/fakeHomeserver.js';
+import type { OnbindEndpoint } from '../helpers/onbind.js';
+import { startIdentityWorld, type IdentityWorld } from '../helpers/identityWorld.js';
 import { verifyMatrixSignature } from '../helpers/signatures.js';
-
-const USERINFO = '/_matrix/federation/v1/openid/userinfo';
-const TERMS = 'https://is.test/terms-1-en.html';
 
 let counter = 0;
 const uniqueAddress = (tag: string) => `${tag}.${Date.now().toString(36)}${(counter++).toString(36)}@Example.org`;
@@ -34,24 +29,17 @@ async function rejection(p: Promise<unknown>): Promise<MatrixError> {
 }
 
 describe.each(testDatabases())('the typed client on $name', (db) => {
+  let world: IdentityWorld;
   let srv: TestServer;
   let hs: FakeHomeserver;
   let onbind: OnbindEndpoint;
   let smtp: TestSmtp;
-  let dir: string;
   let dispose: () => Promise<void>;
-  const openIdTokens = new Map<string, string>();
-
-  const openIdFor = (localpart: string) => {
-    const token = `openid-${counter++}-${Math.random().toString(36).slice(2)}`;
-    openIdTokens.set(token, `@${localpart}:${hs.serverName}`);
-    return { access_token: token, token_type: 'Bearer', matrix_server_name: hs.serverName, expires_in: 3600 };
-  };
 
   /** A v2 client registered as `@localpart:<fake homeserver>` with the terms accepted. */
   const registered = async (localpart: string): Promise<IdentityClient> => {
     const client = createIdentityClient({ baseUrl: srv.url });
-    const token = await client.registerAccount(openIdFor(localpart));
+    const token = await client.registerAccount(world.openIdFor(localpart));
     expect(client.accessToken).toBe(token);
     const { policies } = await client.getTerms();
     await client.agreeToTerms(Object.values(policies).map((p) => (p as unknown as { en: { url: string } }).en.url));
@@ -61,42 +49,18 @@ describe.each(testDatabases())('the typed client on $name', (db) => {
   beforeAll(async () => {
     const created = await db.create();
     dispose = created.dispose;
-    hs = await startFakeHomeserver();
-    hs.route('GET', USERINFO, (req) => {
-      const user = openIdTokens.get(req.query.access_token ?? '');
-      return user ? { body: { sub: user } } : { status: 401, body: { errcode: 'M_UNKNOWN_TOKEN', error: 'unknown token' } };
-    });
-    onbind = routeOnbind(hs);
-    smtp = await startSmtp();
-    dir = mkdtempSync(join(tmpdir(), 'tessera-client-'));
-    writeFileSync(
-      join(dir, 'terms.yaml'),
-      `docs:\n  terms_of_service:\n    version: "1"\n    langs:\n      en:\n        name: Terms\n        url: ${TERMS}\n`,
-    );
-    srv = await startTestServer({
-      dbUrl: created.url,
-      overrides: {
-        ...smtpConfig(smtp.port),
-        terms: { file: join(dir, 'terms.yaml') },
-        federation: { verifyTls: false, allow: ['127.0.0.1/32'] },
-        onbind: { initialBackoffMs: 20, maxBackoffMs: 200, pollIntervalMs: 100 },
-      },
-    });
+    world = await startIdentityWorld(created.url);
+    ({ srv, hs, onbind, smtp } = world);
   });
   afterAll(async () => {
     try {
-      await settle([() => srv?.stop(), () => hs?.stop(), () => smtp?.stop()]);
+      await world?.stop();
     } finally {
-      rmSync(dir, { recursive: true, force: true });
       await dispose?.();
     }
   });
   beforeEach(() => onbind.reset());
-  afterEach(() => {
-    expect(srv.violations.splice(0)).toEqual([]);
-    // the fake homeserver also answers OpenID userinfo here: check the onbind bodies only
-    expect(onbind.calls.flatMap((c) => onbindBodyErrors(c.body))).toEqual([]);
-  });
+  afterEach(() => world.checkAnswers());
 
   describe.each(['v2', 'v1'] as const)('over %s', (version) => {
     it('runs store-invite, key checks, sign-ed25519, validation, bind, onbind and lookups', async () => {

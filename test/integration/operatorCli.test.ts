@@ -45,6 +45,23 @@ describe.each(testDatabases())('tessera operator commands on $name', (db) => {
   const ephemeralValid = async (server: TestServer, key: string) =>
     (await server.call('GET', `${V1}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(key)}`)).body.valid as boolean;
 
+  /** The onbind body the running server would sign now for one invitation with this token. */
+  const onbindBodyFor = (token: string) =>
+    buildOnbindBody(srv.service.deps, { medium: 'email', address: 'a@example.org', mxid: '@a:hs', ts: 1, notBefore: 1, notAfter: 2 }, [
+      {
+        id: 1,
+        medium: 'email',
+        address: 'a@example.org',
+        roomId: '!r:hs',
+        sender: '@s:hs',
+        token,
+        ephemeralPublicKey: '',
+        fields: {},
+        createdAt: 0,
+        expiresAt: 1,
+      },
+    ]) as { invites: { signed: { signatures: Record<string, Record<string, string>> } }[] } & Record<string, unknown>;
+
   beforeAll(async () => {
     const created = await db.create();
     url = created.url;
@@ -180,24 +197,7 @@ describe.each(testDatabases())('tessera operator commands on $name', (db) => {
       expect((await s.call('GET', '/_matrix/identity/v2/pubkey/ed25519:0')).body).toEqual({ public_key: oldKey });
     }
     // an invitation stored under the old key: its onbind `signed` block verifies with the key the homeserver holds
-    const body = buildOnbindBody(
-      srv.service.deps,
-      { medium: 'email', address: 'a@example.org', mxid: '@a:hs', ts: 1, notBefore: 1, notAfter: 2 },
-      [
-        {
-          id: 1,
-          medium: 'email',
-          address: 'a@example.org',
-          roomId: '!r:hs',
-          sender: '@s:hs',
-          token: before.token,
-          ephemeralPublicKey: '',
-          fields: {},
-          createdAt: 0,
-          expiresAt: 1,
-        },
-      ],
-    ) as { invites: { signed: unknown }[] } & Record<string, unknown>;
+    const body = onbindBodyFor(before.token);
     expect(verifyMatrixSignature(body.invites[0]!.signed, 'is.test', 'ed25519:0', oldKey)).toBe(true);
     expect(verifyMatrixSignature(body.invites[0]!.signed, 'is.test', 'ed25519:1', newKey)).toBe(true);
     expect(verifyMatrixSignature(body, 'is.test', 'ed25519:1', newKey)).toBe(true);
@@ -212,24 +212,7 @@ describe.each(testDatabases())('tessera operator commands on $name', (db) => {
       expect((await s.call('GET', '/_matrix/identity/v2/pubkey/ed25519:0')).status).toBe(404);
       expect((await s.call('GET', `${V1}/pubkey/isvalid?public_key=${encodeURIComponent(newKey)}`)).body).toEqual({ valid: true });
     }
-    const retiredBody = buildOnbindBody(
-      srv.service.deps,
-      { medium: 'email', address: 'a@example.org', mxid: '@a:hs', ts: 1, notBefore: 1, notAfter: 2 },
-      [
-        {
-          id: 1,
-          medium: 'email',
-          address: 'a@example.org',
-          roomId: '!r:hs',
-          sender: '@s:hs',
-          token: 't',
-          ephemeralPublicKey: '',
-          fields: {},
-          createdAt: 0,
-          expiresAt: 1,
-        },
-      ],
-    ) as { invites: { signed: { signatures: Record<string, Record<string, string>> } }[] };
+    const retiredBody = onbindBodyFor('t');
     expect(Object.keys(retiredBody.invites[0]!.signed.signatures['is.test']!)).toEqual(['ed25519:1']);
     offset = 0;
   });

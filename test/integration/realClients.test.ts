@@ -9,21 +9,18 @@
 //   the answer, and the key-validity check its federation handler (_check_key_revocation) makes on join.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createClient, MatrixError as SdkError, SERVICE_TYPES, type MatrixClient } from 'matrix-js-sdk';
 import { logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
 import { testDatabases } from '../helpers/databases.js';
-import { settle, startTestServer, type TestServer } from '../helpers/server.js';
-import { smtpConfig, startSmtp, until, type TestSmtp } from '../helpers/smtp.js';
+import type { TestServer } from '../helpers/server.js';
+import { until, type TestSmtp } from '../helpers/smtp.js';
 import { readInviteMail, readVerificationMail, verificationMailCount } from '../helpers/verificationMail.js';
-import { startFakeHomeserver, type FakeHomeserver } from '../helpers/fakeHomeserver.js';
-import { onbindBodyErrors, routeOnbind, type OnbindEndpoint } from '../helpers/onbind.js';
+import type { FakeHomeserver } from '../helpers/fakeHomeserver.js';
+import type { OnbindEndpoint } from '../helpers/onbind.js';
+import { startIdentityWorld, type IdentityWorld } from '../helpers/identityWorld.js';
 import { canonical, verifyMatrixSignature } from '../helpers/signatures.js';
 
-const USERINFO = '/_matrix/federation/v1/openid/userinfo';
 const TERMS_URL = 'https://is.test/terms-1-en.html';
 
 let counter = 0;
@@ -77,58 +74,29 @@ async function startClientServerApi(userId: string): Promise<ClientServerApi> {
 }
 
 describe.each(testDatabases())('real clients on $name', (db) => {
+  let world: IdentityWorld;
   let srv: TestServer;
   let hs: FakeHomeserver;
   let onbind: OnbindEndpoint;
   let smtp: TestSmtp;
-  let dir: string;
   let dispose: () => Promise<void>;
-  const openIdTokens = new Map<string, string>();
-
-  const openIdFor = (localpart: string) => {
-    const token = `openid-${counter++}-${Math.random().toString(36).slice(2)}`;
-    openIdTokens.set(token, `@${localpart}:${hs.serverName}`);
-    return { access_token: token, token_type: 'Bearer', matrix_server_name: hs.serverName, expires_in: 3600 };
-  };
+  const openIdFor = (localpart: string) => world.openIdFor(localpart);
 
   beforeAll(async () => {
     const created = await db.create();
     dispose = created.dispose;
-    hs = await startFakeHomeserver();
-    hs.route('GET', USERINFO, (req) => {
-      const user = openIdTokens.get(req.query.access_token ?? '');
-      return user ? { body: { sub: user } } : { status: 401, body: { errcode: 'M_UNKNOWN_TOKEN', error: 'unknown token' } };
-    });
-    onbind = routeOnbind(hs);
-    smtp = await startSmtp();
-    dir = mkdtempSync(join(tmpdir(), 'tessera-real-clients-'));
-    writeFileSync(
-      join(dir, 'terms.yaml'),
-      `docs:\n  terms_of_service:\n    version: "1"\n    langs:\n      en:\n        name: Terms\n        url: ${TERMS_URL}\n`,
-    );
-    srv = await startTestServer({
-      dbUrl: created.url,
-      overrides: {
-        ...smtpConfig(smtp.port),
-        terms: { file: join(dir, 'terms.yaml') },
-        federation: { verifyTls: false, allow: ['127.0.0.1/32'] },
-        onbind: { initialBackoffMs: 20, maxBackoffMs: 200, pollIntervalMs: 100 },
-      },
-    });
+    world = await startIdentityWorld(created.url, TERMS_URL);
+    ({ srv, hs, onbind, smtp } = world);
   });
   afterAll(async () => {
     try {
-      await settle([() => srv?.stop(), () => hs?.stop(), () => smtp?.stop()]);
+      await world?.stop();
     } finally {
-      rmSync(dir, { recursive: true, force: true });
       await dispose?.();
     }
   });
   beforeEach(() => onbind.reset());
-  afterEach(() => {
-    expect(srv.violations.splice(0)).toEqual([]);
-    expect(onbind.calls.flatMap((c) => onbindBodyErrors(c.body))).toEqual([]);
-  });
+  afterEach(() => world.checkAnswers());
 
   describe('matrix-js-sdk', () => {
     let cs: ClientServerApi;
