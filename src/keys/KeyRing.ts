@@ -60,7 +60,7 @@ interface RetiredKey {
 }
 
 export class KeyRing {
-  private current: { keyId: string; pair: Ed25519KeyPair; signing: SigningKey; publicKey: string };
+  private current: { keyId: string; pair: Ed25519KeyPair; signing: SigningKey; publicKey: string; canonical: string };
   /** Keys trusted forever by configuration (keys.trustedOldKeys). */
   private readonly trusted = new Map<string, string>();
   private readonly trustedValid = new Set<string>();
@@ -86,7 +86,8 @@ export class KeyRing {
   }
 
   private static entry(keyId: string, pair: Ed25519KeyPair) {
-    return { keyId, pair, signing: { keyId, key: pair.privateKeyObject }, publicKey: encodeUnpadded(pair.publicKey) };
+    const publicKey = encodeUnpadded(pair.publicKey);
+    return { keyId, pair, signing: { keyId, key: pair.privateKeyObject }, publicKey, canonical: canonicalKeyString(publicKey) };
   }
 
   /** Loads the key from config text, else from the file, generating the file on first start. */
@@ -147,7 +148,7 @@ export class KeyRing {
 
   isValid(publicKey: string): boolean {
     const key = canonicalKeyString(publicKey);
-    if (key === canonicalKeyString(this.current.publicKey) || this.trustedValid.has(key)) return true;
+    if (key === this.current.canonical || this.trustedValid.has(key)) return true;
     if (this.retired.size === 0) return false;
     const now = this.clock();
     for (const k of this.retired.values()) if (k.validUntil > now && canonicalKeyString(k.publicKey) === key) return true;

@@ -301,15 +301,27 @@ const COMPARE: Record<string, { table: string; compare: Compare }> = {
     table: 'associations',
     async compare(k, rows) {
       const out = new Map<string, 'same' | string>();
-      for (const r of rows) {
-        const existing = await k('associations').where({ medium: r.row.medium, address: r.row.address }).first();
-        if (existing)
-          out.set(
-            r.key,
-            same(existing, r.row, ['mxid', 'ts', 'not_before', 'not_after'])
-              ? 'same'
-              : `${String(r.row.medium)} binding of an address to ${String(existing.mxid)}`,
-          );
+      const byMedium = new Map<string, Planned[]>();
+      for (const r of rows) byMedium.set(String(r.row.medium), [...(byMedium.get(String(r.row.medium)) ?? []), r]);
+      for (const [medium, group] of byMedium) {
+        const found = (await k('associations')
+          .where({ medium })
+          .whereIn(
+            'address',
+            group.map((r) => String(r.row.address)),
+          )) as Record<string, unknown>[];
+        const byAddress = new Map(found.map((f) => [String(f.address), f]));
+        for (const r of group) {
+          const existing = byAddress.get(String(r.row.address));
+          if (existing) {
+            out.set(
+              r.key,
+              same(existing, r.row, ['mxid', 'ts', 'not_before', 'not_after'])
+                ? 'same'
+                : `a ${medium} binding of an address to ${String(existing.mxid)}`,
+            );
+          }
+        }
       }
       return out;
     },
