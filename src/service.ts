@@ -225,6 +225,10 @@ export async function startService(config: Config, opts: ServiceOptions): Promis
   const sweeper = new Sweeper({ scheduler, log, clock, intervalMs: config.invites.sweepIntervalMs }, [
     { what: 'expired invitations', deleteBatch: (now, limit) => stores.invites.deleteExpiredInvites(now, limit) },
     { what: 'expired imported ephemeral keys', deleteBatch: (now, limit) => stores.invites.deleteExpiredUnlinkedKeys(now, limit) },
+    {
+      what: 'revocations of expired invitations',
+      deleteBatch: (now, limit) => stores.invites.deleteRevocationsBefore(now - config.invites.lifetimeMs, limit),
+    },
     { what: 'expired access tokens', deleteBatch: (now, limit) => stores.accounts.deleteExpiredAccountTokens(now, limit) },
     { what: 'expired validation sessions', deleteBatch: (now, limit) => deleteExpiredSessions(deps, now, limit) },
     { what: 'finished rate-limit windows', deleteBatch: (_now, limit) => deps.limiter.sweep(limit) },

@@ -60,7 +60,11 @@ export async function invitesRevoke(ctx: Context, _values: Values, args: string[
   // Other instances answer key validity from a cache of at most keyValidityCacheMs (≤ 1 s): once that has passed
   // since the commit, none of them can answer the revoked key valid.
   await ctx.sleep(Math.min(ctx.config.performance.keyValidityCacheMs, 1000) + 50);
-  ctx.out(`revoked ${what}: its ephemeral key answers invalid on every instance`);
+  if (result.keyRevoked) ctx.out(`revoked ${what}: its ephemeral key answers invalid on every instance`);
+  else {
+    ctx.out(`revoked ${what}: a bind of its address no longer delivers it`);
+    ctx.out('it was imported from Sydent, which never linked keys to invitations: its ephemeral key stays valid until it expires');
+  }
   if (result.mailRemoved > 0 && result.mailInFlight === 0) ctx.out('its invitation email had not been sent and never will be');
   else if (result.mailInFlight > 0)
     ctx.out('its invitation email was being sent at that moment: it may still arrive, but its link no longer works');

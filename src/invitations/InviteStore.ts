@@ -1,6 +1,7 @@
 // Invitations and their ephemeral keys on Knex (SQLite and MySQL/MariaDB): store-invite's group commit, the
 // batched and cached key-validity reads, the expiry sweep, and the pending invitations a bind claims.
 import type { Knex } from 'knex';
+import { createHash } from 'node:crypto';
 import type { Database } from '../platform/db/Database.js';
 import type { GroupCommitter } from '../platform/db/groupCommit.js';
 import { BatchedReader, paddedIds, statementChunks } from '../platform/db/batchedRead.js';
@@ -46,7 +47,14 @@ export interface InviteSummary {
 export type RevokeOutcome =
   | { outcome: 'not-found' }
   | { outcome: 'claimed' | 'delivered'; invite: InviteSummary }
-  | { outcome: 'revoked'; invite: InviteSummary; mailRemoved: number; mailInFlight: number };
+  | {
+      outcome: 'revoked';
+      invite: InviteSummary;
+      mailRemoved: number;
+      mailInFlight: number;
+      /** False for an invitation imported from Sydent: its key was never linked to it, so it stays until it expires. */
+      keyRevoked: boolean;
+    };
 
 export interface InviteFilter {
   /** Medium and normalised address. */
@@ -70,6 +78,8 @@ export interface InviteStore {
   isUnlinkedKeyValid(publicKey: string, now: number): Promise<boolean>;
   /** Deletes up to `limit` expired keys linked to no invitation; returns how many went. */
   deleteExpiredUnlinkedKeys(now: number, limit: number): Promise<number>;
+  /** Forgets up to `limit` revocations made before `before` (their invitations have expired by then). */
+  deleteRevocationsBefore(before: number, limit: number): Promise<number>;
   /**
    * The address's invitations a bind at `now` claims: created up to `now`, unexpired, claimed by no earlier bind,
    * oldest first. (Their ephemeralPublicKey is not read: a bind does not need it.)
@@ -220,6 +230,10 @@ export class KnexInviteStore implements InviteStore {
     }
   }
 
+  deleteRevocationsBefore(before: number, limit: number): Promise<number> {
+    return this.db.deleteBefore('revoked_invites', 'token_hash', 'revoked_at', before, limit);
+  }
+
   async pendingInvitesFor(medium: string, address: string, now: number): Promise<InviteRecord[]> {
     const rows = (await this.db
       .knex('invites')
@@ -253,9 +267,11 @@ export class KnexInviteStore implements InviteStore {
         const invite = toSummary(row);
         if (invite.state !== 'pending') return { outcome: invite.state, invite };
         const mail = await cancelInvitationMail(trx, row.token, now);
-        await trx('ephemeral_keys').where({ invite_id: row.id }).delete();
+        const keys = await trx('ephemeral_keys').where({ invite_id: row.id }).delete();
         await trx('invites').where({ id: row.id }).delete();
-        return { outcome: 'revoked', invite, mailRemoved: mail.removed, mailInFlight: mail.inFlight };
+        // remembered, so that an import from Sydent run again later does not bring it back
+        await trx('revoked_invites').insert({ token_hash: createHash('sha256').update(row.token, 'utf8').digest('hex'), revoked_at: now });
+        return { outcome: 'revoked', invite, mailRemoved: mail.removed, mailInFlight: mail.inFlight, keyRevoked: keys > 0 };
       });
     } finally {
       this.keyCache.invalidate();

@@ -292,7 +292,7 @@ function planTerms(sydent: BetterSqlite3.Database, opts: ImportOptions): TablePl
 }
 
 /** What Tessera holds for each planned key: 'same', a conflict description, or undefined (absent). */
-type Compare = (trx: Knex, rows: Planned[]) => Promise<Map<string, 'same' | string>>;
+type Compare = (trx: Knex, rows: Planned[]) => Promise<Map<string, 'same' | 'revoked' | string>>;
 
 const same = (a: Record<string, unknown>, b: Record<string, unknown>, cols: string[]) => cols.every((c) => String(a[c]) === String(b[c]));
 
@@ -345,6 +345,9 @@ const COMPARE: Record<string, { table: string; compare: Compare }> = {
               : `invitation ${String(existing.id)} with the same token`,
           );
       }
+      const hashes = new Map(rows.map((r) => [createHash('sha256').update(r.key, 'utf8').digest('hex'), r.key]));
+      const revoked = (await k('revoked_invites').whereIn('token_hash', [...hashes.keys()])) as { token_hash: string }[];
+      for (const r of revoked) out.set(hashes.get(r.token_hash)!, 'revoked');
       return out;
     },
   },
@@ -441,6 +444,7 @@ export async function importSydent(sydent: BetterSqlite3.Database, tessera: Data
         for (const r of chunk) {
           const e = existing.get(r.key);
           if (e === 'same') plan.report.present++;
+          else if (e === 'revoked') skip(plan.report, 'revoked by an operator');
           else if (e !== undefined) conflicts.push(`${plan.report.table}: Tessera already holds ${e}`);
           else fresh.push(r);
         }

@@ -120,6 +120,7 @@ describe.each(testDatabases())('importing Sydent into $name', (db) => {
         now - 200 * DAY_S,
         null,
       );
+      invite.run('email', 'erin@example.org', '!abuse:hs.example', '@spammer:hs.example', 'revocableTokenFromSydent', now - 60, null);
       const key = s.prepare('INSERT INTO ephemeral_public_keys (public_key, verify_count, persistence_ts) VALUES (?, 0, ?)');
       key.run(ephemeralPublic, now - 3600);
       key.run(expiredKey, now - 200 * DAY_S);
@@ -163,7 +164,7 @@ describe.each(testDatabases())('importing Sydent into $name', (db) => {
     expect(row('associations')).toMatch(
       /^associations\s+6\s+2\s+0\s+1 removed binding.*1 same address in another letter case.*1 this server's own.*1 replicated from a peer/,
     );
-    expect(row('invites')).toMatch(/^invites\s+3\s+1\s+0\s+1 already delivered by onbind; 1 expired/);
+    expect(row('invites')).toMatch(/^invites\s+4\s+2\s+0\s+1 already delivered by onbind; 1 expired/);
     expect(row('ephemeral keys')).toMatch(/^ephemeral keys\s+2\s+1\s+0\s+1 expired/);
     expect(row('access tokens')).toMatch(/^access tokens\s+1\s+1\s+0/);
     expect(row('accepted terms')).toMatch(/^accepted terms\s+2\s+1\s+0\s+1 URL of no policy/);
@@ -266,12 +267,32 @@ describe.each(testDatabases())('importing Sydent into $name', (db) => {
     expect(srv!.violations.splice(0)).toEqual([]);
   });
 
+  it('revokes an imported invitation with the operator command, saying its key cannot be told apart', async () => {
+    const revoked = await exec(
+      process.execPath,
+      [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'src/cli/tessera.ts'), 'invites', 'revoke', 'revocableTokenFromSydent'],
+      {
+        env: { PATH: process.env.PATH ?? '', TESSERA_DATABASE_URL: url, TESSERA_DATA_DIR: dataDir, TESSERA_SERVER_NAME: 'sydent.example' },
+      },
+    );
+    expect(revoked.stdout).toContain('imported from Sydent');
+    const signed = await srv!.call('POST', `${V1}/sign-ed25519`, {
+      mxid: '@erin:hs.example',
+      token: 'revocableTokenFromSydent',
+      private_key: encodeUnpadded(ephemeral.seed),
+    });
+    expect(signed.status).toBe(404);
+    expect(srv!.violations.splice(0)).toEqual([]);
+  });
+
   it('changes nothing on a second run, and says so', async () => {
     const again = await importSydent(fixture, url, dataDir);
     expect(again.code, again.err).toBe(0);
     expect(again.err).toContain('nothing to import: Tessera already holds all of it');
     expect(again.err).toMatch(/^associations\s+6\s+0\s+2/m);
-    expect(again.err).toMatch(/^invites\s+3\s+0\s+1/m);
+    expect(again.err).toMatch(
+      /^invites\s+4\s+0\s+1\s+1 already delivered by onbind; 1 expired under invites.lifetimeMs; 1 revoked by an operator/m,
+    );
   });
 
   it('refuses bad input with a clear message and writes nothing', async () => {

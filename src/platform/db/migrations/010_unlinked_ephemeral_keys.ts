@@ -1,6 +1,7 @@
 // Migration 010: ephemeral keys without an invitation. Sydent never linked its ephemeral keys to invitations, so
 // the keys an import brings over (homeservers hold them and keep checking them) have no invitation row;
 // invite_id becomes nullable. Tessera's own keys keep their link, unique, deleted with their invitation.
+// And the invitations an operator revoked, by token hash, so that a later import from Sydent does not bring one back.
 import type { Knex } from 'knex';
 
 async function rebuildSqlite(knex: Knex, nullable: boolean): Promise<void> {
@@ -26,6 +27,10 @@ async function rebuildSqlite(knex: Knex, nullable: boolean): Promise<void> {
 }
 
 export async function up(knex: Knex): Promise<void> {
+  await knex.schema.createTable('revoked_invites', (t) => {
+    t.string('token_hash', 64).primary(); // sha256 hex of the invitation token
+    t.bigInteger('revoked_at').notNullable().index('revoked_invites_revoked_at');
+  });
   if (knex.client.config.client === 'better-sqlite3') return rebuildSqlite(knex, true);
   await knex.schema.alterTable('ephemeral_keys', (t) => {
     t.integer('invite_id').unsigned().nullable().alter();
@@ -33,6 +38,7 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await knex.schema.dropTableIfExists('revoked_invites');
   if (knex.client.config.client === 'better-sqlite3') return rebuildSqlite(knex, false);
   await knex('ephemeral_keys').whereNull('invite_id').delete();
   await knex.schema.alterTable('ephemeral_keys', (t) => {
