@@ -5,36 +5,84 @@ import type { Config } from '../platform/config.js';
 import { parseSigningKey } from '../keys/KeyRing.js';
 import { encodeUnpadded } from '../platform/base64.js';
 import { iniValue, type Ini } from './ini.js';
-import { ImportError } from './importer.js';
+import { ImportError } from './errors.js';
+import type { SigningKeyRecord } from '../keys/SigningKeyStore.js';
 
-const sameKey = (a: string, b: string) => {
-  const x = parseSigningKey(a);
-  const y = parseSigningKey(b);
-  return x.keyId === y.keyId && encodeUnpadded(x.pair.publicKey) === encodeUnpadded(y.pair.publicKey);
-};
+export interface SydentKey {
+  text: string;
+  keyId: string;
+  /** Unpadded standard base64. */
+  publicKey: string;
+}
+
+export function sydentKey(text: string): SydentKey {
+  let parsed;
+  try {
+    parsed = parseSigningKey(text);
+  } catch (err) {
+    throw new ImportError(`[crypto] ed25519.signingkey: ${(err as Error).message}`);
+  }
+  return { text: text.trim(), keyId: parsed.keyId, publicKey: encodeUnpadded(parsed.pair.publicKey) };
+}
+
+function publicOf(text: string, where: string): { keyId: string; publicKey: string } {
+  try {
+    const k = parseSigningKey(text);
+    return { keyId: k.keyId, publicKey: encodeUnpadded(k.pair.publicKey) };
+  } catch (err) {
+    throw new ImportError(`${where}: ${(err as Error).message}`);
+  }
+}
+
+/** What the import does with the signing key: nothing (`write` undefined), or write Sydent's key to a new key file. */
+export interface KeyPlan {
+  outcome: string;
+  write?: { file: string; text: string };
+}
 
 /**
- * Tessera must sign with Sydent's key: homeservers trust it. The configured key (inline, or the key file) must be
- * that key; with no key file yet, Sydent's key is written there. Throws ImportError for another key.
+ * Tessera must sign with Sydent's key: homeservers trust it. The configured key (inline, or the key file) and the
+ * keys Tessera's database records (`tessera keys rotate`) must agree with it: either Sydent's key signs, or Tessera
+ * rotated it out itself after an earlier import. With no key file yet, Sydent's key is to be written there.
+ * Throws ImportError otherwise; writes nothing.
  */
-export function adoptSigningKey(config: Config, sydentKey: string, dryRun: boolean): string {
+export function planSigningKey(config: Config, sydent: SydentKey, recorded: SigningKeyRecord[]): KeyPlan {
+  const same = (k: { keyId: string; publicKey: string }) => k.keyId === sydent.keyId && k.publicKey === sydent.publicKey;
+  const record = recorded.find((r) => r.keyId === sydent.keyId);
+  if (record && record.publicKey !== sydent.publicKey) {
+    throw new ImportError(`Tessera's database records another public key under ${sydent.keyId} than Sydent's: homeservers trust Sydent's`);
+  }
+  if (record && record.retiredAt !== null) {
+    return { outcome: `rotated out by tessera keys rotate (valid until ${new Date(record.validUntil ?? 0).toISOString()})` };
+  }
+  const signing = recorded.find((r) => r.retiredAt === null);
+  if (signing && signing.keyId !== sydent.keyId) {
+    throw new ImportError(
+      `Tessera's database records ${signing.keyId} as its signing key, not Sydent's ${sydent.keyId}: homeservers trust Sydent's`,
+    );
+  }
   if (config.keys.signingKey) {
-    if (!sameKey(config.keys.signingKey, sydentKey))
+    if (!same(publicOf(config.keys.signingKey, 'keys.signingKey')))
       throw new ImportError("keys.signingKey is not Sydent's signing key: homeservers trust Sydent's");
-    return 'already Tessera’s (keys.signingKey)';
+    return { outcome: 'already Tessera’s (keys.signingKey)' };
   }
   const file = config.keys.signingKeyFile;
   if (existsSync(file)) {
-    if (!sameKey(readFileSync(file, 'utf8'), sydentKey)) {
+    if (!same(publicOf(readFileSync(file, 'utf8'), file))) {
       throw new ImportError(
-        `${file} holds another signing key than Sydent's: homeservers trust Sydent's. If this Tessera never served anyone, delete ${file} and run the import again`,
+        `${file} holds another signing key than Sydent's: homeservers trust Sydent's. If this Tessera never served anyone, move ${file} away and run the import again`,
       );
     }
-    return `already Tessera’s (${file})`;
+    return { outcome: `already Tessera’s (${file})` };
   }
-  if (dryRun) return `would be written to ${file}`;
-  writeNewPrivateFile(file, `${sydentKey.trim()}\n`);
-  return `written to ${file}`;
+  return { outcome: `to be written to ${file}`, write: { file, text: `${sydent.text}\n` } };
+}
+
+/** Writes the key file a plan asks for (after every check passed). */
+export function writeSigningKey(plan: KeyPlan): string {
+  if (!plan.write) return plan.outcome;
+  writeNewPrivateFile(plan.write.file, plan.write.text);
+  return `written to ${plan.write.file}`;
 }
 
 const lines = (v: string | undefined) =>
@@ -53,9 +101,16 @@ function tlsMode(mode: string | undefined): 'none' | 'tls' | 'starttls' | undefi
   throw new ImportError(`email.tlsmode ${mode} is not one of 0, 1 (SSL), 2 (STARTTLS)`);
 }
 
-/** Only the settings Sydent's configuration decides; everything else keeps Tessera's defaults. */
-export function tesseraConfigFromSydent(ini: Ini, inBase: (path: string) => string, config: Config): Record<string, unknown> {
-  const get = (section: string, key: string) => iniValue(ini, section, key);
+/**
+ * Only the settings Sydent's configuration decides; everything else keeps Tessera's defaults. `path` resolves a
+ * path setting of Sydent's to an existing file or folder, or undefined (then the setting is left out).
+ */
+export function tesseraConfigFromSydent(
+  ini: Ini,
+  path: (setting: string, value: string) => string | undefined,
+  config: Config,
+): Record<string, unknown> {
+  const get = (section: string, key: string, raw = false) => iniValue(ini, section, key, { raw });
   const prune = (o: Record<string, unknown>): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(o)) {
@@ -78,7 +133,7 @@ export function tesseraConfigFromSydent(ini: Ini, inBase: (path: string) => stri
     server: { name: get('general', 'server.name'), publicBaseUrl },
     database: { url: config.database.url || undefined },
     keys: { signingKeyFile: config.keys.signingKey ? undefined : config.keys.signingKeyFile },
-    terms: { file: terms ? inBase(terms) : undefined },
+    terms: { file: terms ? path('[general] terms.path', terms) : undefined },
     invites: {
       redactChars: redact ? Number(redact) : undefined,
       blockedServers: lines(get('email', 'email.third_party_invite_homeserver_blocklist')),
@@ -95,11 +150,12 @@ export function tesseraConfigFromSydent(ini: Ini, inBase: (path: string) => stri
         user: get('email', 'email.smtpusername'),
         password: get('email', 'email.smtppassword'),
       },
-      templatesDir: templates ? inBase(templates) : undefined,
+      templatesDir: templates ? path('[general] templates.path', templates) : undefined,
       brand: get('general', 'brand.default'),
       webClientUrl: get('email', 'email.default_web_client_location'),
-      inviteSubject: get('email', 'email.invite.subject'),
-      inviteSubjectSpace: get('email', 'email.invite.subject_space'),
+      // Sydent reads these two raw: their %(name)s are filled per invitation, as Tessera does
+      inviteSubject: get('email', 'email.invite.subject', true),
+      inviteSubjectSpace: get('email', 'email.invite.subject_space', true),
       verificationSubject: get('email', 'email.subject'),
     },
   });

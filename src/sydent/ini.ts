@@ -1,8 +1,11 @@
-// A reader for Sydent's INI configuration (Python configparser's layout): `[section]` headers, `key = value` or
-// `key: value`, `#` and `;` comment lines, values continued on indented lines. Sections and keys keep their case
-// as written except keys, which configparser lower-cases.
+// A reader for Sydent's INI configuration, as Python's configparser (which Sydent uses) reads it: `[section]`
+// headers, `key = value` or `key: value`, `#` and `;` comment lines, values continued on indented lines, keys
+// lower-cased, a `[DEFAULT]` section whose keys every section inherits (older Sydent releases wanted every setting
+// there, and Sydent writes its defaults there when it saves the file), and `%(key)s` / `%%` interpolation.
 
 export type Ini = Map<string, Map<string, string>>;
+
+const DEFAULT = 'DEFAULT';
 
 export function parseIni(text: string): Ini {
   const out: Ini = new Map();
@@ -29,8 +32,28 @@ export function parseIni(text: string): Ini {
   return out;
 }
 
-/** A value, or undefined when the section or key is missing or empty. */
-export function iniValue(ini: Ini, section: string, key: string): string | undefined {
-  const v = ini.get(section)?.get(key.toLowerCase());
-  return v === undefined || v === '' ? undefined : v;
+function rawValue(ini: Ini, section: string, key: string): string | undefined {
+  const k = key.toLowerCase();
+  return ini.get(section)?.get(k) ?? ini.get(DEFAULT)?.get(k);
+}
+
+/** configparser's BasicInterpolation: `%%` is `%`, `%(name)s` is the value of `name` in the same section (or DEFAULT). */
+function interpolate(ini: Ini, section: string, value: string, depth = 0): string {
+  if (depth > 10) throw new Error(`[${section}]: interpolation nested too deep`);
+  return value.replace(/%(%|\(([^)]+)\)s)/g, (whole, _m: string, name: string | undefined) => {
+    if (name === undefined) return '%';
+    const ref = rawValue(ini, section, name);
+    if (ref === undefined) throw new Error(`[${section}]: ${whole} names no setting`);
+    return interpolate(ini, section, ref, depth + 1);
+  });
+}
+
+/**
+ * A value as Sydent reads it (section, else DEFAULT; interpolated unless `raw`, as Sydent reads its invitation
+ * subjects), or undefined when missing or empty.
+ */
+export function iniValue(ini: Ini, section: string, key: string, opts: { raw?: boolean } = {}): string | undefined {
+  const v = rawValue(ini, section, key);
+  if (v === undefined || v === '') return undefined;
+  return opts.raw ? v : interpolate(ini, section, v);
 }

@@ -1,5 +1,5 @@
 // A Sydent deployment for import tests: its database with the schema Sydent's own code creates
-// (test/fixtures/sydent/schema-v5.sql), its INI configuration and its terms file.
+// (test/fixtures/sydent/schema-v5.sql), its INI configuration as Sydent leaves it, and its terms file.
 import BetterSqlite3 from 'better-sqlite3';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,18 +19,26 @@ export interface SydentFixture {
   termsUrl: string;
 }
 
-/** Writes sydent.conf, sydent.db (schema only) and terms.yaml under `dir`; `rows` fills the database. */
+/**
+ * Writes sydent.conf, sydent.db (schema, the pepper, then `rows`), terms.yaml and an empty templates folder under
+ * `dir`. The configuration has a [DEFAULT] section, as Sydent writes one when it saves the file (after making its
+ * signing key): some settings are read from there.
+ */
 export function writeSydent(dir: string, rows: (db: BetterSqlite3.Database) => void, opts: { userVersion?: number } = {}): SydentFixture {
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(join(dir, 'res', 'matrix-org'), { recursive: true });
   const serverName = 'sydent.example';
   const keyText = formatSigningKey('0', generateKeyPair().seed).trim();
   const pepper = 'sydentPepper123';
   const termsUrl = 'https://sydent.example/terms-1.0-en.html';
   const dbFile = join(dir, 'sydent.db');
   const db = new BetterSqlite3(dbFile);
+  // As Python's sqlite3 connects (Sydent's): foreign keys unchecked. better-sqlite3 checks them, and Sydent's
+  // threepid_token_auths references a table its schema never creates (threepid_validations).
+  db.pragma('foreign_keys = OFF');
   db.exec(SCHEMA);
   if (opts.userVersion !== undefined) db.pragma(`user_version = ${opts.userVersion}`);
-  db.prepare('INSERT INTO hashing_metadata (id, lookup_pepper) VALUES (1, ?)').run(pepper);
+  // Sydent keeps its one pepper row under id 0 (hashing_metadata.py)
+  db.prepare('INSERT INTO hashing_metadata (id, lookup_pepper) VALUES (0, ?)').run(pepper);
   rows(db);
   db.close();
   writeFileSync(
@@ -41,10 +49,16 @@ export function writeSydent(dir: string, rows: (db: BetterSqlite3.Database) => v
   writeFileSync(
     configFile,
     [
-      '[general]',
-      `server.name = ${serverName}`,
+      '[DEFAULT]',
       'templates.path = res',
       'brand.default = matrix-org',
+      'email.smtpport = 587',
+      '# a literal % is written %% (configparser interpolation)',
+      'email.smtppassword = p%%ss',
+      'email.invite.subject = %(sender_display_name)s wants you in a room',
+      '',
+      '[general]',
+      `server.name = ${serverName}`,
       'terms.path = terms.yaml',
       '',
       '[db]',
@@ -56,7 +70,7 @@ export function writeSydent(dir: string, rows: (db: BetterSqlite3.Database) => v
       '[email]',
       'email.from = Sydent Validation <noreply@{hostname}>',
       'email.smtphost = smtp.example',
-      'email.smtpport = 587',
+      'email.smtpusername = sydent',
       'email.tlsmode = 2',
       'email.third_party_invite_homeserver_blocklist = evil.example',
       '  worse.example',
