@@ -211,7 +211,6 @@ export async function main(argv: string[], io: Io, writeTty: (s: string) => void
     const tesseraPepper = ((await db.knex('binding_settings').where({ name: 'lookup_pepper' }).first()) as { value: string } | undefined)
       ?.value;
     progress.phase("reading Sydent's database");
-    const started = Date.now();
     const data = readSydent(sydent, {
       serverName,
       invitesLifetimeMs: config.invites.lifetimeMs,
@@ -220,9 +219,8 @@ export async function main(argv: string[], io: Io, writeTty: (s: string) => void
       validationTokenLifetimeMs: config.binding.tokenLifetimeMs,
       terms,
       fallbackPepper: tesseraPepper,
-      now: started,
+      now: Date.now(),
     });
-    const readMs = Date.now() - started;
     let keyOutcome = keyPlan.outcome;
     const result = await importSydent(data, db, {
       dryRun,
@@ -243,7 +241,7 @@ export async function main(argv: string[], io: Io, writeTty: (s: string) => void
       return 1;
     }
     report(result.reports, io.err);
-    io.err(`Sydent's database was read in one snapshot in ${readMs} ms`);
+    io.err(`Sydent's database was read in one snapshot: a read transaction of ${data.snapshotMs} ms`);
     const pepperOutcome = {
       imported: dryRun
         ? 'would be imported'

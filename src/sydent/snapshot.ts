@@ -1,8 +1,9 @@
 // Reads a Sydent database (docs/moving-from-sydent.md) into the rows Tessera will hold, table by table, with what
 // is skipped and why. Sydent's SQLite file is opened read-only and read in one read transaction, so every table
-// comes from the same snapshot even while Sydent runs; the transaction ends as soon as the reading does, before
-// Tessera's database is touched: Sydent keeps its file in rollback-journal mode, where a reader holds off its
-// writers' commits (and Sydent gives up on a locked database after 5 seconds).
+// comes from the same snapshot even while Sydent runs. That transaction only copies the rows out (as arrays, the
+// fastest form better-sqlite3 gives); sorting them into Tessera's rows happens after it ends: Sydent keeps its file
+// in rollback-journal mode, where a reader holds off its writers' commits, and Sydent gives up on a locked database
+// after 5 seconds (it writes on every ephemeral/isvalid).
 import BetterSqlite3 from 'better-sqlite3';
 import { decodeAny, encodeUrlSafe } from '../platform/base64.js';
 import { normaliseAddress } from '../platform/threepid.js';
@@ -68,6 +69,8 @@ export interface SydentData {
   deliveredInviteTokens: string[];
   /** Tables counted, not carried over. */
   notCarried: TableReport[];
+  /** How long the read transaction over Sydent's database lasted. */
+  snapshotMs: number;
 }
 
 export interface ReadOptions {
@@ -140,18 +143,75 @@ const TOO_LONG = "a value longer than Tessera's column";
 const fits = (row: Record<string, unknown>) =>
   Object.entries(row).every(([col, v]) => WIDTHS[col] === undefined || typeof v !== 'string' || v.length <= WIDTHS[col]!);
 
-function count(sydent: BetterSqlite3.Database, table: string): number {
-  const exists = sydent.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table);
-  return exists ? (sydent.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n : 0;
+type AssociationRow = [
+  medium: string,
+  address: string,
+  mxid: string | null,
+  ts: number | null,
+  notBefore: number | null,
+  notAfter: number | null,
+];
+type InviteRow = [
+  medium: string,
+  address: string,
+  roomId: string,
+  sender: string,
+  token: string,
+  receivedTs: number | null,
+  sentTs: number | null,
+];
+type SessionRow = [
+  id: number,
+  medium: string,
+  address: string,
+  clientSecret: string,
+  validated: number | null,
+  mtime: number,
+  token: string | null,
+  sendAttemptNumber: number | null,
+];
+
+/** Sydent's rows, as read in the one read transaction. */
+interface Snapshot {
+  pepper: string | undefined;
+  local: AssociationRow[];
+  global: [...AssociationRow, originServer: string][];
+  invites: InviteRow[];
+  keys: [publicKey: string, persistenceTs: number | null][];
+  tokens: [token: string, userId: string, accountCreatedTs: number | null][];
+  terms: [userId: string, url: string][];
+  sessions: SessionRow[];
+  accounts: number;
+  peers: number;
 }
 
-interface AssociationRow {
-  medium: string;
-  address: string;
-  mxid: string | null;
-  ts: number | null;
-  notBefore: number | null;
-  notAfter: number | null;
+function takeSnapshot(sydent: BetterSqlite3.Database): Snapshot {
+  const rows = <T>(sql: string) => sydent.prepare(sql).raw().all() as T[];
+  const count = (table: string) => (sydent.prepare(`SELECT count(*) FROM ${table}`).raw().get() as [number])[0];
+  sydent.prepare('BEGIN').run();
+  try {
+    // Sydent keeps one row (id 0); the newest id wins should there be more.
+    const pepper = rows<[string | null]>('SELECT lookup_pepper FROM hashing_metadata ORDER BY id DESC LIMIT 1')[0]?.[0] ?? undefined;
+    return {
+      pepper,
+      local: rows('SELECT medium, address, mxid, ts, notBefore, notAfter FROM local_threepid_associations ORDER BY id'),
+      global: rows('SELECT medium, address, mxid, ts, notBefore, notAfter, originServer FROM global_threepid_associations ORDER BY id'),
+      invites: rows('SELECT medium, address, room_id, sender, token, received_ts, sent_ts FROM invite_tokens ORDER BY id'),
+      keys: rows('SELECT public_key, persistence_ts FROM ephemeral_public_keys ORDER BY id'),
+      tokens: rows('SELECT t.token, t.user_id, a.created_ts FROM tokens t LEFT JOIN accounts a ON a.user_id = t.user_id ORDER BY t.rowid'),
+      terms: rows('SELECT user_id, url FROM accepted_terms_urls ORDER BY rowid'),
+      sessions: rows(
+        `SELECT s.id, s.medium, s.address, s.clientSecret, s.validated, s.mtime, t.token, t.sendAttemptNumber
+         FROM threepid_validation_sessions s
+         LEFT JOIN threepid_token_auths t ON t.id = (SELECT max(id) FROM threepid_token_auths WHERE validationSession = s.id)
+         ORDER BY s.id`,
+      ),
+      accounts: count('accounts'),
+      peers: sydent.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'peers'").get() ? count('peers') : 0,
+    };
+  } finally {
+    sydent.prepare('COMMIT').run();
+  }
 }
 
 interface Candidate {
@@ -166,27 +226,27 @@ interface Candidate {
  * removals made here) and of this server's own rows in global_threepid_associations (what Sydent's lookups
  * answered), local first on equal times. Rows replicated from peers are counted and skipped.
  */
-function readAssociations(sydent: BetterSqlite3.Database, opts: ReadOptions, pepper: string): { plan: TablePlan; removals: Removal[] } {
+function planAssociations(snap: Snapshot, opts: ReadOptions, pepper: string): { plan: TablePlan; removals: Removal[] } {
   const report = newReport('associations');
   const best = new Map<string, Candidate>();
   const replicated = new Map<string, number>();
-  const offer = (a: AssociationRow, fromLocal: boolean) => {
-    const address = normaliseAddress(a.medium, a.address);
-    const key = `${a.medium}\u0000${address}`;
-    const removal = a.mxid === null;
+  const offer = ([medium, rawAddress, mxid, rawTs, notBefore, notAfter]: AssociationRow, fromLocal: boolean) => {
+    const address = normaliseAddress(medium, rawAddress);
+    const key = `${medium}\u0000${address}`;
     // A removal with no time (never written by Sydent 2.x) wins: an address must not come back bound.
-    const ts = a.ts === null ? (removal ? Number.MAX_SAFE_INTEGER : 0) : Number(a.ts);
-    const row = removal
-      ? null
-      : {
-          medium: a.medium,
-          address,
-          mxid: a.mxid,
-          ts,
-          not_before: Number(a.notBefore ?? ts),
-          not_after: Number(a.notAfter ?? ts),
-          lookup_hash: lookupHash(address, a.medium, pepper),
-        };
+    const ts = rawTs === null ? (mxid === null ? Number.MAX_SAFE_INTEGER : 0) : Number(rawTs);
+    const row =
+      mxid === null
+        ? null
+        : {
+            medium,
+            address,
+            mxid,
+            ts,
+            not_before: Number(notBefore ?? ts),
+            not_after: Number(notAfter ?? ts),
+            lookup_hash: null as string | null,
+          };
     const candidate: Candidate = { ts, row, fromLocal };
     const prior = best.get(key);
     const [winner, loser] = !prior ? [candidate, undefined] : candidate.ts > prior.ts ? [candidate, prior] : [prior, candidate];
@@ -197,18 +257,15 @@ function readAssociations(sydent: BetterSqlite3.Database, opts: ReadOptions, pep
       skip(report, "this server's own binding, read from local_threepid_associations");
     else skip(report, 'replaced by a newer row for the same address');
   };
-  for (const a of sydent
-    .prepare('SELECT medium, address, mxid, ts, notBefore, notAfter FROM local_threepid_associations ORDER BY id')
-    .iterate() as IterableIterator<AssociationRow>) {
+  for (const a of snap.local) {
     report.read++;
     offer(a, true);
   }
-  for (const a of sydent
-    .prepare('SELECT medium, address, mxid, ts, notBefore, notAfter, originServer FROM global_threepid_associations ORDER BY id')
-    .iterate() as IterableIterator<AssociationRow & { originServer: string }>) {
+  for (const a of snap.global) {
     report.read++;
-    if (a.originServer === opts.serverName) offer(a, false);
-    else replicated.set(a.originServer, (replicated.get(a.originServer) ?? 0) + 1);
+    const originServer = a[6];
+    if (originServer === opts.serverName) offer([a[0], a[1], a[2], a[3], a[4], a[5]], false);
+    else replicated.set(originServer, (replicated.get(originServer) ?? 0) + 1);
   }
   const origins = [...replicated.entries()].sort((x, y) => y[1] - x[1]);
   for (const [server, n] of origins.slice(0, 5)) skip(report, `replicated from ${server} (Tessera does not replicate)`, n);
@@ -224,56 +281,48 @@ function readAssociations(sydent: BetterSqlite3.Database, opts: ReadOptions, pep
       removals.push({ medium, address, ts: c.ts });
     } else if (Number(c.row.not_after) <= opts.now) skip(report, 'expired (notAfter passed)');
     else if (!fits(c.row)) skip(report, TOO_LONG);
-    else rows.push({ key, row: c.row });
+    else {
+      // hashed for the winners only: most addresses have two rows (local and global)
+      c.row.lookup_hash = lookupHash(String(c.row.address), String(c.row.medium), pepper);
+      rows.push({ key, row: c.row });
+    }
   }
   return { plan: { report, table: 'associations', rows }, removals };
 }
 
-interface InviteRow {
-  medium: string;
-  address: string;
-  room_id: string;
-  sender: string;
-  token: string;
-  received_ts: number | null;
-  sent_ts: number | null;
-}
-
 /** Pending invitations (sent_ts NULL: not yet delivered by onbind), expiring on Tessera's lifetime from receipt. */
-function readInvites(sydent: BetterSqlite3.Database, opts: ReadOptions): { plan: TablePlan; delivered: string[] } {
+function planInvites(snap: Snapshot, opts: ReadOptions): { plan: TablePlan; delivered: string[] } {
   const report = newReport('invites');
   const rows: Planned[] = [];
   const delivered: string[] = [];
   const tokens = new Set<string>();
-  for (const r of sydent
-    .prepare('SELECT medium, address, room_id, sender, token, received_ts, sent_ts FROM invite_tokens ORDER BY id')
-    .iterate() as IterableIterator<InviteRow>) {
+  for (const [medium, address, roomId, sender, token, receivedTs, sentTs] of snap.invites) {
     report.read++;
-    if (r.sent_ts !== null) {
-      delivered.push(r.token);
+    if (sentTs !== null) {
+      delivered.push(token);
       skip(report, 'already delivered by onbind');
       continue;
     }
     // invite_tokens times are in seconds
-    const createdAt = r.received_ts === null ? opts.now : Number(r.received_ts) * 1000;
+    const createdAt = receivedTs === null ? opts.now : Number(receivedTs) * 1000;
     const expiresAt = createdAt + opts.invitesLifetimeMs;
     const row = {
-      medium: r.medium,
-      address: normaliseAddress(r.medium, r.address),
-      room_id: r.room_id,
-      sender: r.sender,
-      token: r.token,
+      medium,
+      address: normaliseAddress(medium, address),
+      room_id: roomId,
+      sender,
+      token,
       fields: '{}',
       created_at: createdAt,
       expires_at: expiresAt,
     };
     if (expiresAt <= opts.now) skip(report, 'expired under invites.lifetimeMs');
-    else if (!/^[A-Za-z0-9_-]+$/.test(r.token)) skip(report, 'a token Tessera cannot serve');
+    else if (!/^[A-Za-z0-9_-]+$/.test(token)) skip(report, 'a token Tessera cannot serve');
     else if (!fits(row)) skip(report, TOO_LONG);
-    else if (tokens.has(r.token)) skip(report, 'the same token as an earlier invitation');
+    else if (tokens.has(token)) skip(report, 'the same token as an earlier invitation');
     else {
-      tokens.add(r.token);
-      rows.push({ key: r.token, row });
+      tokens.add(token);
+      rows.push({ key: token, row });
     }
   }
   return { plan: { report, table: 'invites', rows }, delivered };
@@ -286,18 +335,15 @@ function ephemeralKeyForm(key: string): string | undefined {
 }
 
 /** Every ephemeral key (Sydent never linked them to invitations), expiring on Tessera's lifetime from creation. */
-function readEphemeralKeys(sydent: BetterSqlite3.Database, opts: ReadOptions): TablePlan {
+function planEphemeralKeys(snap: Snapshot, opts: ReadOptions): TablePlan {
   const report = newReport('ephemeral keys');
   const rows: Planned[] = [];
   const seen = new Set<string>();
-  for (const r of sydent.prepare('SELECT public_key, persistence_ts FROM ephemeral_public_keys ORDER BY id').iterate() as IterableIterator<{
-    public_key: string;
-    persistence_ts: number | null;
-  }>) {
+  for (const [publicKey, persistenceTs] of snap.keys) {
     report.read++;
-    const key = ephemeralKeyForm(r.public_key);
+    const key = ephemeralKeyForm(publicKey);
     // persistence_ts is in seconds
-    const createdAt = r.persistence_ts === null ? opts.now : Number(r.persistence_ts) * 1000;
+    const createdAt = persistenceTs === null ? opts.now : Number(persistenceTs) * 1000;
     const expiresAt = createdAt + opts.invitesLifetimeMs;
     if (!key) skip(report, 'not a 32-byte base64 key');
     else if (expiresAt <= opts.now) skip(report, 'expired under invites.lifetimeMs');
@@ -311,22 +357,20 @@ function readEphemeralKeys(sydent: BetterSqlite3.Database, opts: ReadOptions): T
 }
 
 /** v2 access tokens, hashed as Tessera stores its own; Sydent accepted a token only with its account row. */
-function readAccessTokens(sydent: BetterSqlite3.Database, opts: ReadOptions): TablePlan {
+function planAccessTokens(snap: Snapshot, opts: ReadOptions): TablePlan {
   const report = newReport('access tokens');
   const rows: Planned[] = [];
-  for (const r of sydent
-    .prepare('SELECT t.token, t.user_id, a.created_ts FROM tokens t LEFT JOIN accounts a ON a.user_id = t.user_id ORDER BY t.rowid')
-    .iterate() as IterableIterator<{ token: string; user_id: string; created_ts: number | null }>) {
+  for (const [token, userId, accountCreatedTs] of snap.tokens) {
     report.read++;
-    const tokenHash = hashAccessToken(r.token);
+    const tokenHash = hashAccessToken(token);
     const row = {
       token_hash: tokenHash,
-      user_id: r.user_id,
-      created_at: Number(r.created_ts ?? opts.now),
+      user_id: userId,
+      created_at: Number(accountCreatedTs ?? opts.now),
       expires_at: opts.now + opts.accessTokenLifetimeMs,
     };
-    if (r.created_ts === null) skip(report, 'no account for it (Sydent refused it too)');
-    else if (r.token.length === 0 || r.token.length > 256) skip(report, 'a token Tessera cannot accept');
+    if (accountCreatedTs === null) skip(report, 'no account for it (Sydent refused it too)');
+    else if (token.length === 0 || token.length > 256) skip(report, 'a token Tessera cannot accept');
     else if (!fits(row)) skip(report, TOO_LONG);
     else rows.push({ key: tokenHash, row });
   }
@@ -334,21 +378,18 @@ function readAccessTokens(sydent: BetterSqlite3.Database, opts: ReadOptions): Ta
 }
 
 /** Accepted terms, by URL in Sydent, as the policy versions those URLs are in the terms file. */
-function readAcceptedTerms(sydent: BetterSqlite3.Database, opts: ReadOptions): TablePlan {
+function planAcceptedTerms(snap: Snapshot, opts: ReadOptions): TablePlan {
   const report = newReport('accepted terms');
   const rows = new Map<string, Planned>();
-  for (const r of sydent.prepare('SELECT user_id, url FROM accepted_terms_urls ORDER BY rowid').iterate() as IterableIterator<{
-    user_id: string;
-    url: string;
-  }>) {
+  for (const [userId, url] of snap.terms) {
     report.read++;
-    const acceptance = opts.terms?.acceptancesFor([r.url])[0];
+    const acceptance = opts.terms?.acceptancesFor([url])[0];
     if (!acceptance) {
       skip(report, opts.terms ? 'URL of no policy in the terms file' : 'no terms file to map URLs to policies');
       continue;
     }
-    const key = `${r.user_id}\u0000${acceptance.policy}\u0000${acceptance.version}`;
-    const row = { user_id: r.user_id, policy: acceptance.policy, version: acceptance.version, accepted_at: opts.now };
+    const key = `${userId}\u0000${acceptance.policy}\u0000${acceptance.version}`;
+    const row = { user_id: userId, policy: acceptance.policy, version: acceptance.version, accepted_at: opts.now };
     if (rows.has(key)) skip(report, 'another language of a policy version already accepted');
     else if (!fits(row)) skip(report, TOO_LONG);
     else rows.set(key, { key, row });
@@ -356,52 +397,34 @@ function readAcceptedTerms(sydent: BetterSqlite3.Database, opts: ReadOptions): T
   return { report, table: 'accepted_terms', rows: [...rows.values()] };
 }
 
-interface SessionRow {
-  id: number;
-  medium: string;
-  address: string;
-  clientSecret: string;
-  validated: number | null;
-  mtime: number;
-  token: string | null;
-  sendAttemptNumber: number | null;
-}
-
 /**
  * Validation sessions still usable: Sydent's last 24 hours from their last email (mtime); here they last
  * binding.sessionLifetimeMs (the emailed token binding.tokenLifetimeMs) from it. The sid stays Sydent's number.
  */
-function readSessions(sydent: BetterSqlite3.Database, opts: ReadOptions): TablePlan {
+function planSessions(snap: Snapshot, opts: ReadOptions): TablePlan {
   const report = newReport('validation sessions');
   const rows: Planned[] = [];
-  for (const s of sydent
-    .prepare(
-      `SELECT s.id, s.medium, s.address, s.clientSecret, s.validated, s.mtime, t.token, t.sendAttemptNumber
-       FROM threepid_validation_sessions s
-       LEFT JOIN threepid_token_auths t ON t.id = (SELECT max(id) FROM threepid_token_auths WHERE validationSession = s.id)
-       ORDER BY s.id`,
-    )
-    .iterate() as IterableIterator<SessionRow>) {
+  for (const [id, medium, address, clientSecret, validatedFlag, rawMtime, token, sendAttemptNumber] of snap.sessions) {
     report.read++;
-    const mtime = Number(s.mtime);
-    const validated = Boolean(s.validated);
+    const mtime = Number(rawMtime);
+    const validated = Boolean(validatedFlag);
     const expiresAt = mtime + opts.sessionLifetimeMs;
     const tokenExpiresAt = mtime + opts.validationTokenLifetimeMs;
     const row = {
-      sid: String(s.id),
-      medium: s.medium,
-      address: normaliseAddress(s.medium, s.address),
-      client_secret: s.clientSecret,
-      token: s.token,
-      send_attempt: Number(s.sendAttemptNumber ?? 0),
+      sid: String(id),
+      medium,
+      address: normaliseAddress(medium, address),
+      client_secret: clientSecret,
+      token,
+      send_attempt: Number(sendAttemptNumber ?? 0),
       next_link: null,
       created_at: mtime,
       token_expires_at: tokenExpiresAt,
       validated_at: validated ? mtime : null,
       expires_at: expiresAt,
     };
-    if (s.medium !== 'email') skip(report, `${s.medium}: Tessera validates email addresses only`);
-    else if (s.token === null) skip(report, 'no token was ever sent');
+    if (medium !== 'email') skip(report, `${medium}: Tessera validates email addresses only`);
+    else if (token === null) skip(report, 'no token was ever sent');
     else if ((validated ? expiresAt : Math.min(expiresAt, tokenExpiresAt)) <= opts.now) skip(report, 'expired');
     else if (!fits(row)) skip(report, TOO_LONG);
     else rows.push({ key: row.sid, row });
@@ -409,34 +432,24 @@ function readSessions(sydent: BetterSqlite3.Database, opts: ReadOptions): TableP
   return { report, table: 'validation_sessions', rows };
 }
 
-/** Reads everything the import needs in one read transaction over Sydent's database. */
+/** Reads everything the import needs in one short read transaction over Sydent's database, then plans it. */
 export function readSydent(sydent: BetterSqlite3.Database, opts: ReadOptions): SydentData {
-  sydent.prepare('BEGIN').run();
-  try {
-    // Sydent keeps one row (id 0); the newest id wins should there be more.
-    const pepperRow = sydent.prepare('SELECT lookup_pepper FROM hashing_metadata ORDER BY id DESC LIMIT 1').get() as
-      { lookup_pepper: string | null } | undefined;
-    const pepper = pepperRow?.lookup_pepper ?? undefined;
-    const { plan: associations, removals } = readAssociations(sydent, opts, pepper ?? opts.fallbackPepper ?? '');
-    const { plan: invites, delivered } = readInvites(sydent, opts);
-    const plans = [
-      associations,
-      invites,
-      readEphemeralKeys(sydent, opts),
-      readAccessTokens(sydent, opts),
-      readAcceptedTerms(sydent, opts),
-      readSessions(sydent, opts),
-    ];
-    const accounts = newReport('accounts');
-    accounts.read = count(sydent, 'accounts');
-    if (accounts.read > 0)
-      skip(accounts, 'carried by their access tokens and accepted terms (Tessera keeps no account rows)', accounts.read);
-    const peers = newReport('replication peers');
-    peers.read = count(sydent, 'peers');
-    if (peers.read > 0) skip(peers, 'not carried over: Tessera does not replicate', peers.read);
-    return { pepper, plans, removals, deliveredInviteTokens: delivered, notCarried: [accounts, peers] };
-  } finally {
-    sydent.prepare('COMMIT').run();
-  }
+  const started = Date.now();
+  const snap = takeSnapshot(sydent);
+  const snapshotMs = Date.now() - started;
+  // each table's rows are let go once planned: the raw copy and the plans would otherwise be held together
+  const { plan: associations, removals } = planAssociations(snap, opts, snap.pepper ?? opts.fallbackPepper ?? '');
+  snap.local = snap.global = [];
+  const { plan: invites, delivered } = planInvites(snap, opts);
+  snap.invites = [];
+  const keys = planEphemeralKeys(snap, opts);
+  snap.keys = [];
+  const plans = [associations, invites, keys, planAccessTokens(snap, opts), planAcceptedTerms(snap, opts), planSessions(snap, opts)];
+  const accounts = newReport('accounts');
+  accounts.read = snap.accounts;
+  if (accounts.read > 0) skip(accounts, 'carried by their access tokens and accepted terms (Tessera keeps no account rows)', accounts.read);
+  const peers = newReport('replication peers');
+  peers.read = snap.peers;
+  if (peers.read > 0) skip(peers, 'not carried over: Tessera does not replicate', peers.read);
+  return { pepper: snap.pepper, plans, removals, deliveredInviteTokens: delivered, notCarried: [accounts, peers], snapshotMs };
 }
-

@@ -433,6 +433,38 @@ describe.each(testDatabases())('importing Sydent into $name', (db) => {
     }
   });
 
+  it('carries every row of tables longer than one batch', async () => {
+    const fresh = await db.create();
+    const n = 2500;
+    try {
+      const big = writeSydent(join(dir, 'big'), (s) => {
+        const local = s.prepare(
+          'INSERT INTO local_threepid_associations (medium, address, mxid, ts, notBefore, notAfter) VALUES (?, ?, ?, ?, ?, ?)',
+        );
+        const invite = s.prepare(
+          'INSERT INTO invite_tokens (medium, address, room_id, sender, token, received_ts, sent_ts) VALUES (?, ?, ?, ?, ?, ?, NULL)',
+        );
+        const key = s.prepare('INSERT INTO ephemeral_public_keys (public_key, verify_count, persistence_ts) VALUES (?, 0, ?)');
+        s.transaction(() => {
+          for (let i = 0; i < n; i++) {
+            local.run('email', `user${i}@example.org`, `@user${i}:hs.example`, T1, T1, FAR);
+            invite.run('email', `invitee${i}@example.org`, '!r:hs.example', '@s:hs.example', `bigToken${i}`, nowS());
+            key.run(encodeUrlSafe(generateKeyPair().publicKey), nowS());
+          }
+        })();
+      });
+      const first = await importSydent(big, fresh.url, join(dir, 'big-data'));
+      expect(first.code, first.err).toBe(0);
+      for (const table of ['associations', 'invites', 'ephemeral keys'])
+        expect(tableLine(first, table)).toMatch(new RegExp(`^${table}\\s+${n}\\s+${n}\\s+0\\s`));
+      const second = await importSydent(big, fresh.url, join(dir, 'big-data'));
+      for (const table of ['associations', 'invites', 'ephemeral keys'])
+        expect(tableLine(second, table)).toMatch(new RegExp(`^${table}\\s+${n}\\s+0\\s+${n}\\s`));
+    } finally {
+      await fresh.dispose();
+    }
+  });
+
   it('reports without writing on --dry-run, and reads a schema version 4 database', async () => {
     const fresh = await db.create();
     const freshData = join(dir, 'dry-data');
