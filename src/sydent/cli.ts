@@ -194,6 +194,7 @@ export async function main(argv: string[], io: Io, writeTty: (s: string) => void
         ini,
         (setting, value) => (setting === '[general] terms.path' ? termsFile : pathSetting(setting, value)),
         config,
+        (w) => warnings.push(w),
       ),
     )}`;
     sydent = openSydent(dbFile);

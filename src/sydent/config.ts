@@ -91,6 +91,21 @@ const lines = (v: string | undefined) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
+const commaList = (v: string | undefined) =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/** configparser's getboolean. */
+function getBoolean(v: string | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  const b = v.trim().toLowerCase();
+  if (['1', 'yes', 'true', 'on'].includes(b)) return true;
+  if (['0', 'no', 'false', 'off'].includes(b)) return false;
+  throw new ImportError(`${v} is not a boolean as Sydent reads one (true/false, yes/no, on/off, 1/0)`);
+}
+
 /** Sydent's `email.tlsmode` (0 / 1 or SSL / 2 or STARTTLS) as Tessera's mail.smtp.tls. */
 function tlsMode(mode: string | undefined): 'none' | 'tls' | 'starttls' | undefined {
   if (mode === undefined) return undefined;
@@ -109,6 +124,7 @@ export function tesseraConfigFromSydent(
   ini: Ini,
   path: (setting: string, value: string) => string | undefined,
   config: Config,
+  warn: (message: string) => void = () => {},
 ): Record<string, unknown> {
   const get = (section: string, key: string, raw = false) => iniValue(ini, section, key, { raw });
   const prune = (o: Record<string, unknown>): Record<string, unknown> => {
@@ -129,8 +145,31 @@ export function tesseraConfigFromSydent(
   const templates = get('general', 'templates.path');
   const terms = get('general', 'terms.path');
   const redact = get('email', 'email.third_party_invite_username_obfuscate_characters');
+  // Sydent reads these two with `value.lower() == "true"`, the [http] ones with configparser's getboolean
+  const sydentTrue = (v: string | undefined) => (v === undefined ? undefined : v.toLowerCase() === 'true');
+  const v1 = sydentTrue(get('general', 'enable_v1_access'));
+  if (v1 !== false && sydentTrue(get('general', 'enable_v1_associations')) === false) {
+    warn(
+      '[general] enable_v1_associations = false has no Tessera setting: with v1 served, so is v1 binding (server.v1Enabled: false turns all of v1 off)',
+    );
+  }
+  if (get('general', 'ip.blacklist')) {
+    warn(
+      '[general] ip.blacklist is not carried: Tessera never calls private, loopback or link-local addresses unless federation.allow lists them',
+    );
+  }
   return prune({
-    server: { name: get('general', 'server.name'), publicBaseUrl },
+    server: {
+      name: get('general', 'server.name'),
+      publicBaseUrl,
+      v1Enabled: v1 === false ? false : undefined,
+      trustProxy: getBoolean(get('http', 'obey_x_forwarded_for')) || undefined,
+    },
+    federation: {
+      verifyTls: getBoolean(get('http', 'federation.verifycerts')) === false ? false : undefined,
+      allow: commaList(get('general', 'ip.whitelist')),
+    },
+    accounts: { allowedServers: commaList(get('general', 'homeserver_allow_list')) },
     database: { url: config.database.url || undefined },
     keys: { signingKeyFile: config.keys.signingKey ? undefined : config.keys.signingKeyFile },
     terms: { file: terms ? path('[general] terms.path', terms) : undefined },

@@ -20,6 +20,7 @@ import { writeSydent, type SydentFixture } from '../helpers/sydentDb.js';
 import { generateKeyPair } from '../../src/keys/ed25519.js';
 import { parseSigningKey } from '../../src/keys/KeyRing.js';
 import { encodeUnpadded, encodeUrlSafe } from '../../src/platform/base64.js';
+import { loadConfig } from '../../src/platform/config.js';
 
 const exec = promisify(execFile);
 const V1 = '/_matrix/identity/api/v1';
@@ -182,7 +183,10 @@ describe.each(testDatabases())('importing Sydent into $name', (db) => {
     expect(firstImport.err).toContain('  associations: 4/4');
 
     const config = parse(firstImport.out) as Record<string, any>;
-    expect(config.server).toEqual({ name: 'sydent.example', publicBaseUrl: 'https://sydent.example' });
+    expect(config.server).toEqual({ name: 'sydent.example', publicBaseUrl: 'https://sydent.example', v1Enabled: false, trustProxy: true });
+    expect(config.accounts).toEqual({ allowedServers: ['hs.example', 'other.example'] });
+    // every key is one Tessera knows, with a value it accepts
+    expect(loadConfig({ argv: [], env: {}, overrides: config }).mail.smtp.password).toBe('p%ss');
     expect(config.mail).toMatchObject({
       from: 'Sydent Validation <noreply@sydent.example>',
       // port, password, brand, templates and the invitation subject come from [DEFAULT]; %% is a literal %
